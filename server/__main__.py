@@ -1,0 +1,187 @@
+"""`configcenter` / `python -m server`: serve, migrate, user add, token create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from server.config import Config, ConfigError, load_config
+from server.coord.local import LocalCoordinator
+from server.domain.context import DomainContext
+from server.domain.published import PublishedConfigs
+from server.domain.scopes import Principal
+from server.domain.services import Services
+from server.errors import AppError
+from server.store.migrations import current_version, migrate
+from server.store.store import Store
+
+log = logging.getLogger("server")
+
+CLI_ACTOR = Principal(name="cli", scopes=frozenset({"admin"}), token_id=None, kind="cli")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        pass
+    log.info(
+        "configcenter serving on http://%s:%d (store %s, %s)",
+        config.server.host,
+        config.server.port,
+        config.store.url.split("://")[0],
+        "standalone" if config.standalone else f"etcd {','.join(config.etcd.endpoints)}",
+    )
+    web.run_app(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=5.0,
+    )
+    return 0
+
+
+async def _with_services(config: Config, action: Callable[[Services], Awaitable[int]]) -> int:
+    store = Store.from_config(config)
+    await store.open()
+    try:
+        ctx = DomainContext(store, LocalCoordinator(), PublishedConfigs(), config.limits)
+        return await action(Services.build(ctx, config.auth.session_ttl))
+    finally:
+        await store.close()
+
+
+async def _migrate(config: Config) -> int:
+    store = Store.from_config(config)
+    await store.db.open()
+    try:
+        applied = await migrate(store.db)
+        version = await current_version(store.db)
+    finally:
+        await store.close()
+    names = ", ".join(f"{m.version:03d}_{m.name}" for m in applied) or "nothing to apply"
+    print(f"schema at version {version} ({names})")
+    return 0
+
+
+def _read_password(prompt_twice: bool) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if prompt_twice and getpass.getpass("again: ") != first:
+        raise AppError("invalid_password", 400, "the passwords differ")
+    return first
+
+
+async def _user_add(config: Config, args: argparse.Namespace) -> int:
+    password = _read_password(prompt_twice=True)
+
+    async def action(services: Services) -> int:
+        user = await services.auth.add_user(args.name, password, args.admin, args.scope, "cli")
+        print(f"created user {user.name}{' (admin)' if user.is_admin else ''}")
+        return 0
+
+    return await _with_services(config, action)
+
+
+async def _token_create(config: Config, args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        token, secret = await services.auth.create_token(CLI_ACTOR, args.name, args.scope)
+        print(secret)
+        print(
+            f"token {token.id} ({' '.join(token.scopes)}): shown once, store it now",
+            file=sys.stderr,
+        )
+        return 0
+
+    return await _with_services(config, action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="configcenter", description=__doc__)
+    parser.add_argument("--config", type=Path, default=None, help="config file (config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
+    migrate_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    user = commands.add_parser("user", help="manage users").add_subparsers(
+        dest="user_command", required=True
+    )
+    user_add = user.add_parser("add", help="create a user; the password is read from stdin")
+    user_add.add_argument("name")
+    user_add.add_argument("--admin", action="store_true")
+    user_add.add_argument("--scope", action="append", default=[], help="write:APP or read:APP")
+    user_add.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    token = commands.add_parser("token", help="manage API tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    token_create = token.add_parser("create", help="create a token and print its secret once")
+    token_create.add_argument("name")
+    token_create.add_argument(
+        "--scope", nargs="+", required=True, help="admin, write:APP, read:APP"
+    )
+    token_create.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    _add_remote_commands(commands)
+    return parser
+
+
+def _add_remote_commands(commands: Any) -> None:
+    try:
+        from server import remote_cli
+    except ImportError:  # pragma: no cover - ships with the server
+        return
+    remote_cli.add_commands(commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; a bad config ends the process with one line and exit code 2."""
+    _setup_logging()
+    args = build_parser().parse_args(argv)
+    if getattr(args, "remote", False):
+        return int(args.run(args))
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"configcenter: config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "serve":
+            return _serve(config, args)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(config))
+        if args.command == "user":
+            return asyncio.run(_user_add(config, args))
+        if args.command == "token":
+            return asyncio.run(_token_create(config, args))
+    except AppError as exc:
+        print(f"configcenter: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""What every handler shares: the caller, the services, JSON in and out."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.domain.scopes import Principal
+from server.domain.services import Services
+from server.errors import AppError
+from server.keys import SERVICES
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+SESSION_SECRET = web.RequestKey("session_secret", str)
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def services(request: web.Request) -> Services:
+    """The domain services."""
+    return request.app[SERVICES]
+
+
+def principal(request: web.Request) -> Principal:
+    """The authenticated caller (set by the auth middleware)."""
+    return request[PRINCIPAL]
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON answer serialised with orjson."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if kind == "missing":
+        return f"missing field {where!r}"
+    return f"field {where!r}: {error.get('msg', 'invalid')}"
+
+
+async def read_body(request: web.Request, model: type[Body], allow_empty: bool = False) -> Body:
+    """The request body parsed as JSON and validated against model, or a 400."""
+    raw = await request.read()
+    if not raw.strip():
+        if allow_empty:
+            return model.model_validate({})
+        raise AppError("invalid_json", 400, "a JSON object body is required")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise AppError("invalid_json", 400, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AppError("invalid_json", 400, "the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        details = "; ".join(_describe(dict(e)) for e in errors[:5])
+        raise AppError("invalid_request", 400, details) from None
+
+
+def int_query(
+    request: web.Request, name: str, default: int | None, low: int, high: int
+) -> int | None:
+    """An optional integer query parameter within [low, high], or a 400."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise AppError("invalid_request", 400, f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise AppError("invalid_request", 400, f"{name} must be between {low} and {high}")
+    return value
+
+
+def etag_revision(header: str | None) -> int | None:
+    """A revision from an If-Match header ("7", 7 or W/"7"), or a 400."""
+    if header is None:
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise AppError("invalid_request", 400, 'If-Match must be an item revision like "7"')
+    return int(value)
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """An integer path segment, or a 400."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise AppError("invalid_request", 400, f"{name} must be a positive integer")
+    return int(raw)

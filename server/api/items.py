@@ -1,0 +1,73 @@
+"""The draft: items, batches and the diff."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.common import (
+    etag_revision,
+    json_response,
+    principal,
+    read_body,
+    services,
+)
+from server.api.schemas import PatchItemsBody, PutItemBody
+
+
+def _where(request: web.Request) -> tuple[str, str]:
+    return request.match_info["app"], request.match_info["env"]
+
+
+async def list_items(request: web.Request) -> web.Response:
+    """GET …/items."""
+    items = await services(request).drafts.list_items(principal(request), *_where(request))
+    return json_response({"items": [item.to_json() for item in items]})
+
+
+async def get_item(request: web.Request) -> web.Response:
+    """GET …/items/{key}; ETag is the item's revision."""
+    item = await services(request).drafts.get_item(
+        principal(request), *_where(request), request.match_info["key"]
+    )
+    return json_response(item.to_json(), headers={"ETag": f'"{item.revision}"'})
+
+
+async def put_item(request: web.Request) -> web.Response:
+    """PUT …/items/{key}; If-Match guards against overwriting someone else's edit."""
+    if_match = etag_revision(request.headers.get("If-Match"))
+    body = await read_body(request, PutItemBody)
+    item, created = await services(request).drafts.put_item(
+        principal(request),
+        *_where(request),
+        request.match_info["key"],
+        body.value,
+        body.comment,
+        if_match,
+    )
+    return json_response(
+        item.to_json(), status=201 if created else 200, headers={"ETag": f'"{item.revision}"'}
+    )
+
+
+async def delete_item(request: web.Request) -> web.Response:
+    """DELETE …/items/{key}."""
+    if_match = etag_revision(request.headers.get("If-Match"))
+    await services(request).drafts.delete_item(
+        principal(request), *_where(request), request.match_info["key"], if_match
+    )
+    return web.Response(status=204)
+
+
+async def patch_items(request: web.Request) -> web.Response:
+    """PATCH …/items: {"set": {k: v}, "delete": [k]}, all or none."""
+    body = await read_body(request, PatchItemsBody)
+    items = await services(request).drafts.patch_items(
+        principal(request), *_where(request), body.to_set, body.delete
+    )
+    return json_response({"items": [item.to_json() for item in items]})
+
+
+async def get_diff(request: web.Request) -> web.Response:
+    """GET …/diff."""
+    diff = await services(request).drafts.diff(principal(request), *_where(request))
+    return json_response(diff.to_json())

@@ -1,0 +1,98 @@
+"""The OpenAPI 3.1 document, built from the route table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from server.api.common import json_response
+from server.api.routes import ROUTES, Route
+
+_PARAM = re.compile(r"{(\w+)}")
+
+EXTRA_PATHS: list[tuple[str, str, str]] = []
+"""(method, path, summary) of routes registered outside the API table (the admin page)."""
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "operationId": route.name,
+        "summary": route.summary,
+        "tags": [route.tag],
+        "responses": {
+            str(status): {"description": text} for status, text in sorted(route.responses.items())
+        },
+    }
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in _PARAM.findall(route.path)
+    ]
+    parameters += [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        for name in route.query
+    ]
+    if parameters:
+        operation["parameters"] = parameters
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": route.body.model_json_schema(by_alias=True)}
+            },
+        }
+    if not route.public:
+        operation["security"] = [{"bearer": []}, {"session": []}]
+        operation["responses"].setdefault("401", {"description": "no or bad token"})
+        operation["responses"].setdefault("403", {"description": "missing scope"})
+    return operation
+
+
+def build_document() -> dict[str, Any]:
+    """Every route of the server."""
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
+    for method, path, summary in EXTRA_PATHS:
+        paths.setdefault(path, {})[method.lower()] = {
+            "summary": summary,
+            "tags": ["admin page"],
+            "responses": {"200": {"description": "HTML"}},
+        }
+    paths.setdefault("/api/openapi.json", {})["get"] = {
+        "operationId": "get_openapi",
+        "summary": "This document",
+        "tags": ["ops"],
+        "responses": {"200": {"description": "OpenAPI 3.1"}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "configcenter", "version": "1"},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "cc_session"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+        "paths": paths,
+    }
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    """GET /api/openapi.json."""
+    return json_response(build_document())

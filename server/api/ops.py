@@ -1,0 +1,62 @@
+"""Operations: health, readiness, metrics, audit and the cluster view."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.common import int_query, json_response, principal, services
+from server.errors import AppError
+from server.keys import COORDINATOR, HUB, METRICS, PUBLISHED, STORE
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 when the store and the coordinator answer, else 503 with the reason."""
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("store", request.app[STORE].ping),
+        ("coordinator", request.app[COORDINATOR].check),
+    ):
+        try:
+            await check()
+            checks[name] = "ok"
+        except AppError as exc:
+            checks[name] = exc.message
+        except Exception as exc:
+            checks[name] = f"{type(exc).__name__}: {exc}"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text."""
+    metrics = request.app[METRICS]
+    metrics.ws_connections.set(request.app[HUB].subscriber_count)
+    metrics.published_envs.set(len(request.app[PUBLISHED]))
+    return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
+
+
+async def list_audit(request: web.Request) -> web.Response:
+    """GET /api/v1/audit?app=&limit=&before= (admin)."""
+    limit = int_query(request, "limit", 100, 1, 500)
+    before = int_query(request, "before", None, 1, 2**62)
+    assert limit is not None
+    entries = await services(request).list_audit(
+        principal(request), request.query.get("app") or None, limit, before
+    )
+    return json_response({"entries": [e.to_json() for e in entries]})
+
+
+async def get_cluster(request: web.Request) -> web.Response:
+    """GET /api/v1/cluster (admin): replicas, etcd members, lock holders."""
+    principal(request).require_admin()
+    description = await request.app[COORDINATOR].describe()
+    description["subscribers"] = request.app[HUB].subscriber_count
+    return json_response(description)

@@ -1,0 +1,213 @@
+"""The route table: what is registered and what the OpenAPI document describes, from one list."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from server.api import apps, auth, config, items, ops, releases
+from server.api import schemas as s
+from server.watch import http as watch_http
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+ENV = "/api/v1/apps/{app}/envs/{env}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One registered route and its documentation."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
+    public: bool = False
+    tag: str = "config"
+    query: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The route name: the handler's name."""
+        return self.handler.__name__
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthz", ops.healthz, "Process is up", public=True, tag="ops"),
+    Route(
+        "GET",
+        "/readyz",
+        ops.readyz,
+        "Store and coordinator answer",
+        responses={200: "ready", 503: "not ready"},
+        public=True,
+        tag="ops",
+    ),
+    Route("GET", "/metrics", ops.get_metrics, "Prometheus metrics", public=True, tag="ops"),
+    Route(
+        "POST",
+        "/api/v1/login",
+        auth.login,
+        "Sign in; returns a session token",
+        s.LoginBody,
+        {200: "token", 401: "wrong credentials"},
+        public=True,
+        tag="auth",
+    ),
+    Route(
+        "POST",
+        "/api/v1/logout",
+        auth.logout,
+        "End the caller's session",
+        responses={204: "signed out"},
+        tag="auth",
+    ),
+    Route("GET", "/api/v1/me", auth.whoami, "The caller and its scopes", tag="auth"),
+    Route(
+        "POST",
+        "/api/v1/tokens",
+        auth.create_token,
+        "Create an API token (admin)",
+        s.CreateTokenBody,
+        {201: "token with its secret, shown once"},
+        tag="auth",
+    ),
+    Route("GET", "/api/v1/tokens", auth.list_tokens, "List API tokens (admin)", tag="auth"),
+    Route(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        auth.revoke_token,
+        "Revoke a token (admin)",
+        responses={204: "revoked"},
+        tag="auth",
+    ),
+    Route("GET", "/api/v1/apps", apps.list_apps, "Apps the caller may see", tag="apps"),
+    Route(
+        "POST",
+        "/api/v1/apps",
+        apps.create_app,
+        "Create an app",
+        s.CreateAppBody,
+        {201: "created", 409: "exists"},
+        tag="apps",
+    ),
+    Route("GET", "/api/v1/apps/{app}", apps.get_app, "One app", tag="apps"),
+    Route(
+        "DELETE",
+        "/api/v1/apps/{app}",
+        apps.delete_app,
+        "Delete an app and its history",
+        responses={204: "deleted"},
+        tag="apps",
+    ),
+    Route(
+        "POST",
+        "/api/v1/apps/{app}/envs",
+        apps.create_env,
+        "Add an env",
+        s.CreateEnvBody,
+        {201: "created", 409: "exists"},
+        tag="apps",
+    ),
+    Route("GET", f"{ENV}/items", items.list_items, "The draft", tag="draft"),
+    Route(
+        "PATCH",
+        f"{ENV}/items",
+        items.patch_items,
+        "Many edits, all or none",
+        s.PatchItemsBody,
+        tag="draft",
+    ),
+    Route(
+        "GET",
+        f"{ENV}/items/{{key}}",
+        items.get_item,
+        "One draft item; ETag = revision",
+        tag="draft",
+    ),
+    Route(
+        "PUT",
+        f"{ENV}/items/{{key}}",
+        items.put_item,
+        "Create or replace an item",
+        s.PutItemBody,
+        {200: "replaced", 201: "created", 412: "If-Match mismatch"},
+        tag="draft",
+    ),
+    Route(
+        "DELETE",
+        f"{ENV}/items/{{key}}",
+        items.delete_item,
+        "Remove an item from the draft",
+        responses={204: "deleted"},
+        tag="draft",
+    ),
+    Route("GET", f"{ENV}/diff", items.get_diff, "Draft against the latest release", tag="draft"),
+    Route(
+        "POST",
+        f"{ENV}/releases",
+        releases.publish_release,
+        "Publish the draft",
+        s.PublishBody,
+        {201: "release", 409: "nothing_to_publish"},
+        tag="releases",
+    ),
+    Route(
+        "GET",
+        f"{ENV}/releases",
+        releases.list_releases,
+        "Releases, newest first",
+        tag="releases",
+        query=("limit", "before"),
+    ),
+    Route(
+        "GET", f"{ENV}/releases/{{version}}", releases.get_release, "One release", tag="releases"
+    ),
+    Route(
+        "POST",
+        f"{ENV}/releases/{{version}}/rollback",
+        releases.rollback_release,
+        "New release with an earlier snapshot",
+        s.RollbackBody,
+        {201: "release"},
+        tag="releases",
+    ),
+    Route(
+        "GET",
+        f"{ENV}/config",
+        config.get_config,
+        "Latest release; ETag, formats, long poll",
+        responses={200: "config", 304: "not modified", 404: "never published"},
+        query=("format", "after", "wait"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/watch",
+        watch_http.watch,
+        "WebSocket push channel",
+        responses={101: "switching protocols"},
+        query=("app", "env", "after", "token"),
+    ),
+    Route(
+        "GET", "/api/v1/cluster", ops.get_cluster, "Replicas, etcd members, lock holders", tag="ops"
+    ),
+    Route(
+        "GET",
+        "/api/v1/audit",
+        ops.list_audit,
+        "Who changed what (admin)",
+        tag="ops",
+        query=("app", "limit", "before"),
+    ),
+)
+
+
+def add_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
+    """Register every route under its handler's name."""
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)

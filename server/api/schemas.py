@@ -1,0 +1,65 @@
+"""Request bodies: unknown fields and wrong types are refused at the edge."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RequestBody(BaseModel):
+    """Strict, closed JSON objects."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LoginBody(RequestBody):
+    """POST /api/v1/login."""
+
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class CreateAppBody(RequestBody):
+    """POST /api/v1/apps."""
+
+    name: str
+    description: str = ""
+    envs: list[str] = Field(default_factory=list, max_length=64)
+
+
+class CreateEnvBody(RequestBody):
+    """POST /api/v1/apps/{app}/envs."""
+
+    name: str
+
+
+class PutItemBody(RequestBody):
+    """PUT …/items/{key}."""
+
+    value: str
+    comment: str | None = None
+
+
+class PatchItemsBody(RequestBody):
+    """PATCH …/items: all edits or none."""
+
+    to_set: dict[str, str] = Field(default_factory=dict, alias="set")
+    delete: list[str] = Field(default_factory=list)
+
+
+class PublishBody(RequestBody):
+    """POST …/releases."""
+
+    comment: str = ""
+
+
+class RollbackBody(RequestBody):
+    """POST …/releases/{version}/rollback."""
+
+    comment: str = ""
+
+
+class CreateTokenBody(RequestBody):
+    """POST /api/v1/tokens."""
+
+    name: str
+    scopes: list[str]

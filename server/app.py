@@ -1,0 +1,131 @@
+"""create_app(config): the only wiring; no I/O happens until the app starts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server.api.openapi import get_openapi
+from server.api.routes import add_routes
+from server.config import Config
+from server.coord import create_coordinator
+from server.coord.base import ClusterEvent
+from server.domain.context import DomainContext
+from server.domain.model import utc_now
+from server.domain.published import PublishedConfigs
+from server.domain.services import Services
+from server.keys import CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, SERVICES, STORE
+from server.metrics import Metrics
+from server.middleware import authenticate, observe
+from server.store.store import Store
+from server.watch.hub import Hub
+
+log = logging.getLogger(__name__)
+
+SESSION_SWEEP_SECONDS = 3600.0
+
+
+def create_app(config: Config) -> web.Application:
+    """The application: routes, middlewares and resources opened in cleanup_ctx order."""
+    app = web.Application(
+        middlewares=[observe, authenticate], client_max_size=config.limits.max_body_bytes
+    )
+    advertise = f"http://{config.server.host}:{config.server.port}"
+    store = Store.from_config(config)
+    coordinator = create_coordinator(config, advertise)
+    published = PublishedConfigs()
+    ctx = DomainContext(store, coordinator, published, config.limits)
+    services = Services.build(ctx, config.auth.session_ttl)
+    hub = Hub(published, config.limits.max_subscriptions_per_socket)
+
+    app[CONFIG] = config
+    app[STORE] = store
+    app[COORDINATOR] = coordinator
+    app[PUBLISHED] = published
+    app[SERVICES] = services
+    app[HUB] = hub
+    app[METRICS] = Metrics()
+
+    add_routes(app)
+    app.router.add_get("/api/openapi.json", get_openapi, name="get_openapi")
+    _add_pages(app)
+
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_coordinator_ctx)
+    app.cleanup_ctx.append(_hub_ctx)
+    app.cleanup_ctx.append(_session_sweeper_ctx)
+    return app
+
+
+def _add_pages(app: web.Application) -> None:
+    """The admin page, when its module is present."""
+    try:
+        from server import pages
+    except ImportError:  # pragma: no cover - the page ships with the server
+        return
+    pages.setup(app)
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    await store.open()
+    generated = await app[SERVICES].auth.bootstrap_admin(
+        os.environ.get("CONFIGCENTER_ADMIN_PASSWORD")
+    )
+    if generated is not None:
+        # The contract: a random bootstrap password is written once to the log.
+        log.warning("created user admin with password %s (change it)", generated)
+    yield
+    await store.close()
+
+
+async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
+    coordinator = app[COORDINATOR]
+    services = app[SERVICES]
+    hub = app[HUB]
+    published = app[PUBLISHED]
+
+    def on_event(event: ClusterEvent) -> None:
+        if event.kind == "token_revoked":
+            services.auth.forget_token(int(event.data["id"]))
+            closed = hub.close_token(int(event.data["id"]))
+            if closed:
+                log.info("closed %d sockets of revoked token %s", closed, event.data["id"])
+        elif event.kind == "app_deleted":
+            published.remove_app(str(event.data["app"]))
+        else:
+            services.auth.handle_event(event)
+
+    coordinator.on_event(on_event)
+    await coordinator.start(published, services.releases)
+    yield
+    await coordinator.close()
+
+
+async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[HUB].close_all()
+
+
+async def _session_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SESSION_SWEEP_SECONDS)
+            try:
+                async with app[STORE].transaction() as q:
+                    removed = await q.delete_expired_sessions(utc_now())
+                if removed:
+                    log.info("removed %d expired sessions", removed)
+            except Exception:
+                log.exception("session sweep failed")
+
+    task = asyncio.create_task(sweep(), name="session-sweeper")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

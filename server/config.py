@@ -1,0 +1,190 @@
+"""config.toml plus CONFIGCENTER_<SECTION>_<KEY> overrides, as frozen dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+ENV_PREFIX = "CONFIGCENTER_"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+class ConfigError(Exception):
+    """A config file or value that cannot be used; the process ends with exit code 2."""
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    """Where the HTTP server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """The relational store: sqlite:///PATH or mysql://USER:PASS@HOST:PORT/DB."""
+
+    url: str = "sqlite:///data/configcenter.db"
+    pool_size: int = 10
+
+
+@dataclass(frozen=True)
+class EtcdSection:
+    """etcd endpoints (host:port); none means standalone mode."""
+
+    endpoints: tuple[str, ...] = ()
+    prefix: str = "/configcenter"
+    lock_ttl: int = 10
+    refresh_interval: float = 10.0
+
+
+@dataclass(frozen=True)
+class LimitsSection:
+    """Size limits enforced at the edge."""
+
+    max_value_bytes: int = 64 * 1024
+    max_items_per_env: int = 10_000
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_subscriptions_per_socket: int = 100
+    send_queue_size: int = 256
+
+
+@dataclass(frozen=True)
+class AuthSection:
+    """Session lifetime in seconds."""
+
+    session_ttl: int = 12 * 3600
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerSection = field(default_factory=ServerSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    etcd: EtcdSection = field(default_factory=EtcdSection)
+    limits: LimitsSection = field(default_factory=LimitsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def standalone(self) -> bool:
+        """True when no etcd is configured."""
+        return not self.etcd.endpoints
+
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file for a sqlite:// store URL, relative paths against base_dir."""
+        if not self.store.url.startswith("sqlite:///"):
+            return None
+        path = Path(unquote(self.store.url.removeprefix("sqlite:///")))
+        return path if path.is_absolute() else self.base_dir / path
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSection,
+    "store": StoreSection,
+    "etcd": EtcdSection,
+    "limits": LimitsSection,
+    "auth": AuthSection,
+}
+
+
+def _coerce(section: str, key: str, kind: Any, value: Any, from_env: bool) -> Any:
+    where = f"[{section}] {key}"
+    if kind in (int, "int"):
+        if from_env:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if value < 0 or (value == 0 and key != "port"):
+            raise ConfigError(f"{where}: must be positive, got {value}")
+        return value
+    if kind in (float, "float"):
+        if from_env:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}: expected a positive number, got {value!r}")
+        return float(value)
+    if kind in (str, "str"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if kind in ("tuple[str, ...]",):
+        if from_env:
+            value = [part.strip() for part in str(value).split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{where}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _check(config: Config) -> Config:
+    url = config.store.url
+    scheme = urlsplit(url).scheme
+    if scheme not in ("sqlite", "mysql"):
+        raise ConfigError(f"[store] url: expected sqlite:///PATH or mysql://..., got {scheme!r}")
+    if scheme == "mysql":
+        parts = urlsplit(url)
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ConfigError("[store] url: a mysql URL needs a host and a database name")
+    if not 0 <= config.server.port <= 65535:
+        raise ConfigError(f"[server] port: out of range: {config.server.port}")
+    for endpoint in config.etcd.endpoints:
+        host, _, port = endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"[etcd] endpoints: expected host:port, got {endpoint!r}")
+    if not config.etcd.prefix.startswith("/") or config.etcd.prefix.endswith("/"):
+        raise ConfigError("[etcd] prefix: must start with '/' and not end with '/'")
+    if config.etcd.lock_ttl < 2:
+        raise ConfigError("[etcd] lock_ttl: must be at least 2 seconds")
+    return config
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read a TOML file (default: config.toml beside the package) and apply env overrides."""
+    environ = os.environ if environ is None else environ
+    explicit = path is not None
+    path = path or DEFAULT_CONFIG_PATH
+    raw: dict[str, Any] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"{path}: no such config file")
+    for name in raw:
+        if name not in _SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{name}]")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in fields:
+                raise ConfigError(f"{path}: unknown key {key!r} in [{name}]")
+        kwargs: dict[str, Any] = {}
+        for key, f in fields.items():
+            env_name = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+            if env_name in environ:
+                kwargs[key] = _coerce(name, key, f.type, environ[env_name], from_env=True)
+            elif key in values:
+                kwargs[key] = _coerce(name, key, f.type, values[key], from_env=False)
+        sections[name] = cls(**kwargs)
+    base_dir = path.resolve().parent if path.exists() else Path.cwd()
+    return _check(Config(**sections, base_dir=base_dir))

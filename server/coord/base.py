@@ -1,0 +1,72 @@
+"""The coordination seam: publish lock, release distribution and cluster events.
+
+Standalone mode runs the in-process coordinator; cluster mode the etcd one. No code
+outside this package knows which one runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from server.domain.model import Fence, Release
+from server.domain.published import PublishedConfigs
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    """Something every replica must act on: kind is token_revoked, app_deleted or user_changed."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventListener = Callable[[ClusterEvent], None]
+
+
+class ReleaseSource(Protocol):
+    """Where a coordinator reads the store's latest releases (for loading and repair)."""
+
+    async def latest_releases(self) -> list[Release]:
+        """The newest release of every env."""
+        ...
+
+
+class Coordinator(Protocol):
+    """Publish lock, release distribution and change notification."""
+
+    mode: str
+
+    async def start(self, published: PublishedConfigs, source: ReleaseSource) -> None:
+        """Load the published releases into memory and begin following changes."""
+        ...
+
+    async def close(self) -> None:
+        """Stop background work and release resources."""
+        ...
+
+    def publish_lock(self, app: str, env: str) -> contextlib.AbstractAsyncContextManager[Fence]:
+        """Hold the publish lock of one env; yields its fencing token."""
+        ...
+
+    async def distribute(self, release: Release, fence: Fence) -> None:
+        """Make a committed release reach every replica's subscribers."""
+        ...
+
+    async def announce(self, event: ClusterEvent) -> None:
+        """Tell every replica (this one included) about an event."""
+        ...
+
+    def on_event(self, listener: EventListener) -> None:
+        """Call listener with every event announced on any replica."""
+        ...
+
+    async def check(self) -> None:
+        """Raise AppError(coordinator_unavailable) when the coordinator does not answer."""
+        ...
+
+    async def describe(self) -> dict[str, Any]:
+        """What GET /api/v1/cluster shows: replicas, members, lock holders."""
+        ...

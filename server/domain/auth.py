@@ -1,0 +1,289 @@
+"""Users, API tokens and sign-in sessions: argon2 passwords, secrets stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from server.coord.base import ClusterEvent
+from server.domain.context import DomainContext
+from server.domain.model import Token, User, utc_now
+from server.domain.scopes import Principal, parse_scopes
+from server.domain.validation import validate_token_name, validate_user_name
+from server.errors import AppError, not_found
+from server.store.db import IntegrityError
+
+log = logging.getLogger(__name__)
+
+TOKEN_PREFIX = "cc_"  # noqa: S105 - a prefix, not a secret
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+_CACHE_LIMIT = 10_000
+_CACHE_SECONDS = 300.0
+
+_hasher = PasswordHasher()
+# Verified when a user does not exist, so a wrong name costs as much as a wrong password.
+_DUMMY_HASH = _hasher.hash("configcenter-dummy-password")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when password matches the hash."""
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def new_secret() -> str:
+    """A random bearer secret."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """How a secret is stored and looked up: SHA-256 (secrets are 256-bit random)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def csrf_token_for(session_secret: str) -> str:
+    """The CSRF token bound to a session: derived from its secret, which only the cookie holds."""
+    return hashlib.sha256(b"csrf:" + session_secret.encode()).hexdigest()[:40]
+
+
+def check_csrf(session_secret: str, presented: str | None) -> bool:
+    """True when presented is the session's CSRF token."""
+    return presented is not None and hmac.compare_digest(csrf_token_for(session_secret), presented)
+
+
+def validate_password(password: str) -> str:
+    """A password of sane length."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise AppError(
+            "invalid_password",
+            400,
+            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
+        )
+    return password
+
+
+def _expired(expires_at: str | None) -> bool:
+    return expires_at is not None and expires_at <= utc_now()
+
+
+@dataclass(frozen=True)
+class Session:
+    """A sign-in: the secret goes in a cookie or is used as a bearer token."""
+
+    secret: str
+    expires_at: str
+    principal: Principal
+
+
+class AuthService:
+    """Sign-in, bearer authentication with an in-memory cache, token lifecycle, users."""
+
+    def __init__(self, ctx: DomainContext, session_ttl: int) -> None:
+        self.ctx = ctx
+        self.session_ttl = session_ttl
+        self._cache: dict[str, tuple[Principal, str | None, float]] = {}
+        self._hash_by_id: dict[int, str] = {}
+
+    # authentication
+
+    async def authenticate(self, secret: str) -> Principal:
+        """The principal of a bearer secret, or 401."""
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
+            raise _unauthorized()
+        digest = hash_secret(secret)
+        cached = self._cache.get(digest)
+        if cached is not None:
+            principal, expires_at, cached_at = cached
+            if not _expired(expires_at) and time.monotonic() - cached_at < _CACHE_SECONDS:
+                return principal
+            self._forget_hash(digest)
+        async with self.ctx.store.reader() as q:
+            token = await q.token_by_hash(digest)
+        if token is None or token.revoked_at is not None or _expired(token.expires_at):
+            raise _unauthorized()
+        principal = Principal(
+            name=token.owner if token.kind == "session" else f"token:{token.name}",
+            scopes=frozenset(token.scopes),
+            token_id=token.id,
+            kind=token.kind,
+        )
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+            self._hash_by_id.clear()
+        self._cache[digest] = (principal, token.expires_at, time.monotonic())
+        self._hash_by_id[token.id] = digest
+        return principal
+
+    def forget_token(self, token_id: int) -> None:
+        """Drop a revoked token from the cache (called on every replica)."""
+        digest = self._hash_by_id.pop(token_id, None)
+        if digest is not None:
+            self._cache.pop(digest, None)
+
+    def _forget_hash(self, digest: str) -> None:
+        entry = self._cache.pop(digest, None)
+        if entry is not None and entry[0].token_id is not None:
+            self._hash_by_id.pop(entry[0].token_id, None)
+
+    def handle_event(self, event: ClusterEvent) -> None:
+        """Keep the cache in step with revocations and user changes on any replica."""
+        if event.kind == "token_revoked":
+            self.forget_token(int(event.data["id"]))
+        elif event.kind == "user_changed":
+            self._cache.clear()
+            self._hash_by_id.clear()
+
+    # sessions
+
+    async def login(self, username: str, password: str) -> Session:
+        """A new session for a user whose password matches, else 401."""
+        async with self.ctx.store.reader() as q:
+            user = await q.user(username) if len(username) <= 64 else None
+        if user is None:
+            verify_password(_DUMMY_HASH, password)
+            raise AppError("invalid_credentials", 401, "wrong user name or password")
+        if not verify_password(user.password_hash, password):
+            raise AppError("invalid_credentials", 401, "wrong user name or password")
+        scopes = ("admin",) if user.is_admin else user.scopes
+        secret = new_secret()
+        now = datetime.now(UTC)
+        expires = (now + timedelta(seconds=self.session_ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        async with self.ctx.store.transaction() as q:
+            await q.delete_expired_sessions(utc_now())
+            token_id = await q.insert_token(
+                f"session:{user.name}",
+                "session",
+                hash_secret(secret),
+                scopes,
+                user.name,
+                utc_now(),
+                expires,
+            )
+        principal = Principal(user.name, frozenset(scopes), token_id, "session")
+        return Session(secret, expires, principal)
+
+    async def logout(self, principal: Principal) -> None:
+        """End a session."""
+        if principal.kind != "session" or principal.token_id is None:
+            return
+        async with self.ctx.store.transaction() as q:
+            await q.revoke_token(principal.token_id, utc_now())
+        await self.ctx.coordinator.announce(
+            ClusterEvent("token_revoked", {"id": principal.token_id})
+        )
+
+    # API tokens
+
+    async def create_token(
+        self, principal: Principal, name: str, scopes: object
+    ) -> tuple[Token, str]:
+        """A new API token; the secret is returned once and stored only as a hash."""
+        principal.require_admin()
+        name = validate_token_name(name)
+        parsed = parse_scopes(scopes)
+        secret = new_secret()
+        now = utc_now()
+        async with self.ctx.store.transaction() as q:
+            token_id = await q.insert_token(
+                name, "api", hash_secret(secret), parsed, principal.name, now, None
+            )
+            await q.add_audit(
+                now,
+                principal.name,
+                "token.create",
+                f"token:{token_id}",
+                f"created token {name} with scopes {' '.join(parsed)}",
+            )
+            token = await q.token(token_id)
+        assert token is not None
+        return token, secret
+
+    async def list_tokens(self, principal: Principal) -> list[Token]:
+        """API tokens, never their secrets."""
+        principal.require_admin()
+        async with self.ctx.store.reader() as q:
+            return await q.tokens("api")
+
+    async def revoke_token(self, principal: Principal, token_id: int) -> None:
+        """Revoke a token on every replica at once; its WebSockets are closed."""
+        principal.require_admin()
+        now = utc_now()
+        async with self.ctx.store.transaction() as q:
+            token = await q.token(token_id)
+            if token is None or token.kind != "api":
+                raise not_found(f"token {token_id}")
+            if token.revoked_at is None:
+                await q.revoke_token(token_id, now)
+                await q.add_audit(
+                    now,
+                    principal.name,
+                    "token.revoke",
+                    f"token:{token_id}",
+                    f"revoked token {token.name}",
+                )
+        await self.ctx.coordinator.announce(ClusterEvent("token_revoked", {"id": token_id}))
+
+    # users
+
+    async def add_user(
+        self, name: str, password: str, is_admin: bool, scopes: object, actor: str
+    ) -> User:
+        """A new operator."""
+        name = validate_user_name(name)
+        validate_password(password)
+        parsed = parse_scopes(scopes) if scopes else ()
+        now = utc_now()
+        try:
+            async with self.ctx.store.transaction() as q:
+                if await q.user(name) is not None:
+                    raise AppError("exists", 409, f"user {name!r} already exists")
+                await q.insert_user(name, hash_password(password), is_admin, parsed, now)
+                await q.add_audit(
+                    now,
+                    actor,
+                    "user.create",
+                    f"user:{name}",
+                    f"created {'admin ' if is_admin else ''}user {name}",
+                )
+                user = await q.user(name)
+        except IntegrityError:
+            raise AppError("exists", 409, f"user {name!r} already exists") from None
+        assert user is not None
+        await self.ctx.coordinator.announce(ClusterEvent("user_changed", {"name": name}))
+        return user
+
+    async def bootstrap_admin(self, password: str | None) -> str | None:
+        """On an empty store, create user admin; returns a generated password to show once."""
+        async with self.ctx.store.reader() as q:
+            if await q.count_users() > 0:
+                return None
+        generated = None
+        if not password:
+            generated = password = secrets.token_urlsafe(18)
+        try:
+            await self.add_user("admin", password, True, (), "bootstrap")
+        except AppError as exc:
+            if exc.code == "exists":  # another replica bootstrapped first
+                return None
+            raise
+        return generated
+
+
+def _unauthorized() -> AppError:
+    return AppError("unauthorized", 401, "a valid bearer token is required")

@@ -1,0 +1,20 @@
+"""What every domain service needs: the store, the coordinator, the cache and the limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.config import LimitsSection
+from server.coord.base import Coordinator
+from server.domain.published import PublishedConfigs
+from server.store.store import Store
+
+
+@dataclass(frozen=True)
+class DomainContext:
+    """Shared collaborators of the domain services."""
+
+    store: Store
+    coordinator: Coordinator
+    published: PublishedConfigs
+    limits: LimitsSection

@@ -1,0 +1,180 @@
+"""The records the domain works with; plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now() -> str:
+    """The current time as fixed-width RFC 3339 UTC, sortable as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class App:
+    """An application and the names of its envs."""
+
+    name: str
+    description: str
+    envs: tuple[str, ...]
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "envs": list(self.envs),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class EnvRef:
+    """An env row locked or read inside a transaction."""
+
+    id: int
+    app: str
+    name: str
+    draft_revision: int
+    fence_epoch: str
+    fence_token: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One draft item."""
+
+    key: str
+    value: str
+    comment: str
+    revision: int
+    updated_at: str
+    updated_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape."""
+        return {
+            "key": self.key,
+            "value": self.value,
+            "comment": self.comment,
+            "revision": self.revision,
+            "updated_at": self.updated_at,
+            "updated_by": self.updated_by,
+        }
+
+
+@dataclass(frozen=True)
+class Release:
+    """An immutable published snapshot of one env."""
+
+    app: str
+    env: str
+    version: int
+    checksum: str
+    author: str
+    comment: str
+    created_at: str
+    items: dict[str, str] = field(default_factory=dict)
+    rollback_of: int | None = None
+
+    def summary_json(self) -> dict[str, Any]:
+        """The API shape without items (release lists)."""
+        return {
+            "app": self.app,
+            "env": self.env,
+            "version": self.version,
+            "checksum": self.checksum,
+            "author": self.author,
+            "comment": self.comment,
+            "created_at": self.created_at,
+            "rollback_of": self.rollback_of,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape with items."""
+        return {**self.summary_json(), "items": self.items}
+
+
+@dataclass(frozen=True)
+class User:
+    """An operator who can sign in."""
+
+    id: int
+    name: str
+    password_hash: str
+    is_admin: bool
+    scopes: tuple[str, ...]
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape; never the hash."""
+        return {
+            "name": self.name,
+            "is_admin": self.is_admin,
+            "scopes": list(self.scopes),
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token or a sign-in session; only the secret's hash is stored."""
+
+    id: int
+    name: str
+    kind: str  # "api" or "session"
+    scopes: tuple[str, ...]
+    owner: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape; never the secret or its hash."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "scopes": list(self.scopes),
+            "owner": self.owner,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who changed what, when."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    app: str | None
+    env: str | None
+    target: str
+    summary: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape."""
+        return {
+            "id": self.id,
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "app": self.app,
+            "env": self.env,
+            "target": self.target,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A publish lock's fencing token: a newer holder has a larger token in the same epoch."""
+
+    epoch: str
+    token: int

@@ -1,0 +1,135 @@
+"""Published config held in memory: reads, long polls and pushes never touch the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+
+from server.domain.model import Release
+
+log = logging.getLogger(__name__)
+
+EnvKey = tuple[str, str]
+ReleaseListener = Callable[["Published"], None]
+
+
+@dataclass
+class Published:
+    """The latest release of one env, with its answers serialised once."""
+
+    release: Release
+    etag: str
+    json_body: bytes
+    ws_frame: str
+    rendered: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, release: Release) -> Published:
+        """Serialise a release for every reader."""
+        body = {
+            "app": release.app,
+            "env": release.env,
+            "version": release.version,
+            "checksum": release.checksum,
+            "items": release.items,
+        }
+        frame = orjson.dumps({"type": "release", **body}).decode()
+        return cls(release, f'"{release.checksum}"', orjson.dumps(body), frame)
+
+    @property
+    def key(self) -> EnvKey:
+        """(app, env)."""
+        return (self.release.app, self.release.env)
+
+    @property
+    def version(self) -> int:
+        """The release version."""
+        return self.release.version
+
+
+class PublishedConfigs:
+    """The newest release per (app, env); versions only go up."""
+
+    def __init__(self) -> None:
+        self._latest: dict[EnvKey, Published] = {}
+        self._changed: dict[EnvKey, asyncio.Event] = {}
+        self._listeners: list[ReleaseListener] = []
+        self._removal_listeners: list[Callable[[str], None]] = []
+
+    def add_listener(self, listener: ReleaseListener) -> None:
+        """Call listener with every newly applied release."""
+        self._listeners.append(listener)
+
+    def add_removal_listener(self, listener: Callable[[str], None]) -> None:
+        """Call listener with the name of every app removed."""
+        self._removal_listeners.append(listener)
+
+    def get(self, app: str, env: str) -> Published | None:
+        """The latest release of an env, or None before its first."""
+        return self._latest.get((app, env))
+
+    def version(self, app: str, env: str) -> int:
+        """The latest version of an env, 0 before its first."""
+        current = self._latest.get((app, env))
+        return current.version if current else 0
+
+    def versions(self) -> dict[EnvKey, int]:
+        """Every env's latest version."""
+        return {key: p.version for key, p in self._latest.items()}
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def apply(self, release: Release) -> bool:
+        """Hold release if it is newer than what is held; tell listeners and waiters."""
+        key = (release.app, release.env)
+        current = self._latest.get(key)
+        if current is not None and current.version >= release.version:
+            return False
+        published = Published.of(release)
+        self._latest[key] = published
+        event = self._changed.pop(key, None)
+        if event is not None:
+            event.set()
+        for listener in self._listeners:
+            try:
+                listener(published)
+            except Exception:
+                log.exception("release listener failed for %s/%s", *key)
+        return True
+
+    def remove_app(self, app: str) -> None:
+        """Forget an app that was deleted."""
+        for key in [k for k in self._latest if k[0] == app]:
+            del self._latest[key]
+            event = self._changed.pop(key, None)
+            if event is not None:
+                event.set()
+        for listener in self._removal_listeners:
+            try:
+                listener(app)
+            except Exception:
+                log.exception("removal listener failed for %s", app)
+
+    async def wait_newer(self, app: str, env: str, after: int, within: float) -> Published | None:
+        """The latest release once its version exceeds after, or None after `within` seconds."""
+        key = (app, env)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            current = self._latest.get(key)
+            if current is not None and current.version > after:
+                return current
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            event = self._changed.setdefault(key, asyncio.Event())
+            try:
+                async with asyncio.timeout(remaining):
+                    await event.wait()
+            except TimeoutError:
+                return None

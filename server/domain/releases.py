@@ -1,0 +1,190 @@
+"""Publishing the draft as an immutable release, rollback, and release history."""
+
+from __future__ import annotations
+
+import logging
+
+from server.domain.apps import require_env
+from server.domain.canonical import canonical_json, checksum
+from server.domain.context import DomainContext
+from server.domain.diff import diff_items
+from server.domain.model import EnvRef, Fence, Item, Release, utc_now
+from server.domain.scopes import Principal
+from server.domain.validation import validate_comment
+from server.errors import AppError, not_found
+from server.store.db import IntegrityError
+from server.store.queries import Queries
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 500
+
+
+def _check_fence(ref: EnvRef, fence: Fence) -> None:
+    """Refuse a writer whose lock a newer holder has already used (a lost lease)."""
+    if fence.epoch == ref.fence_epoch and fence.token < ref.fence_token:
+        raise AppError(
+            "lock_lost",
+            409,
+            f"the publish lock of {ref.app}/{ref.name} was lost before the write; retry",
+        )
+
+
+async def _record_fence(q: Queries, ref: EnvRef, fence: Fence) -> None:
+    if (fence.epoch, fence.token) != (ref.fence_epoch, ref.fence_token):
+        await q.set_fence(ref.id, fence.epoch, fence.token)
+
+
+class ReleaseService:
+    """Publish, roll back and read releases."""
+
+    def __init__(self, ctx: DomainContext) -> None:
+        self.ctx = ctx
+
+    async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
+        """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
+        principal.require_write(app)
+        comment = validate_comment(comment)
+        async with self.ctx.coordinator.publish_lock(app, env) as fence:
+            now = utc_now()
+            try:
+                async with self.ctx.store.transaction() as q:
+                    ref = await require_env(q, app, env, lock=True)
+                    _check_fence(ref, fence)
+                    draft = await q.draft_values(ref.id)
+                    latest = await q.latest_release(ref.id)
+                    if latest is not None and latest.items == draft:
+                        raise AppError(
+                            "nothing_to_publish",
+                            409,
+                            f"the draft equals release {latest.version}; change an item first",
+                        )
+                    change = diff_items(latest.items if latest else {}, draft, None)
+                    release = Release(
+                        app=app,
+                        env=env,
+                        version=(latest.version if latest else 0) + 1,
+                        checksum=checksum(draft),
+                        author=principal.name,
+                        comment=comment,
+                        created_at=now,
+                        items=draft,
+                    )
+                    await q.insert_release(ref.id, release, canonical_json(draft))
+                    await _record_fence(q, ref, fence)
+                    await q.add_audit(
+                        now,
+                        principal.name,
+                        "release.publish",
+                        f"{app}/{env}@{release.version}",
+                        f"published version {release.version}: {len(change.added)} added, "
+                        f"{len(change.changed)} changed, {len(change.removed)} removed",
+                        app,
+                        env,
+                    )
+            except IntegrityError:
+                raise AppError(
+                    "version_conflict", 409, "another publish took this version; retry"
+                ) from None
+            await self.ctx.coordinator.distribute(release, fence)
+        log.info("published %s/%s version %d by %s", app, env, release.version, principal.name)
+        return release
+
+    async def rollback(
+        self, principal: Principal, app: str, env: str, version: int, comment: str
+    ) -> Release:
+        """A new release with the items of an earlier one; the draft is reset to them."""
+        principal.require_write(app)
+        comment = validate_comment(comment)
+        async with self.ctx.coordinator.publish_lock(app, env) as fence:
+            now = utc_now()
+            try:
+                async with self.ctx.store.transaction() as q:
+                    ref = await require_env(q, app, env, lock=True)
+                    _check_fence(ref, fence)
+                    target = await q.release(ref.id, version)
+                    if target is None:
+                        raise not_found(f"release {version} of {app}/{env}")
+                    latest = await q.latest_release(ref.id)
+                    assert latest is not None
+                    if latest.items == target.items:
+                        raise AppError(
+                            "nothing_to_publish",
+                            409,
+                            f"release {version} has the same items as the latest release "
+                            f"{latest.version}",
+                        )
+                    release = Release(
+                        app=app,
+                        env=env,
+                        version=latest.version + 1,
+                        checksum=target.checksum,
+                        author=principal.name,
+                        comment=comment or f"rollback to version {version}",
+                        created_at=now,
+                        items=target.items,
+                        rollback_of=version,
+                    )
+                    await q.insert_release(ref.id, release, canonical_json(target.items))
+                    await _record_fence(q, ref, fence)
+                    await self._reset_draft(q, ref, target.items, now, principal.name)
+                    await q.add_audit(
+                        now,
+                        principal.name,
+                        "release.rollback",
+                        f"{app}/{env}@{release.version}",
+                        f"rolled back to version {version} as version {release.version}",
+                        app,
+                        env,
+                    )
+            except IntegrityError:
+                raise AppError(
+                    "version_conflict", 409, "another publish took this version; retry"
+                ) from None
+            await self.ctx.coordinator.distribute(release, fence)
+        log.info("rolled back %s/%s to %d as %d", app, env, version, release.version)
+        return release
+
+    @staticmethod
+    async def _reset_draft(
+        q: Queries, ref: EnvRef, items: dict[str, str], now: str, actor: str
+    ) -> None:
+        current = {item.key: item for item in await q.items(ref.id)}
+        revision = ref.draft_revision + 1
+        new = [Item(k, v, "", revision, now, actor) for k, v in items.items() if k not in current]
+        changed = [
+            Item(k, v, current[k].comment, revision, now, actor)
+            for k, v in items.items()
+            if k in current and current[k].value != v
+        ]
+        gone = [k for k in current if k not in items]
+        if new or changed or gone:
+            await q.set_draft_revision(ref.id, revision)
+            await q.insert_items(ref.id, new)
+            await q.update_items(ref.id, changed)
+            await q.delete_items(ref.id, gone)
+
+    async def list_releases(
+        self, principal: Principal, app: str, env: str, limit: int, before: int | None
+    ) -> list[Release]:
+        """Releases newest first, without items."""
+        principal.require_read(app)
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.ctx.store.reader() as q:
+            ref = await require_env(q, app, env)
+            return await q.releases(ref.id, limit, before)
+
+    async def get_release(self, principal: Principal, app: str, env: str, version: int) -> Release:
+        """One release with its items."""
+        principal.require_read(app)
+        async with self.ctx.store.reader() as q:
+            ref = await require_env(q, app, env)
+            release = await q.release(ref.id, version)
+        if release is None:
+            raise not_found(f"release {version} of {app}/{env}")
+        return release
+
+    async def latest_releases(self) -> list[Release]:
+        """The newest release of every env, from the store (loading and repair)."""
+        async with self.ctx.store.reader() as q:
+            return await q.latest_releases()

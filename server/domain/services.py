@@ -1,0 +1,53 @@
+"""All domain services, built once per application from the shared context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.domain.apps import AppService
+from server.domain.auth import AuthService
+from server.domain.context import DomainContext
+from server.domain.drafts import DraftService
+from server.domain.model import AuditEntry
+from server.domain.releases import ReleaseService
+from server.domain.scopes import Principal
+
+MAX_AUDIT_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Services:
+    """The domain, as the HTTP and WebSocket layers see it."""
+
+    ctx: DomainContext
+    apps: AppService
+    drafts: DraftService
+    releases: ReleaseService
+    auth: AuthService
+
+    @classmethod
+    def build(cls, ctx: DomainContext, session_ttl: int) -> Services:
+        """Every service over one context."""
+        return cls(
+            ctx,
+            AppService(ctx),
+            DraftService(ctx),
+            ReleaseService(ctx),
+            AuthService(ctx, session_ttl),
+        )
+
+    async def list_audit(
+        self, principal: Principal, app: str | None, limit: int, before: int | None
+    ) -> list[AuditEntry]:
+        """Who changed what, newest first."""
+        principal.require_admin()
+        limit = max(1, min(limit, MAX_AUDIT_PAGE))
+        async with self.ctx.store.reader() as q:
+            return await q.audit(app, limit, before)
+
+    async def env_exists(self, app: str, env: str) -> bool:
+        """True when the env exists (for subscriptions to envs never published)."""
+        if self.ctx.published.get(app, env) is not None:
+            return True
+        async with self.ctx.store.reader() as q:
+            return await q.env(app, env) is not None

@@ -1,0 +1,21 @@
+"""Every typed application key."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.config import Config
+from server.coord.base import Coordinator
+from server.domain.published import PublishedConfigs
+from server.domain.services import Services
+from server.metrics import Metrics
+from server.store.store import Store
+from server.watch.hub import Hub
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", Store)
+COORDINATOR = web.AppKey("coordinator", Coordinator)
+PUBLISHED = web.AppKey("published", PublishedConfigs)
+SERVICES = web.AppKey("services", Services)
+HUB = web.AppKey("hub", Hub)
+METRICS = web.AppKey("metrics", Metrics)

@@ -1,0 +1,38 @@
+"""Prometheus metrics, one registry per application."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """The server's counters, gauges and histograms."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "configcenter_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "configcenter_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 60),
+        )
+        self.publishes = Counter(
+            "configcenter_publishes_total", "Releases made on this replica", registry=self.registry
+        )
+        self.ws_connections = Gauge(
+            "configcenter_ws_connections", "Open WebSocket subscribers", registry=self.registry
+        )
+        self.published_envs = Gauge(
+            "configcenter_published_envs", "Envs held in memory", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,410 @@
+"""Every query, written once for both databases, grouped by the records they touch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import orjson
+
+from server.domain.model import App, AuditEntry, EnvRef, Item, Release, Token, User
+from server.store.db import Connection, Row
+
+_RELEASE_COLUMNS = (
+    "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of"
+)
+_TOKEN_COLUMNS = "id, name, kind, scopes_json, owner, created_at, expires_at, revoked_at"
+
+
+def _release(row: Row, items: dict[str, str] | None = None) -> Release:
+    return Release(
+        app=row[0],
+        env=row[1],
+        version=int(row[2]),
+        checksum=row[3],
+        author=row[4],
+        comment=row[5],
+        created_at=row[6],
+        rollback_of=int(row[7]) if row[7] is not None else None,
+        items=items if items is not None else {},
+    )
+
+
+def _token(row: Row) -> Token:
+    return Token(
+        id=int(row[0]),
+        name=row[1],
+        kind=row[2],
+        scopes=tuple(json.loads(row[3])),
+        owner=row[4],
+        created_at=row[5],
+        expires_at=row[6],
+        revoked_at=row[7],
+    )
+
+
+def _item(row: Row) -> Item:
+    return Item(
+        key=row[0],
+        value=row[1],
+        comment=row[2],
+        revision=int(row[3]),
+        updated_at=row[4],
+        updated_by=row[5],
+    )
+
+
+class Queries:
+    """The store's queries over one connection (a transaction or a reader)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._for_update = " FOR UPDATE" if conn.dialect == "mysql" else ""
+
+    # apps and envs
+
+    async def list_apps(self) -> list[App]:
+        """All apps with their envs, by name."""
+        rows = await self.conn.fetchall(
+            "SELECT a.name, a.description, a.created_at, e.name FROM apps a "
+            "LEFT JOIN envs e ON e.app_id = a.id ORDER BY a.name, e.id"
+        )
+        apps: dict[str, tuple[str, str, list[str]]] = {}
+        for name, description, created_at, env in rows:
+            entry = apps.setdefault(name, (description, created_at, []))
+            if env is not None:
+                entry[2].append(env)
+        return [App(n, d, tuple(envs), c) for n, (d, c, envs) in apps.items()]
+
+    async def get_app(self, name: str) -> App | None:
+        """One app with its envs."""
+        rows = await self.conn.fetchall(
+            "SELECT a.name, a.description, a.created_at, e.name FROM apps a "
+            "LEFT JOIN envs e ON e.app_id = a.id WHERE a.name = ? ORDER BY e.id",
+            (name,),
+        )
+        if not rows:
+            return None
+        envs = tuple(row[3] for row in rows if row[3] is not None)
+        return App(rows[0][0], rows[0][1], envs, rows[0][2])
+
+    async def app_id(self, name: str, lock: bool = False) -> int | None:
+        """The id of an app, optionally locking its row."""
+        row = await self.conn.fetchone(
+            "SELECT id FROM apps WHERE name = ?" + (self._for_update if lock else ""), (name,)
+        )
+        return int(row[0]) if row else None
+
+    async def insert_app(self, name: str, description: str, now: str, actor: str) -> int:
+        """A new app row."""
+        _, app_id = await self.conn.execute(
+            "INSERT INTO apps (name, description, created_at, created_by) VALUES (?, ?, ?, ?)",
+            (name, description, now, actor),
+        )
+        return app_id
+
+    async def insert_env(self, app_id: int, name: str, now: str) -> int:
+        """A new env row."""
+        _, env_id = await self.conn.execute(
+            "INSERT INTO envs (app_id, name, created_at) VALUES (?, ?, ?)", (app_id, name, now)
+        )
+        return env_id
+
+    async def delete_app(self, app_id: int) -> None:
+        """An app, its envs, drafts and releases (audit entries stay)."""
+        env_ids = "SELECT id FROM envs WHERE app_id = ?"
+        await self.conn.execute(f"DELETE FROM releases WHERE env_id IN ({env_ids})", (app_id,))
+        await self.conn.execute(f"DELETE FROM items WHERE env_id IN ({env_ids})", (app_id,))
+        await self.conn.execute("DELETE FROM envs WHERE app_id = ?", (app_id,))
+        await self.conn.execute("DELETE FROM apps WHERE id = ?", (app_id,))
+
+    async def env(self, app: str, env: str, lock: bool = False) -> EnvRef | None:
+        """One env of an app; with lock, its row is held until the transaction ends."""
+        app_id = await self.app_id(app)
+        if app_id is None:
+            return None
+        row = await self.conn.fetchone(
+            "SELECT id, name, draft_revision, fence_epoch, fence_token FROM envs "
+            "WHERE app_id = ? AND name = ?" + (self._for_update if lock else ""),
+            (app_id, env),
+        )
+        if row is None:
+            return None
+        return EnvRef(int(row[0]), app, row[1], int(row[2]), row[3], int(row[4]))
+
+    async def set_draft_revision(self, env_id: int, revision: int) -> None:
+        """Record the draft's newest revision."""
+        await self.conn.execute(
+            "UPDATE envs SET draft_revision = ? WHERE id = ?", (revision, env_id)
+        )
+
+    async def set_fence(self, env_id: int, epoch: str, token: int) -> None:
+        """Record the newest publish lock that wrote this env."""
+        await self.conn.execute(
+            "UPDATE envs SET fence_epoch = ?, fence_token = ? WHERE id = ?", (epoch, token, env_id)
+        )
+
+    # draft items
+
+    async def items(self, env_id: int) -> list[Item]:
+        """The draft, by key."""
+        rows = await self.conn.fetchall(
+            "SELECT key_name, value, comment, revision, updated_at, updated_by FROM items "
+            "WHERE env_id = ? ORDER BY key_name",
+            (env_id,),
+        )
+        return [_item(row) for row in rows]
+
+    async def item(self, env_id: int, key: str) -> Item | None:
+        """One draft item."""
+        row = await self.conn.fetchone(
+            "SELECT key_name, value, comment, revision, updated_at, updated_by FROM items "
+            "WHERE env_id = ? AND key_name = ?",
+            (env_id, key),
+        )
+        return _item(row) if row else None
+
+    async def draft_values(self, env_id: int) -> dict[str, str]:
+        """The draft as {key: value}."""
+        rows = await self.conn.fetchall(
+            "SELECT key_name, value FROM items WHERE env_id = ?", (env_id,)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def count_items(self, env_id: int) -> int:
+        """How many items the draft has."""
+        row = await self.conn.fetchone("SELECT COUNT(*) FROM items WHERE env_id = ?", (env_id,))
+        return int(row[0]) if row else 0
+
+    async def insert_items(self, env_id: int, items: Sequence[Item]) -> None:
+        """New draft items."""
+        await self.conn.executemany(
+            "INSERT INTO items (env_id, key_name, value, comment, revision, updated_at, "
+            "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (env_id, i.key, i.value, i.comment, i.revision, i.updated_at, i.updated_by)
+                for i in items
+            ],
+        )
+
+    async def update_items(self, env_id: int, items: Sequence[Item]) -> None:
+        """Replace existing draft items."""
+        await self.conn.executemany(
+            "UPDATE items SET value = ?, comment = ?, revision = ?, updated_at = ?, "
+            "updated_by = ? WHERE env_id = ? AND key_name = ?",
+            [
+                (i.value, i.comment, i.revision, i.updated_at, i.updated_by, env_id, i.key)
+                for i in items
+            ],
+        )
+
+    async def delete_items(self, env_id: int, keys: Sequence[str]) -> None:
+        """Remove draft items."""
+        await self.conn.executemany(
+            "DELETE FROM items WHERE env_id = ? AND key_name = ?", [(env_id, k) for k in keys]
+        )
+
+    # releases
+
+    async def latest_version(self, env_id: int) -> int:
+        """The newest release's version, 0 before the first."""
+        row = await self.conn.fetchone(
+            "SELECT MAX(version) FROM releases WHERE env_id = ?", (env_id,)
+        )
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def release(self, env_id: int, version: int) -> Release | None:
+        """One release with its items."""
+        row = await self.conn.fetchone(
+            f"SELECT {_RELEASE_COLUMNS}, r.items_json FROM releases r "
+            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
+            "WHERE r.env_id = ? AND r.version = ?",
+            (env_id, version),
+        )
+        return _release(row, orjson.loads(row[8])) if row else None
+
+    async def latest_release(self, env_id: int) -> Release | None:
+        """The newest release with its items."""
+        version = await self.latest_version(env_id)
+        return await self.release(env_id, version) if version else None
+
+    async def releases(self, env_id: int, limit: int, before: int | None) -> list[Release]:
+        """Releases newest first, without items."""
+        rows = await self.conn.fetchall(
+            f"SELECT {_RELEASE_COLUMNS} FROM releases r "
+            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
+            "WHERE r.env_id = ? AND r.version < ? ORDER BY r.version DESC LIMIT ?",
+            (env_id, before if before is not None else 2**62, limit),
+        )
+        return [_release(row) for row in rows]
+
+    async def insert_release(self, env_id: int, release: Release, items_json: str) -> None:
+        """A new release row; the unique (env, version) key refuses a duplicate."""
+        await self.conn.execute(
+            "INSERT INTO releases (env_id, version, items_json, checksum, author, comment, "
+            "rollback_of, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                env_id,
+                release.version,
+                items_json,
+                release.checksum,
+                release.author,
+                release.comment,
+                release.rollback_of,
+                release.created_at,
+            ),
+        )
+
+    async def latest_releases(self, app: str | None = None) -> list[Release]:
+        """The newest release of every env (of one app when given), with items."""
+        where = "WHERE a.name = ?" if app is not None else ""
+        rows = await self.conn.fetchall(
+            f"SELECT {_RELEASE_COLUMNS}, r.items_json FROM releases r "
+            "JOIN (SELECT env_id, MAX(version) AS version FROM releases GROUP BY env_id) m "
+            "ON m.env_id = r.env_id AND m.version = r.version "
+            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id " + where,
+            (app,) if app is not None else (),
+        )
+        return [_release(row, orjson.loads(row[8])) for row in rows]
+
+    async def latest_versions(self) -> dict[tuple[str, str], int]:
+        """The newest version of every env that has released."""
+        rows = await self.conn.fetchall(
+            "SELECT a.name, e.name, MAX(r.version) FROM releases r "
+            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
+            "GROUP BY a.name, e.name"
+        )
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
+    # users
+
+    async def user(self, name: str) -> User | None:
+        """One user."""
+        row = await self.conn.fetchone(
+            "SELECT id, name, password_hash, is_admin, scopes_json, created_at FROM users "
+            "WHERE name = ?",
+            (name,),
+        )
+        if row is None:
+            return None
+        return User(int(row[0]), row[1], row[2], bool(row[3]), tuple(json.loads(row[4])), row[5])
+
+    async def users(self) -> list[User]:
+        """All users by name."""
+        rows = await self.conn.fetchall("SELECT name FROM users ORDER BY name")
+        found = [await self.user(row[0]) for row in rows]
+        return [u for u in found if u is not None]
+
+    async def count_users(self) -> int:
+        """How many users exist."""
+        row = await self.conn.fetchone("SELECT COUNT(*) FROM users")
+        return int(row[0]) if row else 0
+
+    async def insert_user(
+        self, name: str, password_hash: str, is_admin: bool, scopes: Sequence[str], now: str
+    ) -> None:
+        """A new user."""
+        await self.conn.execute(
+            "INSERT INTO users (name, password_hash, is_admin, scopes_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (name, password_hash, int(is_admin), json.dumps(list(scopes)), now),
+        )
+
+    async def update_user_password(self, name: str, password_hash: str) -> bool:
+        """Set a user's password hash."""
+        count, _ = await self.conn.execute(
+            "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
+        )
+        return count > 0
+
+    # tokens and sessions
+
+    async def insert_token(
+        self,
+        name: str,
+        kind: str,
+        token_hash: str,
+        scopes: Sequence[str],
+        owner: str,
+        now: str,
+        expires_at: str | None,
+    ) -> int:
+        """A new token or session; only the secret's hash is stored."""
+        _, token_id = await self.conn.execute(
+            "INSERT INTO tokens (name, kind, token_hash, scopes_json, owner, created_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, kind, token_hash, json.dumps(list(scopes)), owner, now, expires_at),
+        )
+        return token_id
+
+    async def token_by_hash(self, token_hash: str) -> Token | None:
+        """The token whose secret hashes to this."""
+        row = await self.conn.fetchone(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",
+            (token_hash,),
+        )
+        return _token(row) if row else None
+
+    async def token(self, token_id: int) -> Token | None:
+        """One token by id."""
+        row = await self.conn.fetchone(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?",
+            (token_id,),
+        )
+        return _token(row) if row else None
+
+    async def tokens(self, kind: str) -> list[Token]:
+        """Tokens of a kind, newest first."""
+        rows = await self.conn.fetchall(
+            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE kind = ? ORDER BY id DESC",
+            (kind,),
+        )
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: int, now: str) -> bool:
+        """Mark a token revoked; False when it was unknown or already revoked."""
+        count, _ = await self.conn.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (now, token_id),
+        )
+        return count > 0
+
+    async def delete_expired_sessions(self, now: str) -> int:
+        """Forget sessions past their expiry."""
+        count, _ = await self.conn.execute(
+            "DELETE FROM tokens WHERE kind = 'session' AND expires_at < ?", (now,)
+        )
+        return count
+
+    # audit
+
+    async def add_audit(
+        self,
+        at: str,
+        actor: str,
+        action: str,
+        target: str,
+        summary: str,
+        app: str | None = None,
+        env: str | None = None,
+    ) -> None:
+        """Record a write; always inside the write's own transaction."""
+        await self.conn.execute(
+            "INSERT INTO audit (at, actor, action, app, env, target, summary) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, app, env, target[:512], summary),
+        )
+
+    async def audit(self, app: str | None, limit: int, before: int | None) -> list[AuditEntry]:
+        """Audit entries newest first, optionally of one app, paged by id."""
+        clauses, params = ["id < ?"], [before if before is not None else 2**62]
+        if app is not None:
+            clauses.append("app = ?")
+            params.append(app)  # type: ignore[arg-type]
+        rows = await self.conn.fetchall(
+            "SELECT id, at, actor, action, app, env, target, summary FROM audit WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [AuditEntry(int(r[0]), *r[1:]) for r in rows]

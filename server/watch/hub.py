@@ -1,0 +1,109 @@
+"""Who is subscribed to what, and fan-out of each release, serialised once."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import WSCloseCode
+
+from server.domain.published import EnvKey, Published, PublishedConfigs
+from server.watch.connection import WatchConnection
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """Subscriptions by env and by token; fed by the published-config cache."""
+
+    def __init__(self, published: PublishedConfigs, max_subscriptions: int) -> None:
+        self.published = published
+        self.max_subscriptions = max_subscriptions
+        self._by_key: dict[EnvKey, set[WatchConnection]] = {}
+        self._by_token: dict[int, set[WatchConnection]] = {}
+        self.connections: set[WatchConnection] = set()
+        published.add_listener(self.broadcast)
+        published.add_removal_listener(self.drop_app)
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open sockets."""
+        return len(self.connections)
+
+    def add(self, conn: WatchConnection) -> None:
+        """Track a new socket."""
+        self.connections.add(conn)
+        if conn.principal.token_id is not None:
+            self._by_token.setdefault(conn.principal.token_id, set()).add(conn)
+
+    def remove(self, conn: WatchConnection) -> None:
+        """Forget a closed socket and all its subscriptions."""
+        self.connections.discard(conn)
+        for key in list(conn.subscriptions):
+            self._unlink(conn, key)
+        conn.subscriptions.clear()
+        if conn.principal.token_id is not None:
+            peers = self._by_token.get(conn.principal.token_id)
+            if peers is not None:
+                peers.discard(conn)
+                if not peers:
+                    del self._by_token[conn.principal.token_id]
+
+    def subscribe(self, conn: WatchConnection, app: str, env: str, after: int | None) -> bool:
+        """Subscribe and queue the latest release when it is newer than after."""
+        key = (app, env)
+        if key not in conn.subscriptions and len(conn.subscriptions) >= self.max_subscriptions:
+            conn.send_error(
+                "too_many_subscriptions",
+                f"at most {self.max_subscriptions} subscriptions per socket",
+            )
+            return False
+        # No await between registering and queueing the current release: nothing is missed.
+        conn.subscriptions[key] = after if after is not None else -1
+        self._by_key.setdefault(key, set()).add(conn)
+        current = self.published.get(app, env)
+        if current is not None:
+            conn.offer_release(key, current.version, current.ws_frame)
+        return True
+
+    def unsubscribe(self, conn: WatchConnection, app: str, env: str) -> None:
+        """Stop sending an env to a socket."""
+        key = (app, env)
+        conn.subscriptions.pop(key, None)
+        self._unlink(conn, key)
+
+    def _unlink(self, conn: WatchConnection, key: EnvKey) -> None:
+        peers = self._by_key.get(key)
+        if peers is not None:
+            peers.discard(conn)
+            if not peers:
+                del self._by_key[key]
+
+    def broadcast(self, published: Published) -> None:
+        """Queue a release for every subscriber of its env; the frame was built once."""
+        peers = self._by_key.get(published.key)
+        if not peers:
+            return
+        frame, version, key = published.ws_frame, published.version, published.key
+        for conn in list(peers):
+            conn.offer_release(key, version, frame)
+
+    def close_token(self, token_id: int) -> int:
+        """Close every socket opened with a revoked token; returns how many."""
+        peers = self._by_token.pop(token_id, set())
+        for conn in peers:
+            conn.close(WSCloseCode.POLICY_VIOLATION, "token revoked")
+        return len(peers)
+
+    def drop_app(self, app: str) -> None:
+        """Tell subscribers of a deleted app and drop their subscriptions."""
+        for key in [k for k in self._by_key if k[0] == app]:
+            for conn in list(self._by_key.get(key, ())):
+                conn.subscriptions.pop(key, None)
+                conn.send_error("app_deleted", f"app {app!r} was deleted")
+            self._by_key.pop(key, None)
+
+    async def close_all(self) -> None:
+        """Close every socket (shutdown)."""
+        for conn in list(self.connections):
+            conn.close(WSCloseCode.GOING_AWAY, "server shutting down")
+            await conn.stop()
