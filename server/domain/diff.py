@@ -1,0 +1,45 @@
+"""What publishing a draft would change, compared with a base release."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Diff:
+    """Keys added, changed (old, new) and removed going from a base to a draft."""
+
+    base_version: int | None
+    added: dict[str, str]
+    changed: dict[str, tuple[str, str]]
+    removed: dict[str, str]
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the draft equals the base."""
+        return not (self.added or self.changed or self.removed)
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape: {"base_version","added","changed":{k:{"old","new"}},"removed"}."""
+        return {
+            "base_version": self.base_version,
+            "added": dict(self.added),
+            "changed": {k: {"old": old, "new": new} for k, (old, new) in self.changed.items()},
+            "removed": dict(self.removed),
+        }
+
+
+def diff_items(base: Mapping[str, str], draft: Mapping[str, str], base_version: int | None) -> Diff:
+    """Compare draft with base; each part is ordered by key."""
+    added: dict[str, str] = {}
+    changed: dict[str, tuple[str, str]] = {}
+    for key in sorted(draft):
+        new = draft[key]
+        if key not in base:
+            added[key] = new
+        elif base[key] != new:
+            changed[key] = (base[key], new)
+    removed = {key: base[key] for key in sorted(base) if key not in draft}
+    return Diff(base_version, added, changed, removed)

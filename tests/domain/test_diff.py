@@ -1,0 +1,85 @@
+"""Tests for server.domain.diff."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from server.domain.diff import Diff, diff_items
+
+
+def test_added_changed_removed():
+    base = {"same": "1", "changed": "old", "gone": "bye", "empty": ""}
+    draft = {"same": "1", "changed": "new", "new": "hi", "empty": " "}
+    diff = diff_items(base, draft, 7)
+    assert diff == Diff(
+        base_version=7,
+        added={"new": "hi"},
+        changed={"changed": ("old", "new"), "empty": ("", " ")},
+        removed={"gone": "bye"},
+    )
+    assert not diff.is_empty
+
+
+def test_to_json_shape():
+    diff = diff_items({"a": "1", "b": "2"}, {"a": "10", "c": "3"}, 4)
+    assert diff.to_json() == {
+        "base_version": 4,
+        "added": {"c": "3"},
+        "changed": {"a": {"old": "1", "new": "10"}},
+        "removed": {"b": "2"},
+    }
+
+
+def test_no_base_release():
+    diff = diff_items({}, {"b": "2", "a": "1"}, None)
+    assert diff.to_json() == {
+        "base_version": None,
+        "added": {"a": "1", "b": "2"},
+        "changed": {},
+        "removed": {},
+    }
+    assert list(diff.added) == ["a", "b"]
+
+
+def test_equal_is_empty():
+    items = {"a": "1", "b": ""}
+    diff = diff_items(items, dict(items), 3)
+    assert diff.is_empty
+    assert diff.to_json() == {"base_version": 3, "added": {}, "changed": {}, "removed": {}}
+    assert diff_items({}, {}, None).is_empty
+
+
+def test_everything_removed():
+    diff = diff_items({"a": "1"}, {}, 2)
+    assert diff.removed == {"a": "1"}
+    assert not diff.is_empty
+
+
+def test_keys_are_case_sensitive():
+    diff = diff_items({"Key": "v"}, {"key": "v"}, 1)
+    assert diff.added == {"key": "v"}
+    assert diff.removed == {"Key": "v"}
+    assert diff.changed == {}
+
+
+def test_parts_are_sorted_by_key():
+    base = {k: "old" for k in "zyxw"}
+    draft = {k: "new" for k in "zyx"} | {"c": "1", "a": "1", "b": "1"}
+    diff = diff_items(base, draft, 1)
+    assert list(diff.added) == ["a", "b", "c"]
+    assert list(diff.changed) == ["x", "y", "z"]
+    assert list(diff.to_json()["changed"]) == ["x", "y", "z"]
+
+
+def test_frozen_and_inputs_untouched():
+    base = {"a": "1"}
+    draft = {"a": "2"}
+    diff = diff_items(base, draft, 1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        diff.base_version = 2  # type: ignore[misc]
+    assert base == {"a": "1"}
+    assert draft == {"a": "2"}
+    diff.to_json()["added"]["x"] = "y"
+    assert diff.added == {}
