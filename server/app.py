@@ -57,7 +57,8 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_coordinator_ctx)
-    app.cleanup_ctx.append(_hub_ctx)
+    # Sockets are closed at shutdown, before aiohttp waits for open handlers to finish.
+    app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.append(_session_sweeper_ctx)
     return app
 
@@ -102,13 +103,12 @@ async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
             services.auth.handle_event(event)
 
     coordinator.on_event(on_event)
-    await coordinator.start(published, services.releases)
+    await coordinator.start(published, services.releases, lambda: hub.subscriber_count)
     yield
     await coordinator.close()
 
 
-async def _hub_ctx(app: web.Application) -> AsyncIterator[None]:
-    yield
+async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
 
 

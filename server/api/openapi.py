@@ -12,8 +12,15 @@ from server.api.routes import ROUTES, Route
 
 _PARAM = re.compile(r"{(\w+)}")
 
-EXTRA_PATHS: list[tuple[str, str, str]] = []
-"""(method, path, summary) of routes registered outside the API table (the admin page)."""
+
+
+def _page_routes() -> tuple[tuple[str, str, str], ...]:
+    """(method, path, summary) of the admin page's routes."""
+    try:
+        from server.pages import PAGE_ROUTES
+    except ImportError:  # pragma: no cover - the page ships with the server
+        return ()
+    return PAGE_ROUTES
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -54,7 +61,7 @@ def build_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    for method, path, summary in EXTRA_PATHS:
+    for method, path, summary in _page_routes():
         paths.setdefault(path, {})[method.lower()] = {
             "summary": summary,
             "tags": ["admin page"],

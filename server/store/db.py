@@ -206,6 +206,22 @@ def _mysql_errors(exc: BaseException) -> BaseException:
     return exc
 
 
+class _LoggingCursor(aiomysql.Cursor):  # type: ignore[misc]
+    """Server warnings go to the log instead of becoming Python warnings."""
+
+    async def _show_warnings(self, conn: Any) -> None:
+        if self._result and self._result.has_next:
+            return
+        for level, code, message in await conn.show_warnings() or ():
+            log.log(
+                logging.DEBUG if level == "Note" else logging.WARNING,
+                "mysql %s %s: %s",
+                level,
+                code,
+                message,
+            )
+
+
 class _MysqlConnection:
     dialect = "mysql"
 
@@ -262,6 +278,7 @@ class MysqlDatabase:
             "autocommit": True,
             "init_command": "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
             "connect_timeout": 5,
+            "cursorclass": _LoggingCursor,
         }
         self._pool_size = pool_size
         self._pool: Any = None

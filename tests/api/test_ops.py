@@ -1,0 +1,112 @@
+"""Health, readiness, metrics, OpenAPI coverage, audit and request logging."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from tests.api.conftest import ADMIN_PASSWORD, Api
+
+
+async def test_health_and_ready(api: Api) -> None:
+    assert (await api.call("GET", "/healthz", token=None)).body == {"status": "ok"}
+    ready = await api.call("GET", "/readyz", token=None)
+    assert ready.status == 200
+    assert ready.body["checks"] == {"store": "ok", "coordinator": "ok"}
+
+
+async def test_metrics_count_requests(api: Api) -> None:
+    await api.call("GET", "/api/v1/apps")
+    metrics = await api.call("GET", "/metrics", token=None)
+    assert metrics.status == 200
+    assert re.search(
+        r'configcenter_http_requests_total\{method="GET",route="/api/v1/apps",status="200"\} 1\.0',
+        metrics.text,
+    )
+    assert "configcenter_ws_connections" in metrics.text
+
+
+async def test_openapi_describes_every_registered_route(api: Api) -> None:
+    document = (await api.call("GET", "/api/openapi.json", token=None)).body
+    assert document["openapi"].startswith("3.1")
+    missing = []
+    for route in api.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix")
+        method = route.method.lower()
+        if method == "head":
+            continue
+        if info.get("prefix"):  # static files: one entry for the prefix
+            if not any(p.startswith(info["prefix"]) for p in document["paths"]):
+                missing.append(f"static {info['prefix']}")
+            continue
+        if path not in document["paths"] or method not in document["paths"][path]:
+            missing.append(f"{method.upper()} {path}")
+    assert missing == []
+    publish = document["paths"]["/api/v1/apps/{app}/envs/{env}/releases"]["post"]
+    assert "requestBody" in publish
+    assert publish["responses"]["409"]["description"] == "nothing_to_publish"
+
+
+async def test_audit_records_every_write(api: Api) -> None:
+    await api.app_with_env()
+    await api.call("PUT", "/api/v1/apps/shop/envs/prod/items/k", {"value": "1"})
+    await api.call("PATCH", "/api/v1/apps/shop/envs/prod/items", {"set": {"j": "2"}})
+    await api.publish("shop", "prod", "go")
+    await api.call("DELETE", "/api/v1/apps/shop/envs/prod/items/j")
+    await api.publish("shop", "prod")
+    await api.call("POST", "/api/v1/apps/shop/envs/prod/releases/1/rollback", {})
+    await api.call("POST", "/api/v1/apps/shop/envs", {"name": "dev"})
+    token_id, _ = await api.token_for("read:shop")
+    await api.call("DELETE", f"/api/v1/tokens/{token_id}")
+    entries = (await api.call("GET", "/api/v1/audit?limit=100")).body["entries"]
+    actions = [e["action"] for e in reversed(entries)]
+    assert actions == [
+        "user.create",
+        "app.create",
+        "item.create",
+        "items.patch",
+        "release.publish",
+        "item.delete",
+        "release.publish",
+        "release.rollback",
+        "env.create",
+        "token.create",
+        "token.revoke",
+    ]
+    publish = next(e for e in entries if e["action"] == "release.publish")
+    assert publish["actor"] == "admin"
+    assert publish["app"] == "shop"
+    assert publish["env"] == "prod"
+    assert publish["at"].endswith("Z")
+    only_shop = (await api.call("GET", "/api/v1/audit?app=shop&limit=2")).body["entries"]
+    assert len(only_shop) == 2
+    assert all(e["app"] == "shop" for e in only_shop)
+
+
+async def test_errors_are_enveloped_with_a_request_id(api: Api) -> None:
+    missing = await api.call("GET", "/api/v1/nothing-here")
+    assert missing.status == 404
+    assert missing.body["error"]["code"] == "not_found"
+    wrong_method = await api.call("PUT", "/api/v1/apps")
+    assert wrong_method.status == 405
+    assert wrong_method.body["error"]["code"] == "method_not_allowed"
+    assert re.fullmatch(r"[0-9a-f]{16}", wrong_method.headers["X-Request-Id"])
+    given = await api.call("GET", "/healthz", headers={"X-Request-Id": "abc-123"})
+    assert given.headers["X-Request-Id"] == "abc-123"
+
+
+async def test_logs_one_line_per_request_without_secrets(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server")
+    await api.call("POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD})
+    ws = await api.client.ws_connect(f"/api/v1/watch?token={api.token}")
+    await ws.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.http"]
+    assert any(re.match(r"rid=\w+ POST /api/v1/login 200 ", line) for line in lines)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert api.token not in text
+    assert ADMIN_PASSWORD not in text
