@@ -1,0 +1,107 @@
+"""The examples in docs/client.md, pasted into an interactive Python against a real server."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from server.devservices import REPO_ROOT, ServerProcess
+from tests.client.conftest import Admin
+
+DOC = REPO_ROOT / "docs" / "client.md"
+DOC_URL = "http://127.0.0.1:8080"
+
+
+def examples() -> list[str]:
+    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2, "docs/client.md should have the async and the sync example"
+    return blocks
+
+
+def paste(code: str, server: ServerProcess, token: str, cwd: Path) -> subprocess.Popen[str]:
+    """Start `python -i` and paste code into it, as a user would (blank lines matter there)."""
+    assert DOC_URL in code
+    process = subprocess.Popen(
+        [sys.executable, "-i"],
+        cwd=cwd,
+        env={**os.environ, "CONFIGCENTER_TOKEN": token, "PYTHONPATH": str(REPO_ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdin is not None
+    process.stdin.write(code.replace(DOC_URL, server.url))
+    process.stdin.close()
+    return process
+
+
+@pytest.fixture
+def shop(admin: Admin) -> tuple[Admin, str]:
+    """The docs' app (shop/prod with db.pool and feature.search) and a read token for it."""
+    status, _ = admin.server.request(
+        "GET",
+        "/api/v1/apps/shop",
+        headers={"Authorization": f"Bearer {admin.server.admin_token()}"},
+    )
+    if status == 404:
+        admin.call("POST", "/api/v1/apps", {"name": "shop", "envs": ["prod"]}, expect=201)
+    admin.publish("shop", {"db.pool": "10", "feature.search": "on"})
+    return admin, admin.token("read:shop")[1]
+
+
+def test_the_async_example(
+    shop: tuple[Admin, str], shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    admin, token = shop
+    process = paste(examples()[0], shared_server, token, tmp_path)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        first = lines.get(timeout=30)
+        assert re.fullmatch(r"version \d+ db\.pool 10", first), first
+        admin.publish("shop", {"db.pool": "20"}, ["feature.search"])
+        assert re.fullmatch(r"version \d+ added \{\}", lines.get(timeout=30))
+        change = lines.get(timeout=30)
+        assert change == "  changed {'db.pool': ('10', '20')} removed {'feature.search': 'on'}"
+        assert (tmp_path / ".configcenter-cache" / "shop@prod.json").is_file()
+    finally:
+        process.kill()  # the example sleeps 60 s to show changes; no need to wait it out
+        process.wait(timeout=10)
+        reader.join(timeout=10)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert "Traceback" not in stderr, stderr
+
+
+def test_the_sync_example(
+    shop: tuple[Admin, str], shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    _, token = shop
+    process = paste(examples()[1], shared_server, token, tmp_path)
+    assert process.wait(timeout=60) == 0  # the output is small: the pipes cannot fill up
+    assert process.stdout is not None
+    assert process.stderr is not None
+    with process.stdout, process.stderr:
+        stdout, stderr = process.stdout.read(), process.stderr.read()
+    assert "Traceback" not in stderr, stderr
+    lines = stdout.splitlines()
+    assert re.fullmatch(r"version \d+ search True", lines[0]), stdout
+    assert lines[-1] == "{'db.pool': '10', 'feature.search': 'on'}"
