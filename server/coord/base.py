@@ -39,8 +39,16 @@ class Coordinator(Protocol):
 
     mode: str
 
-    async def start(self, published: PublishedConfigs, source: ReleaseSource) -> None:
-        """Load the published releases into memory and begin following changes."""
+    async def start(
+        self,
+        published: PublishedConfigs,
+        source: ReleaseSource,
+        subscribers: Callable[[], int] | None = None,
+    ) -> None:
+        """Load the published releases into memory and begin following changes.
+
+        subscribers, when given, counts this replica's open watch sockets (membership).
+        """
         ...
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.coord.base import ClusterEvent, EventListener, ReleaseSource
@@ -32,7 +32,12 @@ class LocalCoordinator:
         self._published: PublishedConfigs | None = None
         self._started_at = time.time()
 
-    async def start(self, published: PublishedConfigs, source: ReleaseSource) -> None:
+    async def start(
+        self,
+        published: PublishedConfigs,
+        source: ReleaseSource,
+        subscribers: Callable[[], int] | None = None,
+    ) -> None:
         self._published = published
         for release in await source.latest_releases():
             published.apply(release)
