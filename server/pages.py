@@ -1,0 +1,268 @@
+"""The admin page: sign-in and sign-out forms, the single-page shell, static files, headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from server.api.common import services
+from server.domain.auth import check_csrf, csrf_token_for
+from server.domain.scopes import Principal
+from server.errors import AppError
+from server.keys import CONFIG
+from server.middleware import SESSION_COOKIE
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+
+LOGIN_COOKIE = "cc_login"
+"""Double-submit token of the sign-in form: a cross-site post cannot read or send it."""
+CSRF_FIELD = "csrf_token"
+LOGIN_COOKIE_SECONDS = 3600
+MAX_FIELD_CHARS = 1024
+# Where to go after signing in: a page address inside the admin page (its hash route).
+_NEXT = re.compile(r"#/[A-Za-z0-9_.:/%?=&~-]{0,500}")
+
+PAGE_ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/", "The admin page (needs a session; otherwise redirects to /login)"),
+    ("GET", "/login", "The sign-in form"),
+    ("POST", "/login", "Sign in with the form; sets the session cookie"),
+    ("POST", "/logout", "Sign out with the form; ends the session"),
+    ("GET", "/static/{path}", "The admin page's stylesheets, scripts and icons"),
+)
+"""(method, path, summary) of every route registered here, for the OpenAPI document."""
+
+STATIC_VERSION = web.AppKey("static_version", str)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+
+
+def setup(app: web.Application) -> None:
+    """Register the page routes, the static files, the templates and the security headers."""
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=True,
+        default_helpers=False,
+    )
+    app[STATIC_VERSION] = _static_version(STATIC_DIR)
+    app.router.add_get("/", get_admin_page, name="get_admin_page")
+    app.router.add_get("/login", get_login_page, name="get_login_page")
+    app.router.add_post("/login", post_login, name="post_login")
+    app.router.add_post("/logout", post_logout, name="post_logout")
+    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.on_response_prepare.append(_add_security_headers)
+
+
+def _static_version(directory: Path) -> str:
+    """A short hash of every static file: cache-busts the URLs the templates write."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            digest.update(path.relative_to(directory).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith("/static/"):
+        # Revalidate every time (Last-Modified): module imports carry no version in their URL.
+        response.headers.setdefault("Cache-Control", "no-cache")
+    elif response.content_type == "text/html":
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def _same_origin(request: web.Request) -> bool:
+    """False when the browser says the form came from another origin."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        # "null" is sent for opaque origins (sandboxed frames): never trusted as ours.
+        return origin is None
+    return origin.split("://", 1)[-1] == request.host
+
+
+async def _session(request: web.Request) -> tuple[str, Principal] | None:
+    """The session cookie and its principal, or None when absent, expired or revoked."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    try:
+        principal = await services(request).auth.authenticate(cookie)
+    except AppError as exc:
+        if exc.status == 401:
+            return None
+        raise
+    if principal.kind != "session":
+        return None
+    return cookie, principal
+
+
+def _redirect(location: str) -> web.Response:
+    """A 303 See Other: after a form post the browser follows it with a GET."""
+    return web.Response(status=303, headers={"Location": location})
+
+
+def _render(
+    template: str, request: web.Request, context: dict[str, Any], status: int = 200
+) -> web.Response:
+    context = {"static_version": request.app[STATIC_VERSION], **context}
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def _next_page(value: object) -> str:
+    """The admin page address to return to after signing in; anything else means the start."""
+    if isinstance(value, str) and _NEXT.fullmatch(value):
+        return value
+    return ""
+
+
+def _login_form(
+    request: web.Request, error: str | None, username: str, status: int, next_page: str = ""
+) -> web.Response:
+    """The sign-in page with a fresh double-submit token."""
+    token = secrets.token_urlsafe(24)
+    response = _render(
+        "login.html",
+        request,
+        {"csrf_token": token, "error": error, "username": username, "next": next_page},
+        status=status,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=LOGIN_COOKIE_SECONDS,
+        path="/login",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+async def get_admin_page(request: web.Request) -> web.StreamResponse:
+    """GET /: the single-page shell for a signed-in operator, else a redirect to sign in."""
+    session = await _session(request)
+    if session is None:
+        response = _redirect("/login")
+        if SESSION_COOKIE in request.cookies:
+            response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+    cookie, principal = session
+    config = request.app[CONFIG]
+    return _render(
+        "app.html",
+        request,
+        {
+            "csrf_token": csrf_token_for(cookie),
+            "user": principal.name,
+            "is_admin": principal.is_admin,
+            "scopes": " ".join(sorted(principal.scopes)),
+            "mode": "standalone" if config.standalone else "cluster",
+        },
+    )
+
+
+async def get_login_page(request: web.Request) -> web.StreamResponse:
+    """GET /login: the sign-in form, or the admin page when already signed in."""
+    if await _session(request) is not None:
+        return _redirect("/")
+    return _login_form(request, None, "", 200)
+
+
+async def post_login(request: web.Request) -> web.StreamResponse:
+    """POST /login: check the form's token, sign in, set the session cookie."""
+    form = await request.post()
+    username = form.get("username")
+    password = form.get("password")
+    presented = form.get(CSRF_FIELD)
+    expected = request.cookies.get(LOGIN_COOKIE)
+    next_page = _next_page(form.get("next"))
+    if (
+        not _same_origin(request)
+        or not isinstance(presented, str)
+        or not expected
+        or not hmac.compare_digest(presented.encode(), expected.encode())
+    ):
+        return _login_form(
+            request,
+            "The sign-in form expired or came from another site. Try again.",
+            "",
+            403,
+            next_page,
+        )
+    if not isinstance(username, str) or not isinstance(password, str):
+        return _login_form(request, "Enter your user name and password.", "", 400, next_page)
+    username = username.strip()[:MAX_FIELD_CHARS]
+    if not username or not password:
+        return _login_form(request, "Enter your user name and password.", username, 400, next_page)
+    if len(password) > MAX_FIELD_CHARS:
+        return _login_form(request, "Wrong user name or password.", username, 401, next_page)
+    try:
+        session = await services(request).auth.login(username, password)
+    except AppError as exc:
+        if exc.status != 401:
+            raise
+        return _login_form(request, "Wrong user name or password.", username, 401, next_page)
+    response = _redirect("/" + next_page)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session.secret,
+        max_age=request.app[CONFIG].auth.session_ttl,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    response.del_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+async def post_logout(request: web.Request) -> web.StreamResponse:
+    """POST /logout: a CSRF-checked form that revokes the session and clears the cookie."""
+    session = await _session(request)
+    if session is None:
+        # Nothing to end. A cross-site post carries no cookie (SameSite=Strict) and clears nothing.
+        response = _redirect("/login")
+        if SESSION_COOKIE in request.cookies:
+            response.del_cookie(SESSION_COOKIE, path="/")
+        return response
+    cookie, principal = session
+    form = await request.post()
+    presented = form.get(CSRF_FIELD)
+    if not _same_origin(request) or not check_csrf(
+        cookie, presented if isinstance(presented, str) else None
+    ):
+        return _render(
+            "refused.html",
+            request,
+            {
+                "reason": "The sign-out form was missing its security token or came from another "
+                "site, so you are still signed in."
+            },
+            status=403,
+        )
+    await services(request).auth.logout(principal)
+    response = _redirect("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response

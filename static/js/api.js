@@ -1,0 +1,77 @@
+// The JSON API under /api/v1 with the session cookie; unsafe methods carry the CSRF token.
+
+const meta = document.querySelector('meta[name="csrf-token"]');
+const CSRF_TOKEN = meta ? meta.getAttribute("content") : "";
+
+/** A failed API call: HTTP status, the envelope's code and message. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Path segment encoding for app, env and item key names. */
+export const seg = encodeURIComponent;
+
+/** "/apps/A/envs/E". */
+export function envPath(app, env) {
+  return `/apps/${seg(app)}/envs/${seg(env)}`;
+}
+
+/**
+ * Call the API; resolves to the parsed JSON body (null when empty), rejects with ApiError.
+ * A 401 means the session ended: the browser goes to the sign-in page.
+ */
+export async function api(method, path, body, { ifMatch } = {}) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = CSRF_TOKEN;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch {
+    throw new ApiError(0, "network", "The server cannot be reached. Check the connection and try again.");
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (response.status === 401) {
+    window.location.assign(`/login${window.location.hash}`);
+    throw new ApiError(401, "unauthorized", "Your session has ended. Sign in again.");
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(
+      response.status,
+      error.code || `http_${response.status}`,
+      error.message || `${response.status} ${response.statusText}`,
+    );
+  }
+  return data;
+}
+
+/** The signed-in operator, from the page shell. */
+export const me = {
+  name: document.body.dataset.user || "",
+  admin: document.body.dataset.admin === "true",
+  mode: document.body.dataset.mode || "standalone",
+  scopes: (document.body.dataset.scopes || "").split(" ").filter(Boolean),
+  canWrite(app) {
+    return this.admin || this.scopes.includes(`write:${app}`);
+  },
+};

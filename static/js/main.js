@@ -1,0 +1,115 @@
+// The admin page: hash routing between views. Views build the DOM from data as text nodes.
+
+import { ApiError } from "./api.js";
+import { h, replace } from "./dom.js";
+import { clearAlerts, emptyState, pageHead, showError } from "./ui.js";
+import { appsView, appView } from "./views/apps.js";
+import { envView } from "./views/env.js";
+import { auditView, clusterView, tokensView } from "./views/admin.js";
+
+const main = document.getElementById("main");
+let cleanup = null;
+let generation = 0;
+let firstRender = true;
+
+/** Parse "#/a/b?x=1" into { parts: ["a", "b"], query: { x: "1" } }. */
+function parseHash() {
+  const raw = window.location.hash.replace(/^#\/?/, "");
+  const [path, search = ""] = raw.split("?");
+  let parts;
+  try {
+    parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    parts = ["?"];
+  }
+  return { parts, query: Object.fromEntries(new URLSearchParams(search)) };
+}
+
+function resolve({ parts, query }) {
+  const [first, ...rest] = parts;
+  if (!first || (first === "apps" && rest.length === 0)) return { view: appsView, nav: "apps", title: "Apps" };
+  if (first === "apps") {
+    const [app, env, section, a, b] = rest;
+    if (!env) return { view: appView, params: { app }, nav: "apps", title: app };
+    if (!section) return { view: envView, params: { app, env, section: "draft" }, nav: "apps", title: `${app}/${env}` };
+    if (section === "history" && !a) return { view: envView, params: { app, env, section: "history" }, nav: "apps", title: `History · ${app}/${env}` };
+    if (section === "releases" && /^\d+$/.test(a || "") && !b) return { view: envView, params: { app, env, section: "release", a }, nav: "apps", title: `v${a} · ${app}/${env}` };
+    if (section === "compare" && /^\d+$/.test(a || "") && /^\d+$/.test(b || "")) return { view: envView, params: { app, env, section: "compare", a, b }, nav: "apps", title: `v${a} → v${b} · ${app}/${env}` };
+  }
+  if (first === "audit" && !rest.length) return { view: auditView, params: query, nav: "audit", title: "Audit log" };
+  if (first === "tokens" && !rest.length) return { view: tokensView, nav: "tokens", title: "Tokens" };
+  if (first === "cluster" && !rest.length) return { view: clusterView, nav: "cluster", title: "Cluster" };
+  return null;
+}
+
+function notFound(message) {
+  replace(
+    main,
+    pageHead({ title: "Not found" }),
+    emptyState(message || "There is nothing at this address.", "It may have been deleted, or the link is mistyped.", h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" })),
+  );
+}
+
+async function route() {
+  generation += 1;
+  const mine = generation;
+  if (cleanup) {
+    try {
+      cleanup();
+    } catch (error) {
+      console.error(error);
+    }
+    cleanup = null;
+  }
+  clearAlerts();
+  const target = resolve(parseHash());
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (target && link.dataset.nav === target.nav) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  document.title = target ? `${target.title} · configcenter` : "Not found · configcenter";
+  if (!target) {
+    notFound();
+    return;
+  }
+  main.setAttribute("aria-busy", "true");
+  try {
+    const done = await target.view(main, target.params || {});
+    if (mine !== generation) {
+      if (typeof done === "function") done();
+      return;
+    }
+    cleanup = typeof done === "function" ? done : null;
+    if (!firstRender) {
+      const heading = main.querySelector("h1");
+      if (heading) heading.focus({ preventScroll: true });
+      window.scrollTo(0, 0);
+    }
+  } catch (error) {
+    if (mine !== generation) return;
+    if (error instanceof ApiError && error.status === 404) notFound(error.message.replace(/^./, (c) => c.toUpperCase()) + ".");
+    else if (error instanceof ApiError && error.status === 401) return;
+    else if (error instanceof ApiError && error.status === 403) {
+      replace(
+        main,
+        pageHead({ title: "No access" }),
+        emptyState("Your account may not open this page.", "Ask an admin for a write:APP scope on this app, or go back to the apps you can see.", h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" })),
+      );
+      showError(error);
+    } else {
+      replace(main, pageHead({ title: "Something went wrong" }), emptyState("This page could not be loaded.", "Try again in a moment.", h("button", { type: "button", class: "btn btn-primary", text: "Try again", onclick: route })));
+      showError(error);
+    }
+  } finally {
+    if (mine === generation) main.removeAttribute("aria-busy");
+    firstRender = false;
+  }
+}
+
+window.addEventListener("hashchange", route);
+window.addEventListener("unhandledrejection", (event) => {
+  const error = event.reason;
+  if (error instanceof ApiError && error.status === 401) return;
+  showError(error);
+});
+route();
