@@ -1,0 +1,140 @@
+"""Fixtures that start real MariaDB, etcd and configcenter processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.devservices import EtcdCluster, MariaDBServer, ServerProcess
+
+ServerProcessFactory = Callable[..., ServerProcess]
+
+# Tests that use these fixtures (directly or through others) get the marker, so that
+# `-m "not etcd"` or `-m "not mariadb"` deselects them.
+_FIXTURE_MARKERS = {
+    "mariadb": "mariadb",
+    "mysql_url": "mariadb",
+    "etcd_single": "etcd",
+    "etcd_cluster": "cluster",
+}
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Turn SIGTERM (as `timeout` sends) into Ctrl-C, so fixtures still stop their services."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by the real services their fixtures start."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in _FIXTURE_MARKERS.items():
+            if fixture in names:
+                item.add_marker(marker)
+        if "etcd_cluster" in names:
+            item.add_marker("etcd")
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """One throwaway MariaDB for the whole session; fails loudly if it cannot start."""
+    with MariaDBServer(tmp_path_factory.mktemp("mariadb")) as server:
+        yield server
+
+
+@pytest.fixture
+def mysql_url(mariadb: MariaDBServer) -> Iterator[str]:
+    """A fresh, empty MariaDB database (dropped afterwards): mysql://root@127.0.0.1:PORT/NAME."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    url = mariadb.create_database(name)
+    try:
+        yield url
+    finally:
+        mariadb.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """sqlite:///<tmp_path>/store.db (the file does not exist yet)."""
+    return f"sqlite:///{tmp_path}/store.db"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("mariadb", id="mariadb", marks=pytest.mark.mariadb),
+    ]
+)
+def store_url(request: pytest.FixtureRequest) -> str:
+    """A fresh store URL, once on SQLite and once on MariaDB (started only when needed)."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "mysql_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def etcd_single(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A one-member etcd, healthy, stopped afterwards."""
+    with EtcdCluster(1, tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A three-member etcd cluster, all healthy, stopped afterwards."""
+    with EtcdCluster(3, tmp_path / "etcd-cluster") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcessFactory]:
+    """Factory: server_process(store_url, **ServerProcess kwargs) -> a started server.
+
+    Every server it started is stopped at teardown.
+    """
+    started: list[ServerProcess] = []
+
+    def start(store_url: str, **kwargs: Any) -> ServerProcess:
+        server = ServerProcess(tmp_path / f"server{len(started) + 1}", store_url, **kwargs)
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        errors: list[BaseException] = []
+        for server in reversed(started):
+            try:
+                server.stop()
+            except Exception as exc:  # stop the others before reporting
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+@pytest.fixture(autouse=True)
+async def _fail_on_lingering_tasks() -> AsyncIterator[None]:
+    """Fail a test that leaves asyncio tasks running on its loop (as Home Assistant does)."""
+    before = asyncio.all_tasks()
+    yield
+    current = asyncio.current_task()
+    lingering = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+    if not lingering:
+        return
+    described = ", ".join(repr(t) for t in lingering)
+    for task in lingering:
+        task.cancel()
+    await asyncio.wait(lingering, timeout=5)
+    pytest.fail(f"test left asyncio tasks running (now cancelled): {described}", pytrace=False)
