@@ -12,6 +12,7 @@ from server.api.common import (
     services,
 )
 from server.api.schemas import PatchItemsBody, PutItemBody
+from server.errors import AppError
 
 
 def _where(request: web.Request) -> tuple[str, str]:
@@ -33,8 +34,11 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 async def put_item(request: web.Request) -> web.Response:
-    """PUT …/items/{key}; If-Match guards against overwriting someone else's edit."""
+    """PUT …/items/{key}; If-Match guards a revision, If-None-Match: * creates only."""
     if_match = etag_revision(request.headers.get("If-Match"))
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise AppError("invalid_request", 400, "If-None-Match on an item write must be *")
     body = await read_body(request, PutItemBody)
     item, created = await services(request).drafts.put_item(
         principal(request),
@@ -43,6 +47,7 @@ async def put_item(request: web.Request) -> web.Response:
         body.value,
         body.comment,
         if_match,
+        create_only=if_none_match is not None,
     )
     return json_response(
         item.to_json(), status=201 if created else 200, headers={"ETag": f'"{item.revision}"'}

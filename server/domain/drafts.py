@@ -46,8 +46,12 @@ class DraftService:
         value: str,
         comment: str | None,
         if_match: int | None,
+        create_only: bool = False,
     ) -> tuple[Item, bool]:
-        """Create or replace one item; returns (item, created). if_match guards the revision."""
+        """Create or replace one item; returns (item, created).
+
+        if_match guards the revision; create_only refuses to replace an existing item.
+        """
         principal.require_write(app)
         key = validate_key(key)
         value = validate_value(value, self.ctx.limits.max_value_bytes)
@@ -63,6 +67,10 @@ class DraftService:
                     "precondition_failed",
                     412,
                     f"item {key!r} is at revision {current}, not {if_match}; reload and retry",
+                )
+            if create_only and existing is not None:
+                raise AppError(
+                    "precondition_failed", 412, f"item {key!r} already exists (If-None-Match: *)"
                 )
             if (
                 existing is not None

@@ -24,11 +24,12 @@ export function envPath(app, env) {
  * Call the API; resolves to the parsed JSON body (null when empty), rejects with ApiError.
  * A 401 means the session ended: the browser goes to the sign-in page.
  */
-export async function api(method, path, body, { ifMatch } = {}) {
+export async function api(method, path, body, { ifMatch, createOnly } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = CSRF_TOKEN;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
+  if (createOnly) headers["If-None-Match"] = "*";
   let response;
   try {
     response = await fetch(`/api/v1${path}`, {

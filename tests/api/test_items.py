@@ -63,6 +63,20 @@ async def test_if_match(api: Api) -> None:
     assert bad.status == 400
 
 
+async def test_if_none_match_star_creates_only(api: Api) -> None:
+    await api.app_with_env()
+    star = {"If-None-Match": "*"}
+    created = await api.call("PUT", f"{ITEMS}/k", {"value": "1"}, headers=star)
+    assert created.status == 201
+    before = await api.snapshot()
+    again = await api.call("PUT", f"{ITEMS}/k", {"value": "2"}, headers=star)
+    assert again.status == 412
+    assert again.body["error"]["code"] == "precondition_failed"
+    bad = await api.call("PUT", f"{ITEMS}/k", {"value": "2"}, headers={"If-None-Match": '"3"'})
+    assert bad.status == 400
+    assert await api.snapshot() == before
+
+
 async def test_concurrent_puts_with_same_if_match_give_one_200_and_one_412(api: Api) -> None:
     await api.app_with_env()
     revision = (await api.call("PUT", f"{ITEMS}/k", {"value": "0"})).body["revision"]

@@ -98,7 +98,8 @@ async def test_bad_ops_get_errors_and_the_socket_stays_open(api: Api) -> None:
         ('{"op": "subscribe", "app": "shop"}', "invalid_request"),
         ('{"op": "subscribe", "app": "Bad!", "env": "prod"}', "invalid_name"),
         ('{"op": "subscribe", "app": "shop", "env": "prod", "after": -1}', "invalid_request"),
-        ('{"op": "subscribe", "app": "nope", "env": "prod"}', "not_found"),
+        ('{"op": "subscribe", "app": "shop", "env": "nope"}', "not_found"),
+        ('{"op": "subscribe", "app": "nope", "env": "prod"}', "forbidden"),
         ('{"op": "subscribe", "app": "secret", "env": "prod"}', "forbidden"),
         ('{"op": "subscribe", "app": "shop", "env": "prod", "x": 1}', "invalid_request"),
     ]:

@@ -433,12 +433,12 @@ async function draftSection(root, ctx, firstDiff) {
     }
   }
 
-  async function putItem(key, value, comment, revision) {
+  async function putItem(key, value, comment, revision, createOnly = false) {
     if (!addressable(key)) {
       const result = await api("PATCH", `${base}/items`, { set: { [key]: value } });
       return result.items.find((i) => i.key === key);
     }
-    return api("PUT", `${base}/items/${seg(key)}`, { value, comment }, { ifMatch: revision });
+    return api("PUT", `${base}/items/${seg(key)}`, { value, comment }, { ifMatch: revision, createOnly });
   }
 
   async function saveEdit(key, draft, fields, conflictBox, saveBtn) {
@@ -561,13 +561,14 @@ async function draftSection(root, ctx, firstDiff) {
         return;
       }
       try {
-        await busy(save, () => putItem(k, value.input.value, comment.input.value, null));
+        await busy(save, () => putItem(k, value.input.value, comment.input.value, null, true));
         flash(`Added “${k}”.`, "success", { timeout: 4000 });
         addPanel.hidden = true;
         await reload();
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
-        if (error.code === "invalid_key" || error.status === 404 || error.status === 405) setFieldError(key, error.message);
+        if (error.status === 412) setFieldError(key, `“${k}” was just added by someone else; reload to see it.`);
+        else if (error.code === "invalid_key" || error.status === 404 || error.status === 405) setFieldError(key, error.message);
         else if (/comment/.test(error.code)) setFieldError(comment, error.message);
         else if (error.status === 400 || error.status === 413) setFieldError(value, error.message);
         else showError(error, `Could not add ${k}`);
