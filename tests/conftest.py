@@ -35,6 +35,26 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _interrupt)
 
 
+_SUMMARY_MARKERS = ("mariadb", "etcd", "cluster", "browser")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Show how many tests ran against each real component (a skip would hide a missing one)."""
+    counts = {marker: {"passed": 0, "failed": 0, "skipped": 0} for marker in _SUMMARY_MARKERS}
+    for outcome in ("passed", "failed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "skipped":
+                continue
+            for marker in _SUMMARY_MARKERS:
+                if marker in getattr(report, "keywords", {}):
+                    counts[marker][outcome] += 1
+    parts = [
+        f"{marker}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped"
+        for marker, c in counts.items()
+    ]
+    terminalreporter.write_line("real components: " + " | ".join(parts))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by the real services their fixtures start."""
     for item in items:
