@@ -13,7 +13,6 @@ from server.api.routes import ROUTES, Route
 _PARAM = re.compile(r"{(\w+)}")
 
 
-
 def _page_routes() -> tuple[tuple[str, str, str], ...]:
     """(method, path, summary) of the admin page's routes."""
     try:
