@@ -1,0 +1,328 @@
+"""The etcd coordinator: N replicas on one store and one etcd cluster act as one.
+
+Pieces (one module each): `etcd_conn` (endpoint list and failover), `etcd_lock` (publish lock
+and fencing), `etcd_sync` (watch, reload, scheduled refresh and repair), `etcd_members`
+(replica registration, etcd member health), `etcd_keys` (key layout and records).
+
+A publish: acquire the lock of (app, env) -> fence (epoch = etcd cluster id, token = the
+claim's create_revision) -> the store commits version = latest + 1, refusing a fence older
+than the env's recorded one -> `distribute` writes `{prefix}/releases/{app}/{env}` in a
+transaction that compares the claim's create_revision (the claim is still ours) -> every
+replica's watch applies it -> the lock is released (lease revoked). The store is the source
+of truth; etcd is the fast path and is repaired from the store.
+
+Failure cases, and what happens:
+
+1. Holder killed before the store commit: its lease expires (<= lock_ttl), the claim goes,
+   the next waiter proceeds. Nothing was committed.
+2. Holder killed after the commit, before the etcd write: the release is in the store only.
+   Once the claim has expired, the next refresh on any replica writes it to etcd (CAS).
+3. Holder paused (GC, SIGSTOP, partition) past its lease, before the commit: a newer holder
+   gets a larger token and records it on the env row; the paused holder's commit is refused
+   by the store (409 lock_lost). If nobody published meanwhile, its commit is accepted
+   (no one else wrote, versions are still latest + 1) and only its etcd write is refused.
+4. Holder paused after the commit: its etcd write is refused (the claim is gone). The commit
+   stands and is acknowledged (201); the next holder's newer release or the refresh
+   delivers it. A distribute never moves a record backwards: while the claim is ours no one
+   else can commit a newer version.
+5. etcd unreachable when publishing: acquiring fails within ~4 s with 503
+   coordinator_unavailable; the store is not touched.
+6. etcd unreachable after the commit: distribute gives up after ~4 s, applies the release
+   locally and answers 201; the refresh writes it to etcd when etcd is back.
+7. An etcd member or the leader dies: calls fail over to the next endpoint; the watch
+   resumes from its last revision; leases survive the election (a new leader renews them).
+8. The watch's revision was compacted: reload the prefix, replay the live events.
+9. A watch stalled without an error: the refresh sees a record the watch went past and the
+   cache lacks, applies it and restarts the watch on another endpoint.
+10. A release record deleted or damaged behind our back: the refresh restores it from the
+    store, with a compare on its absence or mod_revision, and never while a publish of that
+    env is in flight (a claim exists), so a repair never overwrites a newer record.
+11. etcd wiped or rebuilt: a new cluster id is a new fencing epoch (old fences do not block
+    publishes), and the refresh writes every env's latest release back.
+12. Events (token revoked, app deleted, user changed) while etcd is down: acted on locally
+    at once, queued in memory and written when etcd answers again. A replica that dies
+    first loses its queue: other replicas then drop a revoked token from their caches only
+    when the cache entry expires (5 minutes).
+13. A store restored from an older backup leaves etcd ahead of the store: counted and
+    logged, not repaired (versions never go down); delete `{prefix}/releases/` and restart.
+
+Fault injection for tests: `CONFIGCENTER_FAULT_HOLD_LOCK_SECONDS` (off by default) makes a
+holder sleep after acquiring the lock, before the store transaction (see etcd_lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import aetcd
+import aetcd.exceptions
+import aetcd.utils
+
+from server.config import EtcdSection
+from server.coord.base import ClusterEvent, EventListener, ReleaseSource
+from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
+from server.coord.etcd_keys import Keys, encode_event, encode_release
+from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
+from server.coord.etcd_members import Membership, etcd_members
+from server.coord.etcd_sync import ReleaseSync
+from server.domain.model import Fence, Release
+from server.domain.published import PublishedConfigs
+
+log = logging.getLogger(__name__)
+
+EVENT_TTL = 60
+# Events are written after the store commit: do not hold the answer long when etcd is away.
+EVENT_WITHIN = 2.0
+# A replica starts (serving the store's releases) even when etcd does not answer.
+START_WITHIN = 2.0
+MAX_PENDING_EVENTS = 10_000
+
+
+class EtcdCoordinator:
+    """Cluster mode: publish lock, distribution, events and membership on etcd."""
+
+    mode = "cluster"
+
+    def __init__(self, config: EtcdSection, advertise_url: str) -> None:
+        self.config = config
+        self.keys = Keys(config.prefix)
+        self.address = _reachable(advertise_url)
+        self.replica_id = f"{urlsplit(self.address).netloc}-{os.getpid()}"
+        self.started_at = time.time()
+        self.conn = EtcdConnection(config.endpoints)
+        self.locks = PublishLocks(
+            self.conn,
+            self.keys,
+            config.lock_ttl,
+            self.replica_id,
+            fault_hold=fault_hold_seconds(),
+        )
+        self.membership = Membership(
+            self.conn, self.keys, self.replica_id, self._info, max(config.lock_ttl, 5)
+        )
+        self.fenced_out = 0
+        self.last_refresh: float | None = None
+        self._listeners: list[EventListener] = []
+        self._pending: list[ClusterEvent] = []
+        self._published: PublishedConfigs | None = None
+        self._subscribers: Callable[[], int] = lambda: 0
+        self._sync: ReleaseSync | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def sync(self) -> ReleaseSync:
+        """The watch and refresh (after start)."""
+        assert self._sync is not None, "the coordinator is not started"
+        return self._sync
+
+    async def start(
+        self,
+        published: PublishedConfigs,
+        source: ReleaseSource,
+        subscribers: Callable[[], int] | None = None,
+    ) -> None:
+        self._published = published
+        if subscribers is not None:
+            self._subscribers = subscribers
+        self._sync = ReleaseSync(
+            self.conn, self.keys, self.replica_id, published, source, self._dispatch
+        )
+        await self.sync.load_store()
+        try:
+            await self.sync.reload(within=START_WITHIN)
+        except EtcdUnavailable as exc:
+            log.warning("etcd unreachable at start (%s); serving the store's releases", exc)
+        for name, job in (
+            ("etcd-watch", self.sync.run_watch()),
+            ("etcd-refresh", self._refresh_loop()),
+            ("etcd-membership", self.membership.run()),
+        ):
+            self._tasks.append(asyncio.create_task(job, name=name))
+        log.info(
+            "cluster coordinator %s started (etcd %s, prefix %s)",
+            self.replica_id,
+            ",".join(self.config.endpoints),
+            self.config.prefix,
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.membership.close()
+        await self.conn.close()
+
+    def publish_lock(self, app: str, env: str) -> contextlib.AbstractAsyncContextManager[Fence]:
+        return self.locks.hold(app, env)
+
+    async def distribute(self, release: Release, fence: Fence) -> None:
+        hold = self.locks.held(release.app, release.env)
+        key = self.keys.release(release.app, release.env)
+        value = encode_release(release)
+        written = False
+        if hold is not None and (hold.epoch, hold.token) == (fence.epoch, fence.token):
+
+            async def write(c: aetcd.Client) -> bool:
+                t = c.transactions
+                ok, _ = await c.transaction(
+                    compare=[t.create(hold.key) == hold.token],
+                    success=[t.put(key, value)],
+                    failure=[],
+                )
+                return bool(ok)
+
+            try:
+                written = await self.conn.call(write, within=ETCD_WITHIN)
+                if not written:
+                    self.fenced_out += 1
+            except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:
+                log.warning("etcd write of %s/%s failed: %s", release.app, release.env, exc)
+        if not written:
+            log.warning(
+                "%s/%s version %d is committed but not in etcd (lock lost or etcd away); "
+                "the scheduled refresh delivers it",
+                release.app,
+                release.env,
+                release.version,
+            )
+        if self._published is not None:
+            self._published.apply(release)
+
+    async def announce(self, event: ClusterEvent) -> None:
+        self._dispatch(event)
+        if self._pending:
+            self._queue(event)
+            return
+        try:
+            await self._write_event(event)
+        except EtcdUnavailable as exc:
+            log.warning("event %s not written to etcd (%s); queued", event.kind, exc)
+            self._queue(event)
+        except aetcd.exceptions.ClientError as exc:
+            log.error("event %s refused by etcd: %s", event.kind, exc)
+
+    def on_event(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    async def check(self) -> None:
+        try:
+            await self.conn.call(lambda c: c.get(self.keys.root), within=2.0)
+        except EtcdUnavailable as exc:
+            raise unavailable(exc) from None
+
+    async def describe(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "mode": self.mode,
+            "replica": self.replica_id,
+            "prefix": self.config.prefix,
+            "lock_ttl": self.config.lock_ttl,
+            "refresh_interval": self.config.refresh_interval,
+            "etcd_endpoint": self.conn.endpoint,
+            "etcd_cluster_id": f"{self.sync.cluster_id:x}" if self.sync.cluster_id else None,
+            "watching": self.sync.watching,
+            "revision": self.sync.last_revision,
+            "repairs": dict(self.sync.repairs),
+            "pending_events": len(self._pending),
+        }
+        try:
+            result["replicas"] = await self.membership.replicas()
+            result["etcd_members"] = await etcd_members(self.conn)
+            result["lock_holders"] = await self.locks.holders()
+        except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:
+            result.setdefault("replicas", [self._info()])
+            result.setdefault("etcd_members", [])
+            result.setdefault("lock_holders", [])
+            result["etcd_error"] = str(exc)
+        return result
+
+    async def refresh_once(self) -> None:
+        """One scheduled refresh: queued events, then the repair pass."""
+        try:
+            await self._flush_pending()
+            await self.sync.refresh()
+            self.last_refresh = time.time()
+        except EtcdUnavailable as exc:
+            log.info("refresh skipped: etcd unavailable (%s)", exc)
+
+    # internals
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.refresh_interval)
+            try:
+                await self.refresh_once()
+            except Exception:
+                log.exception("scheduled refresh failed")
+
+    def _dispatch(self, event: ClusterEvent) -> None:
+        if event.kind == "app_deleted":
+            log.info("app %s deleted", event.data.get("app"))
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener failed for %s", event.kind)
+
+    def _queue(self, event: ClusterEvent) -> None:
+        if len(self._pending) >= MAX_PENDING_EVENTS:
+            dropped = self._pending.pop(0)
+            log.error("event queue full; dropped a %s event", dropped.kind)
+        self._pending.append(event)
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            try:
+                await self._write_event(self._pending[0])
+            except aetcd.exceptions.ClientError as exc:
+                log.error("queued event %s refused by etcd: %s", self._pending[0].kind, exc)
+            self._pending.pop(0)
+
+    async def _write_event(self, event: ClusterEvent) -> None:
+        key = self.keys.event(self.replica_id, uuid.uuid4().hex)
+        value = encode_event(event, self.replica_id)
+
+        async def write(c: aetcd.Client) -> None:
+            t = c.transactions
+            lease = await c.lease(EVENT_TTL)
+            ops = [t.put(key, value, lease=lease.id)]
+            if event.kind == "app_deleted":
+                # One transaction: no replica can see the records gone without the event.
+                releases = self.keys.app_releases(str(event.data["app"]))
+                ops.append(t.delete(releases, range_end=aetcd.utils.prefix_range_end(releases)))
+            await c.transaction(compare=[], success=ops, failure=[])
+
+        await self.conn.call(write, within=EVENT_WITHIN)
+
+    def _info(self) -> dict[str, Any]:
+        return {
+            "id": self.replica_id,
+            "address": self.address,
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "subscribers": self._subscribers(),
+            "published_envs": len(self._published) if self._published is not None else 0,
+            "last_refresh": self.last_refresh,
+            "watching": self._sync.watching if self._sync is not None else False,
+            "repairs": sum(self._sync.repairs.values()) if self._sync is not None else 0,
+        }
+
+
+def _reachable(advertise_url: str) -> str:
+    """The advertised URL, with a wildcard listen address replaced by the host name."""
+    parts = urlsplit(advertise_url)
+    if parts.hostname in (None, "", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        return f"{parts.scheme}://{socket.gethostname()}:{parts.port}"
+    return advertise_url

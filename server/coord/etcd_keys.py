@@ -1,0 +1,163 @@
+"""The etcd key layout under `[etcd] prefix` and the records stored there.
+
+    {prefix}/events/{origin}/{id}             a ClusterEvent (JSON), on a short lease
+    {prefix}/locks/{app}/{env}/{lease hex}    one publish-lock claim per holder or waiter
+    {prefix}/releases/{app}/{env}             the latest release of an env (JSON)
+    {prefix}/replicas/{replica id}            a replica's registration, on its lease
+
+App and env names cannot contain '/', so `{prefix}/releases/{app}/` holds exactly one app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from server.coord.base import ClusterEvent
+from server.domain.model import Release
+
+# Items larger than this are left out of the etcd record (etcd refuses requests over
+# 1.5 MiB by default); replicas then read that release from the store.
+INLINE_ITEMS_LIMIT = 512 * 1024
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str
+
+    @property
+    def root(self) -> bytes:
+        """Everything this cluster keeps in etcd (what the watch covers)."""
+        return f"{self.prefix}/".encode()
+
+    @property
+    def releases(self) -> bytes:
+        """The directory of release records."""
+        return f"{self.prefix}/releases/".encode()
+
+    @property
+    def events(self) -> bytes:
+        """The directory of cluster events."""
+        return f"{self.prefix}/events/".encode()
+
+    @property
+    def locks(self) -> bytes:
+        """The directory of publish-lock claims."""
+        return f"{self.prefix}/locks/".encode()
+
+    @property
+    def replicas(self) -> bytes:
+        """The directory of replica registrations."""
+        return f"{self.prefix}/replicas/".encode()
+
+    def release(self, app: str, env: str) -> bytes:
+        """The release record of one env."""
+        return f"{self.prefix}/releases/{app}/{env}".encode()
+
+    def app_releases(self, app: str) -> bytes:
+        """The release records of every env of one app."""
+        return f"{self.prefix}/releases/{app}/".encode()
+
+    def lock_dir(self, app: str, env: str) -> bytes:
+        """The claims on one env's publish lock."""
+        return f"{self.prefix}/locks/{app}/{env}/".encode()
+
+    def lock(self, app: str, env: str, lease_id: int) -> bytes:
+        """One holder's claim."""
+        return f"{self.prefix}/locks/{app}/{env}/{lease_id:x}".encode()
+
+    def event(self, origin: str, event_id: str) -> bytes:
+        """One cluster event."""
+        return f"{self.prefix}/events/{origin}/{event_id}".encode()
+
+    def replica(self, replica_id: str) -> bytes:
+        """One replica's registration."""
+        return f"{self.prefix}/replicas/{replica_id}".encode()
+
+    def env_of(self, key: bytes, directory: bytes) -> tuple[str, str] | None:
+        """(app, env) of a key `directory/app/env[/...]`, None for anything else."""
+        if not key.startswith(directory):
+            return None
+        parts = key[len(directory) :].decode(errors="replace").split("/")
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            return None
+        return parts[0], parts[1]
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """What a release key holds: the release, or only its header when the items are large."""
+
+    release: Release
+    inline: bool
+
+    @property
+    def version(self) -> int:
+        """The release version."""
+        return self.release.version
+
+
+def encode_release(release: Release) -> bytes:
+    """The record of a release; items inline unless they are large."""
+    body: dict[str, Any] = {
+        "app": release.app,
+        "env": release.env,
+        "version": release.version,
+        "checksum": release.checksum,
+        "author": release.author,
+        "comment": release.comment,
+        "created_at": release.created_at,
+        "rollback_of": release.rollback_of,
+    }
+    full = orjson.dumps({**body, "items": release.items})
+    if len(full) <= INLINE_ITEMS_LIMIT:
+        return full
+    return orjson.dumps({**body, "inline": False})
+
+
+def decode_release(value: bytes) -> ReleaseRecord:
+    """A release record; ValueError when it is not one."""
+    try:
+        raw = orjson.loads(value)
+        inline = "items" in raw
+        release = Release(
+            app=str(raw["app"]),
+            env=str(raw["env"]),
+            version=int(raw["version"]),
+            checksum=str(raw["checksum"]),
+            author=str(raw.get("author", "")),
+            comment=str(raw.get("comment", "")),
+            created_at=str(raw.get("created_at", "")),
+            items={str(k): str(v) for k, v in raw.get("items", {}).items()},
+            rollback_of=raw.get("rollback_of"),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"not a release record: {exc}") from None
+    return ReleaseRecord(release, inline)
+
+
+def encode_event(event: ClusterEvent, origin: str) -> bytes:
+    """The record of a cluster event."""
+    return orjson.dumps({"kind": event.kind, "data": event.data, "origin": origin})
+
+
+def decode_event(value: bytes) -> tuple[ClusterEvent, str]:
+    """(event, origin replica); ValueError when it is not one."""
+    try:
+        raw = orjson.loads(value)
+        return ClusterEvent(str(raw["kind"]), dict(raw.get("data") or {})), str(raw["origin"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an event record: {exc}") from None
+
+
+def decode_json(value: bytes) -> dict[str, Any]:
+    """A JSON object, or {} when the value is not one."""
+    try:
+        raw = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {}
+    return raw if isinstance(raw, dict) else {}

@@ -1,0 +1,366 @@
+"""Keeping a replica's published configs in step with etcd, and etcd with the store.
+
+- **Watch.** One watch covers the whole prefix from `last_revision + 1`: release records go
+  into `PublishedConfigs` (which only ever goes up in version), events to the coordinator.
+  A broken watch (member lost, failover) is created again from `last_revision + 1`; a
+  compacted revision reloads the prefix (`reload`): every release record is applied and the
+  events still alive (their lease is 60 s) newer than `last_revision` are replayed.
+- **Refresh** (every `refresh_interval`): read the store's latest releases, then the prefix.
+  An env whose record is missing or older than the store, and whose lock nobody claims (no
+  publish is in flight; a live holder distributes itself), is repaired with a compare-and-swap
+  on the record's mod_revision (or absence), so a repair never overwrites a newer write. A
+  record whose app the store no longer has is deleted the same way (after a second look at
+  the store). A record already in etcd at the previous refresh that the cache still lacks
+  is applied and the watch restarted on another endpoint (it is stalled or skipped it).
+  Every repair is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+import aetcd.exceptions
+
+from server.coord.base import ClusterEvent, ReleaseSource
+from server.coord.etcd_conn import TRANSIENT, EtcdConnection, EtcdUnavailable, cancelling
+from server.coord.etcd_keys import Keys, ReleaseRecord, decode_event, decode_release, encode_release
+from server.domain.model import Release
+from server.domain.published import PublishedConfigs
+
+log = logging.getLogger(__name__)
+
+ETCD_WITHIN = 4.0
+EnvKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    record: ReleaseRecord
+    mod_revision: int
+
+
+class ReleaseSync:
+    """The watch, the reload and the scheduled refresh of one replica."""
+
+    def __init__(
+        self,
+        conn: EtcdConnection,
+        keys: Keys,
+        replica_id: str,
+        published: PublishedConfigs,
+        source: ReleaseSource,
+        on_event: Callable[[ClusterEvent], None],
+    ) -> None:
+        self.conn = conn
+        self.keys = keys
+        self.replica_id = replica_id
+        self.published = published
+        self.source = source
+        self.on_event = on_event
+        self.last_revision = 0
+        self.cluster_id: int | None = None
+        self.watching = False
+        self.repairs: collections.Counter[str] = collections.Counter()
+        self._need_reload = True
+        self._watch: Any = None
+        self._ahead: set[tuple[EnvKey, int]] = set()  # reported once each
+        self._previous_snapshot = 0  # etcd revision read by the previous refresh
+
+    def count(self, kind: str, message: str, *args: object) -> None:
+        """Count and log one repair."""
+        self.repairs[kind] += 1
+        log.warning("repair %s: " + message, kind, *args)
+
+    # loading
+
+    async def load_store(self) -> None:
+        """Apply the store's latest releases (what is true even while etcd is away)."""
+        for release in await self.source.latest_releases():
+            self.published.apply(release)
+
+    async def reload(self, within: float = ETCD_WITHIN) -> None:
+        """Read the whole prefix: apply every release, replay the events not yet seen."""
+        snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=within)
+        events = []
+        for kv in snapshot:
+            if kv.key.startswith(self.keys.releases):
+                await self._apply_value(kv.value)
+            elif (
+                kv.key.startswith(self.keys.events)
+                and self.last_revision
+                and kv.mod_revision > self.last_revision
+            ):
+                events.append(kv)
+        for kv in sorted(events, key=lambda kv: kv.mod_revision):
+            self._handle_event(kv.value)
+        self.last_revision = max(self.last_revision, snapshot.header.revision)
+        self.cluster_id = snapshot.header.cluster_id
+        self._need_reload = False
+        log.info(
+            "loaded %d published envs from etcd at revision %d",
+            len(self.published),
+            self.last_revision,
+        )
+
+    async def _apply_value(self, value: bytes) -> None:
+        try:
+            record = decode_release(value)
+        except ValueError as exc:
+            log.error("ignoring a malformed release record: %s", exc)
+            return
+        await self._apply_record(record)
+
+    async def _apply_record(self, record: ReleaseRecord) -> None:
+        release = record.release
+        if record.inline:
+            self.published.apply(release)
+        elif self.published.version(release.app, release.env) < release.version:
+            # Too large to travel through etcd: the store has it.
+            for stored in await self.source.latest_releases():
+                if (stored.app, stored.env) == (release.app, release.env):
+                    self.published.apply(stored)
+
+    def _handle_event(self, value: bytes) -> None:
+        try:
+            event, origin = decode_event(value)
+        except ValueError as exc:
+            log.error("ignoring a malformed event: %s", exc)
+            return
+        if origin != self.replica_id:  # our own were delivered when announced
+            self.on_event(event)
+
+    # the watch
+
+    async def run_watch(self) -> None:
+        """Follow the prefix for ever: reload when needed, re-create a broken watch."""
+        backoff = 0.1
+        while True:
+            client: aetcd.Client | None = None
+            try:
+                if self._need_reload:
+                    await self.reload()
+                client = self.conn.client()
+                watch = await client.watch_prefix(
+                    self.keys.root, start_revision=self.last_revision + 1
+                )
+                self._watch = watch
+                self.watching = True
+                backoff = 0.1
+                async for event in watch:
+                    await self._handle_watch_event(event)
+                log.info("etcd watch ended at revision %d; resuming", self.last_revision)
+            except aetcd.exceptions.RevisionCompactedError as exc:
+                log.warning(
+                    "etcd compacted past revision %d (%s); reloading", self.last_revision, exc
+                )
+                self._need_reload = True
+            except TRANSIENT as exc:
+                if client is not None:
+                    self.conn.failed(client, exc)
+            except EtcdUnavailable as exc:
+                log.debug("etcd watch: %s", exc)
+            except aetcd.exceptions.ClientError as exc:
+                log.warning("etcd watch failed: %s; resuming", exc)
+            except asyncio.CancelledError:
+                if cancelling():
+                    raise
+                # grpc cancelled the watch because a failover closed its channel
+            except Exception:
+                # e.g. the store failed while fetching a large release: that event is retried
+                log.exception("etcd watch handler failed at revision %d", self.last_revision)
+            finally:
+                self.watching = False
+                self._watch = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _handle_watch_event(self, event: Any) -> None:
+        key: bytes = event.kv.key
+        if key.startswith(self.keys.releases):
+            # A deleted record is left to the app_deleted event or to the refresh.
+            if event.kind == "PUT":
+                await self._apply_value(event.kv.value)
+        elif key.startswith(self.keys.events) and event.kind == "PUT":
+            self._handle_event(event.kv.value)
+        self.last_revision = max(self.last_revision, event.kv.mod_revision)
+
+    async def restart_watch(self, fail_over: bool = False) -> None:
+        """End the current watch; run_watch creates it again from last_revision + 1."""
+        watch = self._watch
+        if fail_over:
+            self.conn.failed(self.conn.client(), RuntimeError("watch restarted"))
+        if watch is not None:
+            with contextlib.suppress(Exception):  # its client may be closed already
+                await watch.cancel()
+
+    # the scheduled refresh
+
+    async def refresh(self) -> int:
+        """Repair etcd from the store and the cache from both; returns how many repairs."""
+        before = sum(self.repairs.values())
+        cached_before = self.published.versions()
+        stored = {(r.app, r.env): r for r in await self.source.latest_releases()}
+        if not self.watching:
+            for release in stored.values():
+                if self.published.apply(release):
+                    self.count(
+                        "cache_behind_store",
+                        "%s/%s version %d applied from the store (watch down)",
+                        release.app,
+                        release.env,
+                        release.version,
+                    )
+        seen = self.last_revision  # the watch may move on while we read
+        snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=ETCD_WITHIN)
+        header = snapshot.header
+        if self.cluster_id is not None and (
+            header.cluster_id != self.cluster_id or header.revision < seen
+        ):
+            # etcd was wiped, rebuilt or restored: our revisions mean nothing there any more.
+            log.warning(
+                "etcd changed under us (cluster %x at revision %d, we were at %x/%d); reloading",
+                header.cluster_id,
+                header.revision,
+                self.cluster_id,
+                seen,
+            )
+            self.cluster_id = header.cluster_id
+            self.last_revision = 0
+            self._previous_snapshot = 0
+            self._need_reload = True
+            await self.restart_watch()
+        records: dict[EnvKey, _Entry] = {}
+        claimed: set[EnvKey] = set()
+        for kv in snapshot:
+            if kv.key.startswith(self.keys.releases):
+                try:
+                    record = decode_release(kv.value)
+                except ValueError:
+                    continue
+                records[(record.release.app, record.release.env)] = _Entry(record, kv.mod_revision)
+            elif kv.key.startswith(self.keys.locks):
+                env_key = self.keys.env_of(kv.key, self.keys.locks)
+                if env_key is not None:
+                    claimed.add(env_key)
+        for env_key, release in stored.items():
+            entry = records.get(env_key)
+            if entry is None or entry.record.version < release.version:
+                if env_key not in claimed:
+                    await self._repair_record(release, entry)
+            elif entry.record.version > release.version:
+                if (env_key, entry.record.version) not in self._ahead:
+                    self._ahead.add((env_key, entry.record.version))
+                    self.count(
+                        "etcd_ahead_of_store",
+                        "%s/%s: etcd has version %d, the store %d (store restored? left as is)",
+                        *env_key,
+                        entry.record.version,
+                        release.version,
+                    )
+        await self._delete_stale(records, stored, claimed)
+        missed = False
+        for env_key, entry in records.items():
+            version = entry.record.version
+            if (
+                # in etcd for a whole interval: the watch should have brought it long ago
+                entry.mod_revision <= self._previous_snapshot
+                # unless the watch went past the snapshot (then a later change may explain)
+                and self.last_revision <= header.revision
+                and self.published.version(*env_key) < version
+                and env_key in stored  # a record the store lacks is stale, not missed
+                and version <= stored[env_key].version
+            ):
+                missed = True
+                await self._apply_record(entry.record)
+                self.count(
+                    "cache_missed",
+                    "%s/%s version %d was not delivered by the watch (watch at revision %d)",
+                    *env_key,
+                    version,
+                    self.last_revision,
+                )
+        self._previous_snapshot = header.revision
+        self._fix_cache_ahead(cached_before, stored, records)
+        if missed and self.watching:
+            await self.restart_watch(fail_over=True)
+        return sum(self.repairs.values()) - before
+
+    async def _repair_record(self, release: Release, entry: _Entry | None) -> None:
+        key = self.keys.release(release.app, release.env)
+
+        async def cas(c: aetcd.Client) -> bool:
+            t = c.transactions
+            guard = t.mod(key) == entry.mod_revision if entry else t.create(key) == 0
+            ok, _ = await c.transaction(
+                compare=[guard], success=[t.put(key, encode_release(release))], failure=[]
+            )
+            return bool(ok)
+
+        if await self.conn.call(cas, within=ETCD_WITHIN):
+            self.count(
+                "etcd_missing" if entry is None else "etcd_behind_store",
+                "%s/%s version %d written to etcd from the store (etcd had %s)",
+                release.app,
+                release.env,
+                release.version,
+                entry.record.version if entry else "nothing",
+            )
+            self.published.apply(release)
+
+    async def _delete_stale(
+        self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, Release], claimed: set[EnvKey]
+    ) -> None:
+        candidates = {k: e for k, e in records.items() if k not in stored and k not in claimed}
+        if not candidates:
+            return
+        # A second look: an env published after the first read is in etcd, not in `stored`.
+        current = {(r.app, r.env) for r in await self.source.latest_releases()}
+        for env_key, entry in candidates.items():
+            if env_key in current:
+                continue
+            key = self.keys.release(*env_key)
+
+            async def cas(c: aetcd.Client, key: bytes = key, rev: int = entry.mod_revision) -> bool:
+                t = c.transactions
+                ok, _ = await c.transaction(
+                    compare=[t.mod(key) == rev], success=[t.delete(key)], failure=[]
+                )
+                return bool(ok)
+
+            if await self.conn.call(cas, within=ETCD_WITHIN):
+                self.count(
+                    "etcd_stale", "%s/%s: deleted a record the store does not have", *env_key
+                )
+
+    def _fix_cache_ahead(
+        self,
+        cached_before: dict[EnvKey, int],
+        stored: dict[EnvKey, Release],
+        records: dict[EnvKey, _Entry],
+    ) -> None:
+        """Apps deleted (or deleted and created again) while this replica missed the event."""
+        stored_apps = {app for app, _ in stored}
+        gone = {app for app, _ in cached_before if app not in stored_apps}
+        recreated = {
+            env_key[0]
+            for env_key, version in cached_before.items()
+            if env_key in stored
+            and version > stored[env_key].version
+            and (
+                env_key not in records or records[env_key].record.version <= stored[env_key].version
+            )
+            and self.published.version(*env_key) > stored[env_key].version
+        }
+        for app in sorted(gone | recreated):
+            self.published.remove_app(app)
+            for (release_app, _), release in stored.items():
+                if release_app == app:
+                    self.published.apply(release)
+            self.count("cache_stale", "app %s: dropped releases the store no longer has", app)
