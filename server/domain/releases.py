@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from server.domain.apps import require_env
 from server.domain.canonical import canonical_json, checksum
@@ -18,6 +19,8 @@ from server.store.queries import Queries
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+
+_Plan = Callable[[Queries, EnvRef, str], Awaitable[tuple[Release, str, str]]]
 
 
 def _check_fence(ref: EnvRef, fence: Fence) -> None:
@@ -41,44 +44,25 @@ class ReleaseService:
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
 
-    async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
-        """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
+    async def _release(self, principal: Principal, app: str, env: str, plan: _Plan) -> Release:
+        """Under the env's publish lock, in one transaction: plan a release, store it with its
+        audit entry and the lock's fence; then distribute it to every replica."""
         principal.require_write(app)
-        comment = validate_comment(comment)
         async with self.ctx.coordinator.publish_lock(app, env) as fence:
             now = utc_now()
             try:
                 async with self.ctx.store.transaction() as q:
                     ref = await require_env(q, app, env, lock=True)
                     _check_fence(ref, fence)
-                    draft = await q.draft_values(ref.id)
-                    latest = await q.latest_release(ref.id)
-                    if latest is not None and latest.items == draft:
-                        raise AppError(
-                            "nothing_to_publish",
-                            409,
-                            f"the draft equals release {latest.version}; change an item first",
-                        )
-                    change = diff_items(latest.items if latest else {}, draft, None)
-                    release = Release(
-                        app=app,
-                        env=env,
-                        version=(latest.version if latest else 0) + 1,
-                        checksum=checksum(draft),
-                        author=principal.name,
-                        comment=comment,
-                        created_at=now,
-                        items=draft,
-                    )
-                    await q.insert_release(ref.id, release, canonical_json(draft))
+                    release, action, summary = await plan(q, ref, now)
+                    await q.insert_release(ref.id, release, canonical_json(release.items))
                     await _record_fence(q, ref, fence)
                     await q.add_audit(
                         now,
                         principal.name,
-                        "release.publish",
+                        action,
                         f"{app}/{env}@{release.version}",
-                        f"published version {release.version}: {len(change.added)} added, "
-                        f"{len(change.changed)} changed, {len(change.removed)} removed",
+                        summary,
                         app,
                         env,
                     )
@@ -87,63 +71,75 @@ class ReleaseService:
                     "version_conflict", 409, "another publish took this version; retry"
                 ) from None
             await self.ctx.coordinator.distribute(release, fence)
-        log.info("published %s/%s version %d by %s", app, env, release.version, principal.name)
+        log.info("%s %s/%s version %d by %s", action, app, env, release.version, principal.name)
         return release
+
+    async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
+        """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
+        comment = validate_comment(comment)
+
+        async def plan(q: Queries, ref: EnvRef, now: str) -> tuple[Release, str, str]:
+            draft = await q.draft_values(ref.id)
+            latest = await q.latest_release(ref.id)
+            if latest is not None and latest.items == draft:
+                raise AppError(
+                    "nothing_to_publish",
+                    409,
+                    f"the draft equals release {latest.version}; change an item first",
+                )
+            change = diff_items(latest.items if latest else {}, draft, None)
+            release = Release(
+                app=app,
+                env=env,
+                version=(latest.version if latest else 0) + 1,
+                checksum=checksum(draft),
+                author=principal.name,
+                comment=comment,
+                created_at=now,
+                items=draft,
+            )
+            summary = (
+                f"published version {release.version}: {len(change.added)} added, "
+                f"{len(change.changed)} changed, {len(change.removed)} removed"
+            )
+            return release, "release.publish", summary
+
+        return await self._release(principal, app, env, plan)
 
     async def rollback(
         self, principal: Principal, app: str, env: str, version: int, comment: str
     ) -> Release:
         """A new release with the items of an earlier one; the draft is reset to them."""
-        principal.require_write(app)
         comment = validate_comment(comment)
-        async with self.ctx.coordinator.publish_lock(app, env) as fence:
-            now = utc_now()
-            try:
-                async with self.ctx.store.transaction() as q:
-                    ref = await require_env(q, app, env, lock=True)
-                    _check_fence(ref, fence)
-                    target = await q.release(ref.id, version)
-                    if target is None:
-                        raise not_found(f"release {version} of {app}/{env}")
-                    latest = await q.latest_release(ref.id)
-                    assert latest is not None
-                    if latest.items == target.items:
-                        raise AppError(
-                            "nothing_to_publish",
-                            409,
-                            f"release {version} has the same items as the latest release "
-                            f"{latest.version}",
-                        )
-                    release = Release(
-                        app=app,
-                        env=env,
-                        version=latest.version + 1,
-                        checksum=target.checksum,
-                        author=principal.name,
-                        comment=comment or f"rollback to version {version}",
-                        created_at=now,
-                        items=target.items,
-                        rollback_of=version,
-                    )
-                    await q.insert_release(ref.id, release, canonical_json(target.items))
-                    await _record_fence(q, ref, fence)
-                    await self._reset_draft(q, ref, target.items, now, principal.name)
-                    await q.add_audit(
-                        now,
-                        principal.name,
-                        "release.rollback",
-                        f"{app}/{env}@{release.version}",
-                        f"rolled back to version {version} as version {release.version}",
-                        app,
-                        env,
-                    )
-            except IntegrityError:
+
+        async def plan(q: Queries, ref: EnvRef, now: str) -> tuple[Release, str, str]:
+            target = await q.release(ref.id, version)
+            if target is None:
+                raise not_found(f"release {version} of {app}/{env}")
+            latest = await q.latest_release(ref.id)
+            assert latest is not None
+            if latest.items == target.items:
                 raise AppError(
-                    "version_conflict", 409, "another publish took this version; retry"
-                ) from None
-            await self.ctx.coordinator.distribute(release, fence)
-        log.info("rolled back %s/%s to %d as %d", app, env, version, release.version)
-        return release
+                    "nothing_to_publish",
+                    409,
+                    f"release {version} has the same items as the latest release {latest.version}",
+                )
+            release = Release(
+                app=app,
+                env=env,
+                version=latest.version + 1,
+                checksum=target.checksum,
+                author=principal.name,
+                comment=comment or f"rollback to version {version}",
+                created_at=now,
+                items=target.items,
+                rollback_of=version,
+            )
+            await self._reset_draft(q, ref, target.items, now, principal.name)
+            summary = f"rolled back to version {version} as version {release.version}"
+            return release, "release.rollback", summary
+
+        return await self._release(principal, app, env, plan)
 
     @staticmethod
     async def _reset_draft(
