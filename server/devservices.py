@@ -236,6 +236,30 @@ def _wait_until(
         time.sleep(0.05)
 
 
+class _Service:
+    """Something started and stopped; `with` starts it and always stops it."""
+
+    def start(self) -> None:
+        """Start it; raise when it cannot start."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop it."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 class _EtcdMember:
     """Ports, directories and process of one etcd member."""
 
@@ -260,7 +284,7 @@ class _EtcdMember:
         return self.process is not None and self.process.running and not self.process.paused
 
 
-class EtcdCluster:
+class EtcdCluster(_Service):
     """An etcd cluster of `size` members (1 for single-node) on loopback, data in base_dir."""
 
     def __init__(self, size: int, base_dir: Path, *, startup_timeout: float = 30.0) -> None:
@@ -273,18 +297,6 @@ class EtcdCluster:
         members = [_EtcdMember(f"n{i}", base_dir) for i in range(1, size + 1)]
         self._members = {m.name: m for m in members}
         self._initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self._members.values())
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def member_names(self) -> list[str]:
@@ -480,7 +492,7 @@ class EtcdCluster:
         )
 
 
-class MariaDBServer:
+class MariaDBServer(_Service):
     """A throwaway MariaDB on a free loopback port, files in base_dir; root has no password."""
 
     def __init__(self, base_dir: Path, *, startup_timeout: float = 60.0) -> None:
@@ -496,18 +508,6 @@ class MariaDBServer:
             )
         self.log_path = base_dir / "mariadb.log"
         self._process: _Process | None = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Initialise the data dir if needed, start mariadbd and wait until it accepts root."""
@@ -636,7 +636,7 @@ class MariaDBServer:
             )
 
 
-class ServerProcess:
+class ServerProcess(_Service):
     """The configcenter server (`python -m server serve`) as a child process on loopback."""
 
     def __init__(
@@ -668,18 +668,6 @@ class ServerProcess:
         }
         self._process: _Process | None = None
         self._token: str | None = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
