@@ -30,7 +30,15 @@ class ReleaseSource(Protocol):
     """Where a coordinator reads the store's latest releases (for loading and repair)."""
 
     async def latest_releases(self) -> list[Release]:
-        """The newest release of every env."""
+        """The newest release of every env, with items."""
+        ...
+
+    async def latest_versions(self) -> dict[tuple[str, str], int]:
+        """The newest version of every env that has released (cheap: no items)."""
+        ...
+
+    async def latest_release(self, app: str, env: str) -> Release | None:
+        """The newest release of one env, with items."""
         ...
 
 

@@ -123,9 +123,9 @@ class ReleaseSync:
             self.published.apply(release)
         elif self.published.version(release.app, release.env) < release.version:
             # Too large to travel through etcd: the store has it.
-            for stored in await self.source.latest_releases():
-                if (stored.app, stored.env) == (release.app, release.env):
-                    self.published.apply(stored)
+            stored = await self.source.latest_release(release.app, release.env)
+            if stored is not None:
+                self.published.apply(stored)
 
     def _handle_event(self, value: bytes) -> None:
         try:
@@ -206,10 +206,13 @@ class ReleaseSync:
         """Repair etcd from the store and the cache from both; returns how many repairs."""
         before = sum(self.repairs.values())
         cached_before = self.published.versions()
-        stored = {(r.app, r.env): r for r in await self.source.latest_releases()}
+        stored = await self.source.latest_versions()
         if not self.watching:
-            for release in stored.values():
-                if self.published.apply(release):
+            for env_key, version in stored.items():
+                if self.published.version(*env_key) >= version:
+                    continue
+                release = await self.source.latest_release(*env_key)
+                if release is not None and self.published.apply(release):
                     self.count(
                         "cache_behind_store",
                         "%s/%s version %d applied from the store (watch down)",
@@ -246,15 +249,17 @@ class ReleaseSync:
                     continue
                 records[(record.release.app, record.release.env)] = _Entry(record, kv.mod_revision)
             elif kv.key.startswith(self.keys.locks):
-                env_key = self.keys.env_of(kv.key, self.keys.locks)
-                if env_key is not None:
-                    claimed.add(env_key)
-        for env_key, release in stored.items():
+                locked = self.keys.env_of(kv.key, self.keys.locks)
+                if locked is not None:
+                    claimed.add(locked)
+        for env_key, stored_version in stored.items():
             entry = records.get(env_key)
-            if entry is None or entry.record.version < release.version:
+            if entry is None or entry.record.version < stored_version:
                 if env_key not in claimed:
-                    await self._repair_record(release, entry)
-            elif entry.record.version > release.version:
+                    release = await self.source.latest_release(*env_key)
+                    if release is not None:
+                        await self._repair_record(release, entry)
+            elif entry.record.version > stored_version:
                 if (env_key, entry.record.version) not in self._ahead:
                     self._ahead.add((env_key, entry.record.version))
                     self.count(
@@ -262,7 +267,7 @@ class ReleaseSync:
                         "%s/%s: etcd has version %d, the store %d (store restored? left as is)",
                         *env_key,
                         entry.record.version,
-                        release.version,
+                        stored_version,
                     )
         await self._delete_stale(records, stored, claimed)
         missed = False
@@ -275,7 +280,7 @@ class ReleaseSync:
                 and self.last_revision <= header.revision
                 and self.published.version(*env_key) < version
                 and env_key in stored  # a record the store lacks is stale, not missed
-                and version <= stored[env_key].version
+                and version <= stored[env_key]
             ):
                 missed = True
                 await self._apply_record(entry.record)
@@ -287,7 +292,7 @@ class ReleaseSync:
                     self.last_revision,
                 )
         self._previous_snapshot = header.revision
-        self._fix_cache_ahead(cached_before, stored, records)
+        await self._fix_cache_ahead(cached_before, stored, records)
         if missed and self.watching:
             await self.restart_watch(fail_over=True)
         return sum(self.repairs.values()) - before
@@ -315,13 +320,13 @@ class ReleaseSync:
             self.published.apply(release)
 
     async def _delete_stale(
-        self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, Release], claimed: set[EnvKey]
+        self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, int], claimed: set[EnvKey]
     ) -> None:
         candidates = {k: e for k, e in records.items() if k not in stored and k not in claimed}
         if not candidates:
             return
         # A second look: an env published after the first read is in etcd, not in `stored`.
-        current = {(r.app, r.env) for r in await self.source.latest_releases()}
+        current = await self.source.latest_versions()
         for env_key, entry in candidates.items():
             if env_key in current:
                 continue
@@ -339,10 +344,10 @@ class ReleaseSync:
                     "etcd_stale", "%s/%s: deleted a record the store does not have", *env_key
                 )
 
-    def _fix_cache_ahead(
+    async def _fix_cache_ahead(
         self,
         cached_before: dict[EnvKey, int],
-        stored: dict[EnvKey, Release],
+        stored: dict[EnvKey, int],
         records: dict[EnvKey, _Entry],
     ) -> None:
         """Apps deleted (or deleted and created again) while this replica missed the event."""
@@ -352,15 +357,15 @@ class ReleaseSync:
             env_key[0]
             for env_key, version in cached_before.items()
             if env_key in stored
-            and version > stored[env_key].version
-            and (
-                env_key not in records or records[env_key].record.version <= stored[env_key].version
-            )
-            and self.published.version(*env_key) > stored[env_key].version
+            and version > stored[env_key]
+            and (env_key not in records or records[env_key].record.version <= stored[env_key])
+            and self.published.version(*env_key) > stored[env_key]
         }
         for app in sorted(gone | recreated):
             self.published.remove_app(app)
-            for (release_app, _), release in stored.items():
+            for release_app, release_env in stored:
                 if release_app == app:
-                    self.published.apply(release)
+                    release = await self.source.latest_release(release_app, release_env)
+                    if release is not None:
+                        self.published.apply(release)
             self.count("cache_stale", "app %s: dropped releases the store no longer has", app)

@@ -184,3 +184,14 @@ class ReleaseService:
         """The newest release of every env, from the store (loading and repair)."""
         async with self.ctx.store.reader() as q:
             return await q.latest_releases()
+
+    async def latest_versions(self) -> dict[tuple[str, str], int]:
+        """The newest version of every env, from the store (the refresh's cheap comparison)."""
+        async with self.ctx.store.reader() as q:
+            return await q.latest_versions()
+
+    async def latest_release(self, app: str, env: str) -> Release | None:
+        """The newest release of one env, from the store."""
+        async with self.ctx.store.reader() as q:
+            ref = await q.env(app, env)
+            return await q.latest_release(ref.id) if ref is not None else None

@@ -45,6 +45,12 @@ class StoreReleases:
     async def latest_releases(self) -> list[Release]:
         return list(self.latest.values())
 
+    async def latest_versions(self) -> dict[tuple[str, str], int]:
+        return {key: release.version for key, release in self.latest.items()}
+
+    async def latest_release(self, app: str, env: str) -> Release | None:
+        return self.latest.get((app, env))
+
 
 @dataclasses.dataclass
 class Node:
