@@ -30,6 +30,13 @@ def fast(start_timeout: float = 10.0) -> Options:
 
 FAST = fast()
 
+# Cluster replicas with short lease and repair periods, as tests/cluster does: a killed
+# replica's leases expire within 2 s.
+CLUSTER_ENV = {
+    "CONFIGCENTER_ETCD_LOCK_TTL": "2",
+    "CONFIGCENTER_ETCD_REFRESH_INTERVAL": "1.0",
+}
+
 
 class Admin:
     """Drives one server as admin over HTTP: apps, items, releases, tokens."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 from pathlib import Path
 
 import pytest
 
 from server.client import Change, ConfigClient
-from tests.client.conftest import FAST, Admin, sqlite_url, wait_until
+from server.devservices import EtcdCluster, ServerProcess
+from tests.client.conftest import CLUSTER_ENV, FAST, Admin, sqlite_url, wait_until
 from tests.conftest import ServerProcessFactory
 
 
@@ -89,39 +89,38 @@ async def test_server_down_at_start_serves_the_cache_then_the_live_release(
         await wait_until(lambda: client.connected, "the subscription")
 
 
-def clone_store(source: Path, target: Path) -> None:
-    """Copy a stopped server's SQLite store (and its -wal/-shm files if any)."""
-    for path in source.parent.glob(source.name + "*"):
-        shutil.copy(path, target.parent / path.name.replace(source.name, target.name))
-
-
-async def test_failover_between_two_servers(
-    server_process: ServerProcessFactory, tmp_path: Path
+async def test_failover_between_two_cluster_replicas(
+    mysql_url: str, etcd_single: EtcdCluster, server_process: ServerProcessFactory
 ) -> None:
-    # Two standalone servers, each with its own SQLite store (one file shared by two live
-    # servers is not a supported setup), made identical by copying the first store, so the
-    # same token works on both; every later release is published to both with the same items.
-    first = server_process(sqlite_url(tmp_path / "a.db"))
+    # Two replicas of one cluster (one MariaDB, one etcd): the token and every release exist
+    # once, in the shared store, whichever replica made them. The store and etcd fixtures come
+    # first in the signature so the replicas are stopped before them.
+    def replica() -> ServerProcess:
+        return server_process(
+            mysql_url, etcd_endpoints=etcd_single.client_endpoints, env=CLUSTER_ENV
+        )
+
+    first = replica()  # alone: it creates the schema and the admin
+    second = replica()
     app = Admin(first).new_app()
     Admin(first).publish(app, {"v": "1"})
     token = Admin(first).token(f"read:{app}")[1]
-    first.stop()
-    clone_store(tmp_path / "a.db", tmp_path / "b.db")
-    first.start()
-    second = server_process(sqlite_url(tmp_path / "b.db"))
-    admins = [Admin(first), Admin(second)]
 
     client = ConfigClient([first.url, second.url], token, app, "prod", **FAST)
+    seen: list[Change] = []
+    client.on_change(seen.append)
     async with client:
         await wait_until(lambda: client.connected, "the subscription")
-        assert client.url == first.url
-        assert [await a.apublish(app, {"v": "2"}) for a in admins] == [2, 2]
-        await wait_until(lambda: client.version == 2, "version 2 from the first server")
+        assert (client.url, client.version) == (first.url, 1)
+        assert await Admin(first).apublish(app, {"v": "2"}) == 2
+        await wait_until(lambda: client.version == 2, "version 2 pushed by the first replica")
         await asyncio.to_thread(first.kill)
-        assert await admins[1].apublish(app, {"v": "3"}) == 3
-        await wait_until(lambda: client.version == 3, "version 3 from the second server")
-        assert client.url == second.url
-        assert client.get("v") == "3"
-        await wait_until(lambda: client.connected, "the subscription to the second server")
-        assert await admins[1].apublish(app, {"v": "4"}) == 4
-        await wait_until(lambda: client.version == 4, "a push from the second server")
+        assert await Admin(second).apublish(app, {"v": "3"}) == 3
+        await wait_until(lambda: client.version == 3, "version 3 from the second replica")
+        assert (client.url, client.get("v"), client.from_cache) == (second.url, "3", False)
+        await wait_until(lambda: client.connected, "the subscription to the second replica")
+        assert await Admin(second).apublish(app, {"v": "4"}) == 4
+        await wait_until(lambda: client.version == 4, "a push from the second replica")
+        await wait_until(lambda: len(seen) == 4, "the on_change callbacks")
+    assert [(c.version, c.previous_version) for c in seen] == [(1, 0), (2, 1), (3, 2), (4, 3)]
+    assert [c.items["v"] for c in seen] == ["1", "2", "3", "4"]
