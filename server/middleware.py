@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import secrets
 import time
+import weakref
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,6 +17,7 @@ from server.api.common import PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
 from server.errors import AppError, error_envelope
 from server.keys import METRICS
+from server.metrics import Metrics
 
 log = logging.getLogger("server.http")
 
@@ -49,11 +52,32 @@ def error_response(code: str, status: int, message: str) -> web.Response:
     )
 
 
+# Labelled metric children by (method, route, status), per Metrics: `labels()` costs a lock
+# and a validation on every call, a dict lookup does not.
+_children: weakref.WeakKeyDictionary[Metrics, dict[tuple[str, str, int], tuple[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _metric_children(metrics: Metrics, method: str, route: str, status: int) -> tuple[Any, Any]:
+    by_labels = _children.get(metrics)
+    if by_labels is None:
+        by_labels = _children[metrics] = {}
+    key = (method, route, status)
+    pair = by_labels.get(key)
+    if pair is None:
+        pair = by_labels[key] = (
+            metrics.requests.labels(method, route, str(status)),
+            metrics.request_seconds.labels(method, route),
+        )
+    return pair
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, turn every failure into the envelope, log one line."""
-    given = request.headers.get("X-Request-Id", "")
-    request_id = given if _REQUEST_ID_OK.match(given) else secrets.token_hex(8)
+    given = request.headers.get("X-Request-Id")
+    request_id = given if given and _REQUEST_ID_OK.match(given) else os.urandom(8).hex()
     request[REQUEST_ID] = request_id
     started = time.perf_counter()
     response: web.StreamResponse
@@ -75,9 +99,11 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.requests.labels(request.method, route_name, str(response.status)).inc()
-    metrics.request_seconds.labels(request.method, route_name).observe(elapsed)
+    counter, histogram = _metric_children(
+        request.app[METRICS], request.method, route_name, response.status
+    )
+    counter.inc()
+    histogram.observe(elapsed)
     # The path only: a query string may carry ?token=.
     log.info(
         "rid=%s %s %s %d %.1fms",

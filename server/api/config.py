@@ -14,13 +14,11 @@ MAX_WAIT_SECONDS = 60
 
 
 def _answer(request: web.Request, published: Published, fmt: str) -> web.Response:
-    headers = {"ETag": published.etag, "X-Config-Version": str(published.version)}
+    headers = published.headers
     if request.headers.get("If-None-Match") == published.etag:
         return web.Response(status=304, headers=headers)
     if fmt == "json":
-        return web.Response(
-            body=published.json_body, content_type="application/json", headers=headers
-        )
+        return web.Response(body=published.json_body, headers=published.json_headers)
     cached = published.rendered.get(fmt)
     if cached is None:
         release = published.release
@@ -38,6 +36,11 @@ async def get_config(request: web.Request) -> web.Response:
     """GET …/config[?format=][&after=N&wait=S]: the latest release of an env."""
     app, env = request.match_info["app"], request.match_info["env"]
     principal(request).require_read(app)
+    if not request.query_string:  # the common read: no format, no long poll
+        current = request.app[PUBLISHED].get(app, env)
+        if current is None:
+            raise _never_published(request, app, env, await _exists(request, app, env))
+        return _answer(request, current, "json")
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
         raise AppError(

@@ -26,6 +26,13 @@ class Published:
     json_body: bytes
     ws_frame: str
     rendered: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # The read path's response headers, built once (callers copy them, never change them).
+    headers: dict[str, str] = field(default_factory=dict)
+    json_headers: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.headers = {"ETag": self.etag, "X-Config-Version": str(self.release.version)}
+        self.json_headers = {**self.headers, "Content-Type": "application/json"}
 
     @classmethod
     def of(cls, release: Release) -> Published:

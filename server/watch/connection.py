@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import struct
 from typing import Any
 
 import orjson
@@ -21,24 +22,53 @@ _ids = itertools.count(1)
 CLOSE_TRY_AGAIN_LATER = 1013  # the contract's code for a subscriber too slow to drain
 
 
-class WatchConnection:
-    """A subscriber socket; frames go out in queue order, one writer task per socket."""
+def text_frame(payload: bytes) -> bytes:
+    """A whole unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
 
-    def __init__(self, ws: web.WebSocketResponse, principal: Principal, queue_size: int) -> None:
+
+class WatchConnection:
+    """A subscriber socket; frames go out in order, through at most one writer task.
+
+    When the socket is idle (nothing queued, nothing being sent, the transport's buffer
+    empty) a release goes straight to the transport as a frame built once per broadcast;
+    otherwise it waits in the bounded queue, which is what overflows into 1013. The queue
+    and its writer task are made on first use: most sockets never need them.
+    """
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        principal: Principal,
+        queue_size: int,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
         self.id = next(_ids)
         self.ws = ws
         self.principal = principal
         self.subscriptions: dict[EnvKey, int] = {}
-        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self._transport = transport
+        self._queue_size = queue_size
+        self._queue: asyncio.Queue[str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._sending = False
         self._closing = False
+        self._stopped = False
 
     def start(self) -> None:
-        """Begin draining the queue."""
-        self._writer = asyncio.create_task(self._drain(), name=f"ws-writer-{self.id}")
+        """Allow sending (the writer task starts with the first queued frame)."""
+        self._stopped = False
 
     async def stop(self) -> None:
         """Cancel the writer and wait for it."""
+        self._stopped = True
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -50,12 +80,29 @@ class WatchConnection:
         """True once a close has been requested."""
         return self._closing
 
-    def offer_release(self, key: EnvKey, version: int, frame: str) -> None:
-        """Queue a release frame if it is newer than what this socket was sent for key."""
+    def offer_release(
+        self, key: EnvKey, version: int, frame: str, wire: bytes | None = None
+    ) -> None:
+        """Queue a release frame if it is newer than what this socket was sent for key.
+
+        wire, when given, is `frame` as a whole WebSocket frame (see text_frame).
+        """
         last = self.subscriptions.get(key)
         if last is None or version <= last or self._closing:
             return
         self.subscriptions[key] = version
+        transport = self._transport
+        if (
+            wire is not None
+            and transport is not None
+            and not self._sending
+            and (self._queue is None or self._queue.empty())
+            and transport.get_write_buffer_size() == 0
+            and not transport.is_closing()
+            and not self.ws.closed
+        ):
+            transport.write(wire)
+            return
         self._put(frame)
 
     def send_error(self, code: str, message: str) -> None:
@@ -67,6 +114,12 @@ class WatchConnection:
         self._put(orjson.dumps(message).decode())
 
     def _put(self, frame: str) -> None:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self._queue_size)
+        if self._writer is None and not self._stopped:
+            self._writer = asyncio.create_task(
+                self._drain(self._queue), name=f"ws-writer-{self.id}"
+            )
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -84,10 +137,12 @@ class WatchConnection:
         with contextlib.suppress(Exception):
             await self.ws.close(code=code, message=reason.encode()[:120])
 
-    async def _drain(self) -> None:
+    async def _drain(self, queue: asyncio.Queue[str]) -> None:
         try:
             while True:
-                frame = await self._queue.get()
+                frame = await queue.get()
+                self._sending = True
                 await self.ws.send_str(frame)
+                self._sending = False
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("ws %d writer stopped: %s", self.id, exc)

@@ -78,7 +78,9 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
         heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=MAX_CLIENT_MESSAGE
     )
     await ws.prepare(request)
-    conn = WatchConnection(ws, caller, request.app[CONFIG].limits.send_queue_size)
+    conn = WatchConnection(
+        ws, caller, request.app[CONFIG].limits.send_queue_size, request.transport
+    )
     hub.add(conn)
     conn.start()
     log.info("ws %d open for %s", conn.id, caller.name)

@@ -7,7 +7,7 @@ import logging
 from aiohttp import WSCloseCode
 
 from server.domain.published import EnvKey, Published, PublishedConfigs
-from server.watch.connection import WatchConnection
+from server.watch.connection import WatchConnection, text_frame
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,9 @@ class Hub:
         self._by_key.setdefault(key, set()).add(conn)
         current = self.published.get(app, env)
         if current is not None:
-            conn.offer_release(key, current.version, current.ws_frame)
+            conn.offer_release(
+                key, current.version, current.ws_frame, text_frame(current.ws_frame.encode())
+            )
         return True
 
     def unsubscribe(self, conn: WatchConnection, app: str, env: str) -> None:
@@ -79,13 +81,14 @@ class Hub:
                 del self._by_key[key]
 
     def broadcast(self, published: Published) -> None:
-        """Queue a release for every subscriber of its env; the frame was built once."""
+        """Send a release to every subscriber of its env; the frame is built once for all."""
         peers = self._by_key.get(published.key)
         if not peers:
             return
         frame, version, key = published.ws_frame, published.version, published.key
+        wire = text_frame(frame.encode())
         for conn in list(peers):
-            conn.offer_release(key, version, frame)
+            conn.offer_release(key, version, frame, wire)
 
     def close_token(self, token_id: int) -> int:
         """Close every socket opened with a revoked token; returns how many."""

@@ -1,0 +1,1 @@
+"""Benchmarks: configcenter beside etcd on one machine; `python -m bench.run [--quick]`."""

@@ -1,0 +1,451 @@
+"""The benchmark phases: read, push (with memory), publish (with scaling)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.api import Api, bounded, make_items, seed_app
+from bench.etcdload import EtcdPublisher, txn_publishes
+from bench.plan import Plan
+from bench.profiling import Profiler
+from bench.push import (
+    SubscriberFleet,
+    SubscriberJob,
+    plan_jobs,
+    process_count,
+    run_push,
+    source_ips,
+)
+from bench.read import etcd_put, etcd_range_lua, etcd_range_size, run_wrk
+from bench.stack import Stack
+from bench.stats import CpuMeter, summary_ms
+from server.devservices import ServerProcess
+
+log = logging.getLogger("bench")
+
+ENV = "prod"
+
+
+def ratio(ours: float, theirs: float) -> float:
+    """ours / theirs, rounded; nan when either is missing."""
+    if not theirs or ours != ours or theirs != theirs:
+        return float("nan")
+    return round(ours / theirs, 2)
+
+
+async def read_phase(
+    stack: Stack, plan: Plan, profile_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """wrk on GET …/config (with and without If-None-Match) and on etcd's gateway range."""
+    server = stack.start_server("sqlite")[0]
+    assert server.pid is not None
+    api = await Api.login(server.url, stack.password)
+    apps = [f"read{size}" for size in plan.item_sizes]
+    token = await api.create_token("bench-read", [f"read:{app}" for app in apps])
+    etcd_host, etcd_port = stack.etcd_endpoint
+    etcd_pid = stack.etcd_pid
+    rows = []
+    try:
+        for size, app in zip(plan.item_sizes, apps, strict=True):
+            await seed_app(api, app, make_items(size, plan.value_bytes))
+            body, etag = await api.config(app, ENV)
+            await _check_not_modified(server.url, app, token, etag)
+            url = f"{server.url}/api/v1/apps/{app}/envs/{ENV}/config"
+            auth = {"Authorization": f"Bearer {token}"}
+            wrk: dict[str, Any] = {
+                "seconds": plan.read_seconds,
+                "connections": plan.read_connections,
+            }
+            log.info("read: %d items (%d bytes)", size, len(body))
+            plain = await asyncio.to_thread(
+                run_wrk, url, headers=auth, server_pids=[server.pid], **wrk
+            )
+            not_modified = await asyncio.to_thread(
+                run_wrk,
+                url,
+                headers={**auth, "If-None-Match": etag},
+                server_pids=[server.pid],
+                **wrk,
+            )
+            key = f"/bench/read/{size}".encode()
+            etcd_put(etcd_port, key, b"x" * len(body))
+            if etcd_range_size(etcd_port, key) != len(body):
+                raise RuntimeError("etcd returned a value of another size")
+            etcd = await asyncio.to_thread(
+                run_wrk,
+                f"http://{etcd_host}:{etcd_port}/v3/kv/range",
+                lua=etcd_range_lua(key),
+                server_pids=[etcd_pid] if etcd_pid else [],
+                **wrk,
+            )
+            for name, result in (
+                ("configcenter", plain),
+                ("if_none_match", not_modified),  # 304s count as 3xx: not "bad" for wrk
+                ("etcd", etcd),
+            ):
+                if result["socket_errors"] or result["bad_status"]:
+                    raise RuntimeError(f"read {name} at {size} items had errors: {result}")
+            profile = None
+            if profile_dir is not None and size == plan.item_sizes[0]:
+                profiler = Profiler(server.pid, profile_dir / "read.txt")
+                await asyncio.to_thread(run_wrk, url, headers=auth, server_pids=[server.pid], **wrk)
+                profile = profiler.stop()
+            rows.append(
+                {
+                    "items": size,
+                    "body_bytes": len(body),
+                    "connections": plan.read_connections,
+                    "configcenter": plain,
+                    "if_none_match": not_modified,
+                    "etcd": etcd,
+                    "ratio": ratio(plain["rps"], etcd["rps"]),
+                    "ratio_if_none_match": ratio(not_modified["rps"], etcd["rps"]),
+                }
+            )
+            if profile is not None:
+                rows[-1]["profile"] = profile
+    finally:
+        await api.close()
+    return rows
+
+
+async def _check_not_modified(base_url: str, app: str, token: str, etag: str) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{base_url}/api/v1/apps/{app}/envs/{ENV}/config",
+            headers={"Authorization": f"Bearer {token}", "If-None-Match": etag},
+        ) as response:
+            if response.status != 304:
+                raise RuntimeError(f"If-None-Match answered {response.status}, not 304")
+
+
+async def push_phase(
+    stack: Stack, plan: Plan, cluster_targets: list[str], profile_dir: Path | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Publish-to-delivery for each subscriber count, WebSocket then etcd watch; memory."""
+    # A server of its own, started fresh, so the memory figure is not flattered by memory
+    # freed by earlier phases; the largest count runs first for the same reason.
+    server = stack.start_server("sqlite-push")[0]
+    assert server.pid is not None
+    rows: list[dict[str, Any]] = []
+    memory: dict[str, Any] = {}
+    etcd_host, etcd_port = stack.etcd_endpoint
+    etcd_pid = stack.etcd_pid
+    etcd_by_count: dict[int, dict[str, Any]] = {}
+    for count in sorted(plan.push_counts, reverse=True):
+        profile = None
+        if profile_dir is not None and count == max(plan.push_counts):
+            profile = profile_dir / "push.txt"
+        ours = await _push_ws(
+            stack, plan, "sqlite-push", [server], count, rss=True, profile=profile
+        )
+        if count == max(plan.push_counts):
+            memory = {
+                "subscribers": count,
+                "rss_before_mb": ours["rss_before_mb"],
+                "rss_idle_mb": ours["rss_idle_mb"],
+                "rss_after_pushes_mb": ours["rss_after_pushes_mb"],
+                "kb_per_subscriber": ours["rss_kb_per_subscriber"],
+            }
+        theirs = await _push_etcd(
+            plan, etcd_host, etcd_port, etcd_pid, count, ours.pop("frame_bytes")
+        )
+        etcd_by_count[count] = theirs
+        rows.append(_push_row("sqlite", count, ours, theirs))
+
+    async def etcd_for(count: int, frame_bytes: int) -> dict[str, Any]:
+        # The etcd side does not depend on the configcenter target: measured once per count.
+        if count not in etcd_by_count:
+            etcd_by_count[count] = await _push_etcd(
+                plan, etcd_host, etcd_port, etcd_pid, count, frame_bytes
+            )
+        return etcd_by_count[count]
+
+    # The same server measured with aiohttp's own client as subscriber: a heavier client,
+    # to show how much of a figure is the client's.
+    count = plan.cluster_push_count
+    ours = await _push_ws(stack, plan, "sqlite-push", [server], count, rss=False, client="ws")
+    theirs = await etcd_for(count, ours.pop("frame_bytes"))
+    rows.append(_push_row("sqlite, aiohttp client", count, ours, theirs))
+    for target in cluster_targets:
+        replicas = 3 if target == "cluster" else 1
+        servers = stack.start_server(target, replicas)
+        ours = await _push_ws(stack, plan, target, servers, count, rss=False)
+        theirs = await etcd_for(count, ours.pop("frame_bytes"))
+        rows.append(_push_row(target, count, ours, theirs))
+    return rows, memory
+
+
+def _push_row(
+    target: str, count: int, ours: dict[str, Any], theirs: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "target": target,
+        "subscribers": count,
+        "configcenter": ours,
+        "etcd": theirs,
+        "ratio_p50": ratio(ours["p50_ms"], theirs["p50_ms"]),
+        "ratio_p99": ratio(ours["p99_ms"], theirs["p99_ms"]),
+    }
+
+
+async def _push_ws(
+    stack: Stack,
+    plan: Plan,
+    target: str,
+    servers: list[ServerProcess],
+    count: int,
+    rss: bool,
+    profile: Path | None = None,
+    client: str = "lean",
+) -> dict[str, Any]:
+    api = await Api.login(servers[0].url, stack.password)
+    app = f"push{count}-{client}"
+    try:
+        await seed_app(api, app, make_items(10, plan.value_bytes))
+        token = await api.create_token(f"bench-push-{count}", [f"read:{app}"])
+        body, _ = await api.config(app, ENV)
+        urls = tuple(f"{s.url}/api/v1/watch?app={app}&env={ENV}" for s in servers)
+        ips = source_ips(process_count(count, plan.subscribers_per_process))
+        jobs = plan_jobs(
+            "ws",
+            count,
+            plan.subscribers_per_process,
+            lambda i, n: SubscriberJob(
+                kind=client,
+                count=n,
+                timeout=plan.connect_timeout + plan.push_rounds * (plan.delivery_timeout + 1),
+                urls=urls[i % len(urls) :] + urls[: i % len(urls)],
+                token=token,
+                source_ip=ips[i],
+            ),
+        )
+
+        async def publish(round_no: int) -> tuple[int, float]:
+            await api.put_item(app, ENV, "item.00000", f"round {round_no} at {time.time()}")
+            stamp = time.monotonic()
+            return await api.publish(app, ENV), stamp
+
+        log.info("push: %d WebSocket subscribers (%s client) on %s", count, client, target)
+        pids = [s.pid for s in servers if s.pid is not None]
+        result = await run_push(
+            SubscriberFleet(jobs),
+            count,
+            plan.push_rounds,
+            publish,
+            initial_messages=1,
+            connect_timeout=plan.connect_timeout,
+            delivery_timeout=plan.delivery_timeout,
+            server_pids=pids,
+            rss_pid=pids[0] if rss else None,
+            profile=(lambda: Profiler(pids[0], profile).stop) if profile is not None else None,
+        )
+    finally:
+        await api.close()
+    # the frame a subscriber gets: {"type":"release", …} is the body plus 17 bytes
+    result["frame_bytes"] = len(body) + len('"type":"release",')
+    return result
+
+
+async def _push_etcd(
+    plan: Plan, host: str, port: int, etcd_pid: int | None, count: int, frame_bytes: int
+) -> dict[str, Any]:
+    key = f"/bench/push/{count}/{time.monotonic_ns()}".encode()
+    jobs = plan_jobs(
+        "etcd",
+        count,
+        plan.watchers_per_process,
+        lambda i, n: SubscriberJob(
+            kind="etcd",
+            count=n,
+            timeout=plan.connect_timeout + plan.push_rounds * (plan.delivery_timeout + 1),
+            etcd_host=host,
+            etcd_port=port,
+            key=key,
+            watchers_per_client=plan.watchers_per_client,
+        ),
+    )
+    publisher = EtcdPublisher(host, port, key, frame_bytes)
+    log.info("push: %d etcd watchers", count)
+    try:
+        result = await run_push(
+            SubscriberFleet(jobs),
+            count,
+            plan.push_rounds,
+            publisher.publish,
+            initial_messages=0,
+            connect_timeout=plan.connect_timeout,
+            delivery_timeout=plan.delivery_timeout,
+            server_pids=[etcd_pid] if etcd_pid else [],
+            rss_pid=etcd_pid,
+        )
+    finally:
+        await publisher.close()
+    clients = sum(max(1, -(-job.count // plan.watchers_per_client)) for job in jobs)
+    result["clients"] = clients
+    result["watchers_per_client"] = -(-count // clients)
+    return result
+
+
+async def publish_phase(
+    stack: Stack, plan: Plan, targets: list[str], profile_dir: Path | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Publish latency and throughput across plan.publish_apps apps per target; scaling."""
+    etcd_host, etcd_port = stack.etcd_endpoint
+    etcd_pid = stack.etcd_pid
+    headline: list[dict[str, Any]] = []
+    scaling: list[dict[str, Any]] = []
+    base_size = plan.item_sizes[0]
+    for target in targets:
+        servers = stack.start_server(target, 3 if target == "cluster" else 1)
+        apis = [await Api.login(s.url, stack.password) for s in servers]
+        try:
+            apps = [f"pub{i:03d}" for i in range(plan.publish_apps)]
+            log.info("publish: %d apps on %s", len(apps), target)
+            profile = None
+            if profile_dir is not None and target == "mariadb":
+                profile = profile_dir / "publish-mariadb.txt"
+            ours = await _publishes(
+                apis,
+                servers,
+                apps,
+                plan.value_bytes,
+                base_size,
+                plan.publish_sequential,
+                plan.publish_rounds,
+                profile,
+            )
+            headline.append(
+                {"target": target, "items": base_size, "apps": len(apps), "configcenter": ours}
+            )
+            if target in ("sqlite", "mariadb"):
+                for size in plan.item_sizes:
+                    envs = [f"scale{size}x{j}" for j in range(plan.scaling_envs)]
+                    log.info("publish scaling: %d items x %d envs on %s", size, len(envs), target)
+                    result = await _publishes(
+                        apis,
+                        servers,
+                        envs,
+                        plan.value_bytes,
+                        size,
+                        plan.scaling_sequential,
+                        plan.scaling_rounds,
+                        profile_dir / f"publish-{target}-{size}.txt"
+                        if profile_dir is not None and size == max(plan.item_sizes)
+                        else None,
+                    )
+                    scaling.append(
+                        {"target": target, "items": size, "envs": len(envs), "configcenter": result}
+                    )
+        finally:
+            for api in apis:
+                await api.close()
+    release_bytes = {}
+    for size in plan.item_sizes:
+        release_bytes[size] = len(_canonical(make_items(size, plan.value_bytes)))
+    log.info("publish: etcd txn across %d keys", plan.publish_apps)
+    etcd_headline = await txn_publishes(
+        etcd_host,
+        etcd_port,
+        keys=plan.publish_apps,
+        size=release_bytes[base_size],
+        sequential=plan.publish_sequential,
+        rounds=plan.publish_rounds,
+        etcd_pid=etcd_pid,
+        prefix="/bench/publish",
+    )
+    for row in headline:
+        _compare_publish(row, etcd_headline)
+    etcd_scaling = {}
+    for size in plan.item_sizes:
+        etcd_scaling[size] = await txn_publishes(
+            etcd_host,
+            etcd_port,
+            keys=plan.scaling_envs,
+            size=release_bytes[size],
+            sequential=plan.scaling_sequential,
+            rounds=plan.scaling_rounds,
+            etcd_pid=etcd_pid,
+            prefix=f"/bench/scale/{size}",
+        )
+    for row in scaling:
+        _compare_publish(row, etcd_scaling[row["items"]])
+    return headline, scaling
+
+
+def _compare_publish(row: dict[str, Any], etcd: dict[str, Any]) -> None:
+    ours = row["configcenter"]
+    row["etcd"] = etcd
+    row["ratio_p50"] = ratio(ours["sequential"]["p50_ms"], etcd["sequential"]["p50_ms"])
+    row["ratio_per_second"] = ratio(ours["per_second"], etcd["per_second"])
+
+
+def _canonical(items: dict[str, str]) -> bytes:
+    import json
+
+    return json.dumps(items, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _publishes(
+    apis: list[Api],
+    servers: list[ServerProcess],
+    apps: list[str],
+    value_bytes: int,
+    size: int,
+    sequential: int,
+    rounds: int,
+    profile: Path | None = None,
+) -> dict[str, Any]:
+    """Seed apps, then `sequential` lone publishes, then `rounds` of all apps at once.
+
+    Each publish is preceded by an (untimed) edit of one item, as a publish needs a change.
+    Replicas, when several, take turns.
+    """
+    items = make_items(size, value_bytes)
+    await bounded((seed_app(apis[0], app, items) for app in apps), 4)
+    edits = 0
+
+    async def edit(api: Api, app: str) -> None:
+        nonlocal edits
+        edits += 1
+        await api.put_item(app, ENV, "item.00000", f"edit {edits}")
+
+    async def timed_publish(api: Api, app: str) -> float:
+        started = time.monotonic()
+        await api.publish(app, ENV)
+        return time.monotonic() - started
+
+    lone: list[float] = []
+    profiler = Profiler(servers[0].pid, profile) if profile and servers[0].pid else None
+    for i in range(sequential):
+        api, app = apis[i % len(apis)], apps[i % len(apps)]
+        await edit(api, app)
+        lone.append(await timed_publish(api, app))
+    profiled = profiler.stop() if profiler is not None else None
+    together: list[float] = []
+    wall = 0.0
+    meter = CpuMeter.start({"server": [s.pid for s in servers], "client": [os.getpid()]})
+    for _ in range(rounds):
+        await asyncio.gather(*(edit(apis[i % len(apis)], a) for i, a in enumerate(apps)))
+        started = time.monotonic()
+        together += await asyncio.gather(
+            *(timed_publish(apis[i % len(apis)], a) for i, a in enumerate(apps))
+        )
+        wall += time.monotonic() - started
+    cpu = meter.stop()
+    return {
+        **({"profile": profiled} if profiled else {}),
+        "sequential": summary_ms(lone),
+        "concurrent": summary_ms(together),
+        "in_flight": len(apps),
+        "per_second": round(len(together) / wall, 1) if wall else float("nan"),
+        "server_cpu_pct": cpu["server"],
+        "client_cpu_pct": cpu["client"],
+    }

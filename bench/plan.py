@@ -1,0 +1,59 @@
+"""How much load each phase makes: the full run and the tiny smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and durations of one benchmark run; every loop is bounded by these."""
+
+    name: str
+    # read: wrk against GET …/config and etcd's gateway
+    read_seconds: float = 5.0
+    read_connections: int = 50
+    # scaling: items per env (the first size is the headline read and publish figure)
+    item_sizes: tuple[int, ...] = (10, 1_000, 10_000)
+    value_bytes: int = 64
+    # push: WebSocket subscribers / etcd watchers per run, publishes per run
+    push_counts: tuple[int, ...] = (100, 1_000, 10_000)
+    push_rounds: int = 20
+    cluster_push_count: int = 1_000
+    subscribers_per_process: int = 2_500
+    watchers_per_process: int = 5_000
+    watchers_per_client: int = 500
+    # publish: apps published concurrently, sequential samples, concurrent rounds
+    publish_apps: int = 100
+    publish_sequential: int = 200
+    publish_rounds: int = 5
+    scaling_envs: int = 10
+    scaling_sequential: int = 30
+    scaling_rounds: int = 3
+    # bounds
+    connect_timeout: float = 180.0
+    delivery_timeout: float = 15.0
+
+
+FULL = Plan(name="full")
+
+QUICK = Plan(
+    name="quick",
+    read_seconds=1.0,
+    read_connections=10,
+    item_sizes=(10, 100),
+    push_counts=(5, 20),
+    push_rounds=3,
+    cluster_push_count=5,
+    subscribers_per_process=10,
+    watchers_per_process=10,
+    watchers_per_client=5,
+    publish_apps=5,
+    publish_sequential=10,
+    publish_rounds=2,
+    scaling_envs=2,
+    scaling_sequential=4,
+    scaling_rounds=1,
+    connect_timeout=60.0,
+    delivery_timeout=10.0,
+)

@@ -1,0 +1,227 @@
+"""The printed table and the targets."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+READ_RATIO_TARGET = 2.0
+PUSH_P99_TARGETS_MS = {1_000: 50.0, 10_000: 250.0}
+PUBLISH_P50_TARGET_MS = 15.0
+MEMORY_TARGET_KB = 30.0
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, int | float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _ms(result: dict[str, Any], *names: str) -> str:
+    return " / ".join(_n(result.get(name), 1) for name in names)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and whether it is met (None: not measured)."""
+    found: list[dict[str, Any]] = []
+    read = results.get("read") or []
+    first = read[0] if read else None
+    found.append(
+        {
+            "name": f"read >= {READ_RATIO_TARGET:g}x etcd gateway"
+            + (f" ({first['items']} items)" if first else ""),
+            "value": first["ratio"] if first else None,
+            "unit": "x",
+            "met": first["ratio"] >= READ_RATIO_TARGET if first else None,
+        }
+    )
+    push = {r["subscribers"]: r for r in results.get("push") or [] if r["target"] == "sqlite"}
+    for count, limit in PUSH_P99_TARGETS_MS.items():
+        row = push.get(count)
+        ours = row["configcenter"] if row else None
+        found.append(
+            {
+                "name": f"push p99 <= {limit:g} ms at {count:,} subscribers",
+                "value": ours["p99_ms"] if ours else None,
+                "unit": "ms",
+                "met": (ours["p99_ms"] <= limit and ours["delivered"] == ours["expected"])
+                if ours
+                else None,
+            }
+        )
+    publish = {r["target"]: r for r in results.get("publish") or []}
+    mariadb = publish.get("mariadb")
+    p50 = mariadb["configcenter"]["sequential"]["p50_ms"] if mariadb else None
+    found.append(
+        {
+            "name": f"publish p50 <= {PUBLISH_P50_TARGET_MS:g} ms on MariaDB",
+            "value": p50,
+            "unit": "ms",
+            "met": p50 <= PUBLISH_P50_TARGET_MS if p50 is not None else None,
+        }
+    )
+    memory = results.get("memory") or {}
+    kb = memory.get("kb_per_subscriber")
+    at = memory.get("subscribers", 10_000)
+    found.append(
+        {
+            "name": f"<= {MEMORY_TARGET_KB:g} KB RSS per idle subscriber at {at:,}",
+            "value": kb,
+            "unit": "KB",
+            "met": kb <= MEMORY_TARGET_KB if kb is not None else None,
+        }
+    )
+    return found
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole table as text."""
+    m = results["machine"]
+    out = [
+        f"configcenter benchmark ({results['plan']['name']}) on {m['cpu']}, {m['cores']} cores, "
+        f"{m['memory_gib']} GiB; {m['etcd']}; load average at start {m['load_average_at_start']}",
+        f"took {results.get('duration_seconds', 0):.0f} s; ratio = configcenter / etcd",
+    ]
+    read = results.get("read") or []
+    if read:
+        out += ["", *_read_section(read)]
+    push = results.get("push") or []
+    if push:
+        out += ["", *_push_section(push)]
+    memory = results.get("memory")
+    if memory:
+        out += [
+            "",
+            f"MEMORY: {memory['kb_per_subscriber']} KB server RSS per idle WebSocket subscriber "
+            f"at {memory['subscribers']:,} ({memory['rss_before_mb']} MB before, "
+            f"{memory['rss_idle_mb']} MB idle, {memory['rss_after_pushes_mb']} MB after pushes)",
+        ]
+    publish = results.get("publish") or []
+    if publish:
+        out += [
+            "",
+            "PUBLISH: lone publishes (p50 / p99 ms), then "
+            f"{publish[0]['apps']} apps published at once; etcd: a compare-and-put txn of the "
+            "release's size",
+            *_publish_table(publish),
+        ]
+    scaling = results.get("scaling") or []
+    if scaling or read:
+        out += ["", "SCALING: cost against items per env"]
+        if read:
+            out += _table(
+                ["items", "bytes", "req/s", "etcd req/s", "server cpu/req"],
+                [
+                    [
+                        _n(r["items"]),
+                        _n(r["body_bytes"]),
+                        _n(r["configcenter"]["rps"]),
+                        _n(r["etcd"]["rps"]),
+                        f"{_n(r['configcenter']['server_cpu_us_per_request'])} µs",
+                    ]
+                    for r in read
+                ],
+            )
+        if scaling:
+            out += ["", *_publish_table(scaling)]
+    for name, error in (results.get("errors") or {}).items():
+        out += ["", f"{name.upper()} FAILED: {error}"]
+    for note in results.get("unavailable", []):
+        out += ["", f"n/a: {note}"]
+    out += ["", "TARGETS"]
+    for t in results.get("targets", []):
+        state = {True: "met", False: "NOT MET", None: "not measured"}[t["met"]]
+        value = f"{_n(t['value'], 2)} {t.get('unit', '')}".strip()
+        out.append(f"  [{state}] {t['name']}: {value}")
+    return "\n".join(out)
+
+
+def _read_section(read: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in read:
+        ours = r["configcenter"]
+        rows.append(
+            [
+                _n(r["items"]),
+                _n(r["body_bytes"]),
+                _n(ours["rps"]),
+                _n(r["if_none_match"]["rps"]),
+                _n(r["etcd"]["rps"]),
+                f"{_n(r['ratio'], 2)}x",
+                f"{_n(r['ratio_if_none_match'], 2)}x",
+                f"{_n(ours['server_cpu_us_per_request'])} µs",
+                f"{ours['limit']} (server {ours['server_cpu_pct']}%, "
+                f"wrk {ours['client_cpu_pct']}%)",
+                f"{r['etcd']['limit']} (etcd {r['etcd']['server_cpu_pct']}%, "
+                f"wrk {r['etcd']['client_cpu_pct']}%)",
+            ]
+        )
+    header = ["items", "bytes", "req/s", "req/s 304", "etcd req/s", "ratio", "ratio 304"]
+    header += ["cpu/req", "bound by (ours)", "bound by (etcd)"]
+    return [
+        f"READ: authenticated GET …/config, {read[0]['connections']} connections "
+        "(wrk, 1 thread); etcd: gateway range of a value of the same size; % = of one core",
+        *_table(header, rows),
+    ]
+
+
+def _push_section(push: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in push:
+        ours, theirs = r["configcenter"], r["etcd"]
+        rows.append(
+            [
+                r["target"],
+                _n(r["subscribers"]),
+                _ms(ours, "p50_ms", "p99_ms", "max_ms"),
+                f"{ours['delivered']}/{ours['expected']}",
+                _ms(theirs, "p50_ms", "p99_ms", "max_ms"),
+                f"{theirs['clients']}x{theirs['watchers_per_client']}",
+                f"{_n(r['ratio_p99'], 2)}x",
+                f"{ours['limit']} ({ours['server_cpu_us_per_delivery']} / "
+                f"{ours['client_cpu_us_per_delivery']})",
+                f"{theirs['limit']} ({theirs['server_cpu_us_per_delivery']} / "
+                f"{theirs['client_cpu_us_per_delivery']})",
+            ]
+        )
+    header = ["target", "subs", "ours p50/p99/max", "delivered", "etcd p50/p99/max"]
+    header += ["etcd clients x watches", "p99 ratio", "bound by (ours)", "bound by (etcd)"]
+    return [
+        "PUSH: publish-to-delivery ms, WebSocket subscribers vs aetcd watchers; bound by: "
+        "server or client (CPU µs per delivery, server / client)",
+        *_table(header, rows),
+    ]
+
+
+def _publish_table(rows_in: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for r in rows_in:
+        ours, theirs = r["configcenter"], r.get("etcd", {})
+        rows.append(
+            [
+                r["target"],
+                _n(r["items"]),
+                _ms(ours["sequential"], "p50_ms", "p99_ms"),
+                _ms(ours["concurrent"], "p50_ms", "p99_ms"),
+                _n(ours["per_second"], 1),
+                _ms(theirs.get("sequential", {}), "p50_ms", "p99_ms"),
+                _n(theirs.get("per_second"), 1),
+                f"{_n(r.get('ratio_p50'), 2)}x",
+                f"{_n(r.get('ratio_per_second'), 2)}x",
+                f"server {ours['server_cpu_pct']}%, client {ours['client_cpu_pct']}%",
+            ]
+        )
+    header = ["target", "items", "p50 / p99", "at once p50 / p99", "pub/s", "etcd p50 / p99"]
+    header += ["etcd txn/s", "p50 ratio", "pub/s ratio", "cpu at once"]
+    return _table(header, rows)

@@ -1,0 +1,110 @@
+"""The benchmark at tiny sizes, so it cannot rot: every figure is there and sane (no timings)."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.plan import QUICK
+from bench.stack import cluster_mode_available
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.mariadb, pytest.mark.etcd, pytest.mark.cluster]
+
+
+def _run_quick(out: Path) -> tuple[int, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: the benchmark then stops every server it started.
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+        pytest.fail(f"the quick benchmark did not finish in 240 s:\n{output[-3000:]}")
+    return process.returncode, output
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value) and value > 0
+
+
+def _latencies_sane(result: dict[str, Any]) -> None:
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"], result
+
+
+def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    code, output = _run_quick(out)
+    assert code == 0, output[-3000:]
+    results = json.loads(out.read_text(encoding="utf-8"))
+    assert results["errors"] == {}
+    for heading in ("READ:", "PUSH:", "MEMORY:", "PUBLISH:", "SCALING:", "TARGETS"):
+        assert heading in output
+
+    # read: every size, with and without If-None-Match, etcd beside it
+    assert [row["items"] for row in results["read"]] == list(QUICK.item_sizes)
+    for row in results["read"]:
+        assert row["body_bytes"] > 0
+        for side in ("configcenter", "if_none_match", "etcd"):
+            assert _positive(row[side]["rps"]), row
+            assert row[side]["socket_errors"] == 0
+        assert row["configcenter"]["bad_status"] == 0
+        assert _positive(row["ratio"])
+        assert _positive(row["ratio_if_none_match"])
+
+    # push: every count delivered in full to subscribers and to etcd watchers
+    counts = [r["subscribers"] for r in results["push"] if r["target"] == "sqlite"]
+    assert sorted(counts) == sorted(QUICK.push_counts)
+    for row in results["push"]:
+        for side in ("configcenter", "etcd"):
+            result = row[side]
+            assert (
+                result["delivered"] == result["expected"] == row["subscribers"] * QUICK.push_rounds
+            )
+            _latencies_sane(result)
+        assert _positive(row["ratio_p99"])
+    assert _positive(results["memory"]["kb_per_subscriber"])
+
+    # publish: SQLite and MariaDB (and etcd, 3 replicas when cluster mode exists), etcd beside
+    expected_targets = ["sqlite", "mariadb"]
+    if cluster_mode_available() is None:
+        expected_targets += ["etcd", "cluster"]
+        assert {"etcd", "cluster"} <= {r["target"] for r in results["push"]}
+    else:
+        assert results["unavailable"]
+    assert [row["target"] for row in results["publish"]] == expected_targets
+    for row in results["publish"] + results["scaling"]:
+        ours = row["configcenter"]
+        _latencies_sane(ours["sequential"])
+        _latencies_sane(ours["concurrent"])
+        assert _positive(ours["per_second"])
+        assert _positive(row["etcd"]["per_second"])
+        _latencies_sane(row["etcd"]["sequential"])
+    assert {(r["target"], r["items"]) for r in results["scaling"]} == {
+        (target, size) for target in ("sqlite", "mariadb") for size in QUICK.item_sizes
+    }
+
+    # targets: each printed as met, not met or not measured (the quick sizes miss some)
+    assert len(results["targets"]) == 5
+    for target in results["targets"]:
+        state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
+        assert f"[{state}] {target['name']}" in output
