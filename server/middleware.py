@@ -6,9 +6,7 @@ import logging
 import os
 import re
 import time
-import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -17,7 +15,6 @@ from server.api.common import PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
 from server.errors import AppError, error_envelope
 from server.keys import METRICS
-from server.metrics import Metrics
 
 log = logging.getLogger("server.http")
 
@@ -52,27 +49,6 @@ def error_response(code: str, status: int, message: str) -> web.Response:
     )
 
 
-# Labelled metric children by (method, route, status), per Metrics: `labels()` costs a lock
-# and a validation on every call, a dict lookup does not.
-_children: weakref.WeakKeyDictionary[Metrics, dict[tuple[str, str, int], tuple[Any, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _metric_children(metrics: Metrics, method: str, route: str, status: int) -> tuple[Any, Any]:
-    by_labels = _children.get(metrics)
-    if by_labels is None:
-        by_labels = _children[metrics] = {}
-    key = (method, route, status)
-    pair = by_labels.get(key)
-    if pair is None:
-        pair = by_labels[key] = (
-            metrics.requests.labels(method, route, str(status)),
-            metrics.request_seconds.labels(method, route),
-        )
-    return pair
-
-
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, turn every failure into the envelope, log one line."""
@@ -99,11 +75,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
-    counter, histogram = _metric_children(
-        request.app[METRICS], request.method, route_name, response.status
-    )
-    counter.inc()
-    histogram.observe(elapsed)
+    request.app[METRICS].observe_request(request.method, route_name, response.status, elapsed)
     # The path only: a query string may carry ?token=.
     log.info(
         "rid=%s %s %s %d %.1fms",

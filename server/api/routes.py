@@ -37,7 +37,16 @@ class Route:
         return self.handler.__name__
 
 
+# The config read is the hot path: registered first, it is the first route tried.
 ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        f"{ENV}/config",
+        config.get_config,
+        "Latest release; ETag, formats, long poll",
+        responses={200: "config", 304: "not modified", 404: "never published"},
+        query=("format", "after", "wait"),
+    ),
     Route("GET", "/healthz", ops.healthz, "Process is up", public=True, tag="ops"),
     Route(
         "GET",
@@ -176,14 +185,6 @@ ROUTES: tuple[Route, ...] = (
         s.RollbackBody,
         {201: "release"},
         tag="releases",
-    ),
-    Route(
-        "GET",
-        f"{ENV}/config",
-        config.get_config,
-        "Latest release; ETag, formats, long poll",
-        responses={200: "config", 304: "not modified", 404: "never published"},
-        query=("format", "after", "wait"),
     ),
     Route(
         "GET",

@@ -17,4 +17,9 @@ def canonical_json(items: Mapping[str, str]) -> str:
 
 def checksum(items: Mapping[str, str]) -> str:
     """'sha256:' + the hex SHA-256 of the UTF-8 canonical JSON of items."""
-    return "sha256:" + hashlib.sha256(canonical_json(items).encode("utf-8")).hexdigest()
+    return checksum_of_canonical(canonical_json(items))
+
+
+def checksum_of_canonical(text: str) -> str:
+    """The checksum of items already in canonical JSON (saves encoding them twice)."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

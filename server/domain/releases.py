@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from server.domain.apps import require_env
-from server.domain.canonical import canonical_json, checksum
+from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
 from server.domain.model import EnvRef, Fence, Item, Release, utc_now
@@ -20,7 +21,18 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 
-_Plan = Callable[[Queries, EnvRef, str], Awaitable[tuple[Release, str, str]]]
+
+@dataclass(frozen=True)
+class _Planned:
+    """A release about to be stored: its canonical items text and its audit entry."""
+
+    release: Release
+    items_json: str
+    action: str
+    summary: str
+
+
+_Plan = Callable[[Queries, EnvRef, str], Awaitable[_Planned]]
 
 
 def _check_fence(ref: EnvRef, fence: Fence) -> None:
@@ -54,15 +66,16 @@ class ReleaseService:
                 async with self.ctx.store.transaction() as q:
                     ref = await require_env(q, app, env, lock=True)
                     _check_fence(ref, fence)
-                    release, action, summary = await plan(q, ref, now)
-                    await q.insert_release(ref.id, release, canonical_json(release.items))
+                    planned = await plan(q, ref, now)
+                    release = planned.release
+                    await q.insert_release(ref.id, release, planned.items_json)
                     await _record_fence(q, ref, fence)
                     await q.add_audit(
                         now,
                         principal.name,
-                        action,
+                        planned.action,
                         f"{app}/{env}@{release.version}",
-                        summary,
+                        planned.summary,
                         app,
                         env,
                     )
@@ -71,14 +84,16 @@ class ReleaseService:
                     "version_conflict", 409, "another publish took this version; retry"
                 ) from None
             await self.ctx.coordinator.distribute(release, fence)
-        log.info("%s %s/%s version %d by %s", action, app, env, release.version, principal.name)
+        log.info(
+            "%s %s/%s version %d by %s", planned.action, app, env, release.version, principal.name
+        )
         return release
 
     async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
         """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
         comment = validate_comment(comment)
 
-        async def plan(q: Queries, ref: EnvRef, now: str) -> tuple[Release, str, str]:
+        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
             draft = await q.draft_values(ref.id)
             latest = await q.latest_release(ref.id)
             if latest is not None and latest.items == draft:
@@ -88,11 +103,12 @@ class ReleaseService:
                     f"the draft equals release {latest.version}; change an item first",
                 )
             change = diff_items(latest.items if latest else {}, draft, None)
+            text = canonical_json(draft)
             release = Release(
                 app=app,
                 env=env,
                 version=(latest.version if latest else 0) + 1,
-                checksum=checksum(draft),
+                checksum=checksum_of_canonical(text),
                 author=principal.name,
                 comment=comment,
                 created_at=now,
@@ -102,7 +118,7 @@ class ReleaseService:
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            return release, "release.publish", summary
+            return _Planned(release, text, "release.publish", summary)
 
         return await self._release(principal, app, env, plan)
 
@@ -112,7 +128,7 @@ class ReleaseService:
         """A new release with the items of an earlier one; the draft is reset to them."""
         comment = validate_comment(comment)
 
-        async def plan(q: Queries, ref: EnvRef, now: str) -> tuple[Release, str, str]:
+        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
             target = await q.release(ref.id, version)
             if target is None:
                 raise not_found(f"release {version} of {app}/{env}")
@@ -137,7 +153,7 @@ class ReleaseService:
             )
             await self._reset_draft(q, ref, target.items, now, principal.name)
             summary = f"rolled back to version {version} as version {release.version}"
-            return release, "release.rollback", summary
+            return _Planned(release, canonical_json(target.items), "release.rollback", summary)
 
         return await self._release(principal, app, env, plan)
 
