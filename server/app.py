@@ -60,6 +60,7 @@ def create_app(config: Config) -> web.Application:
     # Sockets are closed at shutdown, before aiohttp waits for open handlers to finish.
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.append(_session_sweeper_ctx)
+    app.cleanup_ctx.append(_heartbeat_ctx)
     return app
 
 
@@ -110,6 +111,22 @@ async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     await app[HUB].close_all()
+
+
+async def _heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval = app[CONFIG].server.heartbeat_seconds
+    hub = app[HUB]
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            hub.heartbeat()
+
+    task = asyncio.create_task(beat(), name="ws-heartbeat")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _session_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ class ServerSection:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    heartbeat_seconds: float = 20.0
 
 
 @dataclass(frozen=True)

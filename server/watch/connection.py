@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 CLOSE_TRY_AGAIN_LATER = 1013  # the contract's code for a subscriber too slow to drain
+PING_FRAME = b"\x89\x00"  # an empty server ping (RFC 6455 5.5.2)
+MISSED_PONGS_ALLOWED = 1  # the contract: a peer that misses two pings is closed
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -60,20 +62,43 @@ class WatchConnection:
         self._writer: asyncio.Task[None] | None = None
         self._sending = False
         self._closing = False
+        self._closer: asyncio.Task[None] | None = None
         self._stopped = False
+        self._unanswered_pings = 0
 
     def start(self) -> None:
         """Allow sending (the writer task starts with the first queued frame)."""
         self._stopped = False
 
     async def stop(self) -> None:
-        """Cancel the writer and wait for it."""
+        """Cancel the writer and wait for it and for a close in progress."""
         self._stopped = True
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        if self._closer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._closer
+
+    def pong_received(self) -> None:
+        """The peer answered: it is alive."""
+        self._unanswered_pings = 0
+
+    def ping(self) -> bool:
+        """Send a ping; False when the peer already missed two (the caller closes it).
+
+        A frame is always whole in the transport between awaits, so the ping can go
+        straight after whatever is buffered.
+        """
+        if self._unanswered_pings > MISSED_PONGS_ALLOWED:
+            return False
+        transport = self._transport
+        if transport is not None and not transport.is_closing() and not self._closing:
+            self._unanswered_pings += 1
+            transport.write(PING_FRAME)
+        return True
 
     @property
     def closing(self) -> bool:
@@ -131,7 +156,7 @@ class WatchConnection:
         if self._closing:
             return
         self._closing = True
-        asyncio.get_running_loop().create_task(self._close(code, reason))
+        self._closer = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
         with contextlib.suppress(Exception):

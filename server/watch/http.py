@@ -18,7 +18,6 @@ from server.watch.hub import Hub
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 20.0
 MAX_CLIENT_MESSAGE = 16 * 1024
 
 
@@ -75,7 +74,10 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     query = request.query
     ws = web.WebSocketResponse(
-        heartbeat=HEARTBEAT_SECONDS, compress=False, max_msg_size=MAX_CLIENT_MESSAGE
+        # Pings come from the hub's heartbeat; PONGs must reach this loop to count.
+        autoping=False,
+        compress=False,
+        max_msg_size=MAX_CLIENT_MESSAGE,
     )
     await ws.prepare(request)
     conn = WatchConnection(
@@ -98,6 +100,10 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
                     await _handle(request, hub, conn, msg.data)
                 except AppError as exc:
                     conn.send_error(exc.code, exc.message)
+            elif msg.type == WSMsgType.PONG:
+                conn.pong_received()
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 conn.send_error("invalid_json", "send text frames with JSON objects")
             elif msg.type == WSMsgType.ERROR:

@@ -105,6 +105,14 @@ class Hub:
                 conn.send_error("app_deleted", f"app {app!r} was deleted")
             self._by_key.pop(key, None)
 
+    def heartbeat(self) -> int:
+        """Ping every socket; close those that missed two pings. Returns how many closed."""
+        dead = [conn for conn in self.connections if not conn.ping()]
+        for conn in dead:
+            log.info("ws %d missed two pings; closing", conn.id)
+            conn.close(WSCloseCode.GOING_AWAY, "heartbeat: two pings unanswered")
+        return len(dead)
+
     async def close_all(self) -> None:
         """Close every socket (shutdown)."""
         for conn in list(self.connections):

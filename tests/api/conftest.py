@@ -93,11 +93,14 @@ class Api:
         return result
 
 
-def make_config(store_url: str, tmp_path: Path, **limits: int) -> Config:
+def make_config(
+    store_url: str, tmp_path: Path, heartbeat_seconds: float = 20.0, **limits: int
+) -> Config:
     """A standalone config on a given store."""
     base = load_config(None, environ={})
     return dataclasses.replace(
         base,
+        server=dataclasses.replace(base.server, heartbeat_seconds=heartbeat_seconds),
         store=StoreSection(url=store_url),
         limits=dataclasses.replace(LimitsSection(), **limits),
         base_dir=tmp_path,
@@ -112,8 +115,9 @@ def api_factory(aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: 
     """Start an app on a store URL and sign in as the bootstrap admin."""
     monkeypatch.setenv("CONFIGCENTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
 
-    async def start(store_url: str, **limits: int) -> Api:
-        client = await aiohttp_client(create_app(make_config(store_url, tmp_path, **limits)))
+    async def start(store_url: str, heartbeat_seconds: float = 20.0, **limits: int) -> Api:
+        config = make_config(store_url, tmp_path, heartbeat_seconds, **limits)
+        client = await aiohttp_client(create_app(config))
         response = await client.post(
             "/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD}
         )

@@ -194,3 +194,40 @@ async def test_slow_reader_is_closed_with_1013_while_others_keep_receiving(
     assert fast_versions == sorted(fast_versions)
     await fast.close()
     await reader
+
+
+async def test_a_peer_that_misses_two_pings_is_closed(
+    api_factory: AppFactory, sqlite_url: str
+) -> None:
+    api = await api_factory(sqlite_url, heartbeat_seconds=0.2)
+    await api.app_with_env()
+    headers = {"Authorization": f"Bearer {api.token}"}
+    # A subscriber that reads (and so answers pings) the way a real one does.
+    alive = await api.client.ws_connect("/api/v1/watch?app=shop&env=prod", headers=headers)
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def read_alive() -> None:
+        async for message in alive:
+            received.put_nowait(message.json())
+
+    reader = asyncio.create_task(read_alive())
+    # A peer that never answers pings (autoping off).
+    silent = await api.client.ws_connect("/api/v1/watch", headers=headers, autoping=False)
+    pings = 0
+    closed = None
+    for _ in range(50):
+        message = await silent.receive(timeout=5)
+        if message.type == aiohttp.WSMsgType.PING:
+            pings += 1
+            continue
+        closed = message
+        break
+    assert closed is not None
+    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert pings >= 2  # it was given two chances
+    version = await publish(api, {"still": "here"})
+    assert (await asyncio.wait_for(received.get(), 5))["version"] == version
+    assert not alive.closed
+    await alive.close()
+    await reader
+    await silent.close()
