@@ -53,6 +53,7 @@ class LimitsSection:
     max_value_bytes: int = 64 * 1024
     max_items_per_env: int = 10_000
     max_body_bytes: int = 2 * 1024 * 1024
+    max_release_bytes: int = 8 * 1024 * 1024
     max_subscriptions_per_socket: int = 100
     send_queue_size: int = 256
 

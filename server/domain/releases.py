@@ -45,6 +45,17 @@ def _check_fence(ref: EnvRef, fence: Fence) -> None:
         )
 
 
+def _check_size(items_json: str, limit: int) -> None:
+    """Refuse a release larger than the store and etcd are set up to carry."""
+    size = len(items_json.encode())
+    if size > limit:
+        raise AppError(
+            "release_too_large",
+            413,
+            f"the draft is {size} bytes as a release; at most {limit} (limits.max_release_bytes)",
+        )
+
+
 async def _record_fence(q: Queries, ref: EnvRef, fence: Fence) -> None:
     if (fence.epoch, fence.token) != (ref.fence_epoch, ref.fence_token):
         await q.set_fence(ref.id, fence.epoch, fence.token)
@@ -104,6 +115,7 @@ class ReleaseService:
                 )
             change = diff_items(latest.items if latest else {}, draft, None)
             text = canonical_json(draft)
+            _check_size(text, self.ctx.limits.max_release_bytes)
             release = Release(
                 app=app,
                 env=env,

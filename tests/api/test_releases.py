@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 
-from tests.api.conftest import Api
+from tests.api.conftest import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
 
@@ -118,3 +118,16 @@ async def test_twenty_concurrent_publishes_give_versions_one_to_twenty(api: Api)
     history = await api.call("GET", f"{ENV}/releases?limit=100")
     assert [r["version"] for r in history.body["releases"]] == list(range(20, 0, -1))
     assert (await api.call("GET", f"{ENV}/config")).body["version"] == 20
+
+
+async def test_a_release_over_the_size_limit_is_refused(
+    api_factory: AppFactory, sqlite_url: str
+) -> None:
+    api = await api_factory(sqlite_url, max_release_bytes=1000)
+    await api.app_with_env()
+    await api.set_items("shop", "prod", {"a": "x" * 600, "b": "y" * 600})
+    before = await api.snapshot()
+    refused = await api.publish("shop", "prod")
+    assert refused.status == 413
+    assert refused.body["error"]["code"] == "release_too_large"
+    assert await api.snapshot() == before
