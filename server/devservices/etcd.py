@@ -1,0 +1,253 @@
+"""Throwaway etcd clusters on loopback ports."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from server.devservices.process import (
+    ETCD_BIN,
+    LOOPBACK,
+    _http,
+    _Process,
+    _Service,
+    _wait_until,
+    free_port,
+)
+
+
+class _EtcdMember:
+    """Ports, directories and process of one etcd member."""
+
+    def __init__(self, name: str, base_dir: Path) -> None:
+        self.name = name
+        self.client_port = free_port()
+        self.peer_port = free_port()
+        self.data_dir = base_dir / f"{name}.etcd"
+        self.log_path = base_dir / f"{name}.log"
+        self.process: _Process | None = None
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.peer_port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.running and not self.process.paused
+
+
+class EtcdCluster(_Service):
+    """An etcd cluster of `size` members (1 for single-node) on loopback, data in base_dir."""
+
+    def __init__(self, size: int, base_dir: Path, *, startup_timeout: float = 30.0) -> None:
+        if size < 1:
+            raise ValueError("an etcd cluster needs at least one member")
+        self.base_dir = base_dir
+        self.startup_timeout = startup_timeout
+        base_dir.mkdir(parents=True, exist_ok=True)
+        self._token = f"configcenter-test-{uuid.uuid4().hex[:12]}"
+        members = [_EtcdMember(f"n{i}", base_dir) for i in range(1, size + 1)]
+        self._members = {m.name: m for m in members}
+        self._initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self._members.values())
+
+    @property
+    def member_names(self) -> list[str]:
+        """Member names, n1..nN."""
+        return list(self._members)
+
+    @property
+    def client_endpoints(self) -> list[str]:
+        """Every member's client address as host:port."""
+        return [f"{LOOPBACK}:{m.client_port}" for m in self._members.values()]
+
+    @property
+    def client_urls(self) -> list[str]:
+        """Every member's client address as an http:// URL."""
+        return [m.client_url for m in self._members.values()]
+
+    def endpoint(self, name: str) -> str:
+        """One member's client address as host:port."""
+        return f"{LOOPBACK}:{self._member(name).client_port}"
+
+    def member_pid(self, name: str) -> int | None:
+        """The member's pid while it runs."""
+        process = self._member(name).process
+        return None if process is None else process.pid
+
+    def start(self) -> None:
+        """Start every member and wait until all are healthy; kill them all on failure."""
+        if any(m.process is not None for m in self._members.values()):
+            raise RuntimeError("etcd cluster is already started")
+        try:
+            for member in self._members.values():
+                self._spawn(member, "new")
+            self._wait_healthy(self._members.values())
+        except BaseException:
+            for name in self._members:
+                self.kill_member(name)
+            raise
+
+    def stop(self) -> None:
+        """Stop every running member, one after the other (SIGTERM, SIGKILL after 10 s)."""
+        # One at a time: members sent SIGTERM together take ~7 s to stop, in turn ~0.1 s each.
+        for name in self._members:
+            self.stop_member(name)
+
+    def kill_member(self, name: str) -> None:
+        """SIGKILL one member, as a crash would."""
+        member = self._member(name)
+        if member.process is not None:
+            member.process.kill()
+            member.process = None
+
+    def stop_member(self, name: str) -> None:
+        """Stop one member gracefully."""
+        member = self._member(name)
+        if member.process is not None:
+            member.process.stop()
+            member.process = None
+
+    def start_member(self, name: str, *, wait: bool = True) -> None:
+        """Restart a stopped or killed member with its data dir; wait until it is healthy."""
+        member = self._member(name)
+        if member.process is not None:
+            raise RuntimeError(f"etcd member {name} is already running")
+        try:
+            self._spawn(member, "existing")
+            if wait:
+                self._wait_healthy([member])
+        except BaseException:
+            self.kill_member(name)
+            raise
+
+    def pause_member(self, name: str) -> None:
+        """SIGSTOP one member: it stays connected but answers nothing."""
+        process = self._member(name).process
+        if process is None:
+            raise RuntimeError(f"etcd member {name} is not running")
+        process.pause()
+
+    def resume_member(self, name: str) -> None:
+        """SIGCONT a paused member."""
+        process = self._member(name).process
+        if process is None:
+            raise RuntimeError(f"etcd member {name} is not running")
+        process.resume()
+
+    def member_status(self, name: str) -> dict[str, Any] | None:
+        """The member's /v3/maintenance/status JSON, or None when it does not answer."""
+        member = self._member(name)
+        if not member.alive:
+            return None
+        try:
+            status, body = _http(
+                "POST", member.client_port, "/v3/maintenance/status", b"{}", timeout=1.0
+            )
+        except (OSError, http.client.HTTPException):
+            return None
+        if status != 200:
+            return None
+        result: dict[str, Any] = json.loads(body)
+        return result
+
+    def leader_name(self) -> str:
+        """Name of the current leader; RuntimeError when no live member claims to be leader."""
+        claims: list[tuple[int, str]] = []
+        for name in self._members:
+            status = self.member_status(name)
+            if status is None:
+                continue
+            header = status.get("header", {})
+            if header.get("member_id") is not None and header.get("member_id") == status.get(
+                "leader"
+            ):
+                claims.append((int(header.get("raft_term", 0)), name))
+        if not claims:
+            raise RuntimeError("etcd cluster has no leader")
+        # A resumed old leader may still believe it leads; the highest term wins.
+        return max(claims)[1]
+
+    def wait_for_leader(self, timeout: float = 10.0, *, other_than: str | None = None) -> str:
+        """Poll until a leader (other than `other_than`) exists; return its name."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                name = self.leader_name()
+                if name != other_than:
+                    return name
+            except RuntimeError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"etcd cluster: no new leader within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def is_member_healthy(self, name: str) -> bool:
+        """True when the member answers /health with health=true (it sees a leader)."""
+        member = self._member(name)
+        if not member.alive:
+            return False
+        try:
+            status, body = _http("GET", member.client_port, "/health", timeout=1.0)
+        except (OSError, http.client.HTTPException):
+            return False
+        if status != 200:
+            return False
+        try:
+            return bool(json.loads(body).get("health") == "true")
+        except ValueError:
+            return False
+
+    def is_healthy(self) -> bool:
+        """True when every member is running and healthy."""
+        return all(self.is_member_healthy(name) for name in self._members)
+
+    def _member(self, name: str) -> _EtcdMember:
+        try:
+            return self._members[name]
+        except KeyError:
+            raise KeyError(f"no etcd member {name!r}; members: {self.member_names}") from None
+
+    def _spawn(self, member: _EtcdMember, state: str) -> None:
+        command = [
+            ETCD_BIN,
+            "--logger=zap",
+            "--name",
+            member.name,
+            "--data-dir",
+            str(member.data_dir),
+            "--listen-client-urls",
+            member.client_url,
+            "--advertise-client-urls",
+            member.client_url,
+            "--listen-peer-urls",
+            member.peer_url,
+            "--initial-advertise-peer-urls",
+            member.peer_url,
+            "--initial-cluster",
+            self._initial_cluster,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            self._token,
+        ]
+        process = _Process(f"etcd {member.name}", command, member.log_path, stop_timeout=10.0)
+        member.process = process
+        process.start()
+
+    def _wait_healthy(self, members: Iterable[_EtcdMember]) -> None:
+        members = list(members)
+        _wait_until(
+            "etcd",
+            lambda: all(self.is_member_healthy(m.name) for m in members),
+            [m.process for m in members if m.process is not None],
+            self.startup_timeout,
+        )
