@@ -123,6 +123,14 @@ def _redirect(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
 
+def _to_sign_in(request: web.Request) -> web.Response:
+    """Back to the sign-in form, forgetting a session cookie that no longer works."""
+    response = _redirect("/login")
+    if SESSION_COOKIE in request.cookies:
+        response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
 def _render(
     template: str, request: web.Request, context: dict[str, Any], status: int = 200
 ) -> web.Response:
@@ -164,10 +172,7 @@ async def get_admin_page(request: web.Request) -> web.StreamResponse:
     """GET /: the single-page shell for a signed-in operator, else a redirect to sign in."""
     session = await _session(request)
     if session is None:
-        response = _redirect("/login")
-        if SESSION_COOKIE in request.cookies:
-            response.del_cookie(SESSION_COOKIE, path="/")
-        return response
+        return _to_sign_in(request)
     cookie, principal = session
     config = request.app[CONFIG]
     return _render(
@@ -243,10 +248,7 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
     session = await _session(request)
     if session is None:
         # Nothing to end. A cross-site post carries no cookie (SameSite=Strict) and clears nothing.
-        response = _redirect("/login")
-        if SESSION_COOKIE in request.cookies:
-            response.del_cookie(SESSION_COOKIE, path="/")
-        return response
+        return _to_sign_in(request)
     cookie, principal = session
     form = await request.post()
     presented = form.get(CSRF_FIELD)
