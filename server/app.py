@@ -57,8 +57,8 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_coordinator_ctx)
-    # Sockets are closed at shutdown, before aiohttp waits for open handlers to finish.
-    app.on_shutdown.append(_close_sockets)
+    # At shutdown, before aiohttp waits for open handlers: close sockets, answer long polls.
+    app.on_shutdown.append(_end_open_requests)
     app.cleanup_ctx.append(_session_sweeper_ctx)
     app.cleanup_ctx.append(_heartbeat_ctx)
     return app
@@ -75,15 +75,18 @@ def _add_pages(app: web.Application) -> None:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
-    await store.open()
-    generated = await app[SERVICES].auth.bootstrap_admin(
-        os.environ.get("CONFIGCENTER_ADMIN_PASSWORD")
-    )
-    if generated is not None:
-        # The contract: a random bootstrap password is written once to the log.
-        log.warning("created user admin with password %s (change it)", generated)
-    yield
-    await store.close()
+    # Closed whatever happens: a store left open keeps the process alive (its threads).
+    try:
+        await store.open()
+        generated = await app[SERVICES].auth.bootstrap_admin(
+            os.environ.get("CONFIGCENTER_ADMIN_PASSWORD")
+        )
+        if generated is not None:
+            # The contract: a random bootstrap password is written once to the log.
+            log.warning("created user admin with password %s (change it)", generated)
+        yield
+    finally:
+        await store.close()
 
 
 async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -104,12 +107,15 @@ async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
             services.auth.handle_event(event)
 
     coordinator.on_event(on_event)
-    await coordinator.start(published, services.releases, lambda: hub.subscriber_count)
-    yield
-    await coordinator.close()
+    try:
+        await coordinator.start(published, services.releases, lambda: hub.subscriber_count)
+        yield
+    finally:
+        await coordinator.close()
 
 
-async def _close_sockets(app: web.Application) -> None:
+async def _end_open_requests(app: web.Application) -> None:
+    app[PUBLISHED].close()
     await app[HUB].close_all()
 
 

@@ -66,6 +66,7 @@ class PublishedConfigs:
         self._changed: dict[EnvKey, asyncio.Event] = {}
         self._listeners: list[ReleaseListener] = []
         self._removal_listeners: list[Callable[[str], None]] = []
+        self._closing = False
 
     def add_listener(self, listener: ReleaseListener) -> None:
         """Call listener with every newly applied release."""
@@ -122,6 +123,13 @@ class PublishedConfigs:
             except Exception:
                 log.exception("removal listener failed for %s", app)
 
+    def close(self) -> None:
+        """Shutting down: answer every pending and future long poll at once."""
+        self._closing = True
+        for event in self._changed.values():
+            event.set()
+        self._changed.clear()
+
     async def wait_newer(self, app: str, env: str, after: int, within: float) -> Published | None:
         """The latest release once its version exceeds after, or None after `within` seconds."""
         key = (app, env)
@@ -132,7 +140,7 @@ class PublishedConfigs:
             if current is not None and current.version > after:
                 return current
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or self._closing:
                 return None
             event = self._changed.setdefault(key, asyncio.Event())
             try:

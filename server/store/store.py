@@ -29,9 +29,13 @@ class Store:
 
     async def open(self, run_migrations: bool = True) -> None:
         """Connect and bring the schema up to date."""
-        await self.db.open()
-        if run_migrations:
-            await migrate(self.db)
+        try:
+            await self.db.open()
+            if run_migrations:
+                await migrate(self.db)
+        except BaseException:
+            await self.db.close()
+            raise
 
     async def close(self) -> None:
         """Disconnect."""
