@@ -5,19 +5,24 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import aetcd
 import pytest
 
-from server.config import EtcdSection
+from server.config import EtcdSection, LimitsSection
 from server.coord.base import ClusterEvent, Coordinator
 from server.coord.etcd import EtcdCoordinator
 from server.coord.local import LocalCoordinator
 from server.devservices import EtcdCluster, free_port
-from server.domain.canonical import checksum
+from server.domain.canonical import canonical_json, checksum
+from server.domain.context import DomainContext
 from server.domain.model import Release, utc_now
 from server.domain.published import PublishedConfigs
+from server.domain.releases import ReleaseService
+from server.store.db import SqliteDatabase
+from server.store.store import Store
 
 LOCK_TTL = 2
 
@@ -29,27 +34,42 @@ def make_release(app: str, env: str, version: int, **items: str) -> Release:
 
 
 class StoreReleases:
-    """The store side of a ReleaseSource: releases a test says were committed."""
+    """A real SQLite store, read through the server's own ReleaseService (the release source).
 
-    def __init__(self) -> None:
-        self.latest: dict[tuple[str, str], Release] = {}
+    Tests commit releases directly, as a publish on some replica would have.
+    """
 
-    def commit(self, release: Release) -> Release:
-        self.latest[(release.app, release.env)] = release
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        ctx = DomainContext(store, LocalCoordinator(), PublishedConfigs(), LimitsSection())
+        self.source = ReleaseService(ctx)
+
+    async def commit(self, release: Release) -> Release:
+        """Store release as the latest of its env (creating the app and env when new)."""
+        async with self.store.transaction() as q:
+            app_id = await q.app_id(release.app)
+            if app_id is None:
+                app_id = await q.insert_app(release.app, "", utc_now(), "test")
+            ref = await q.env(release.app, release.env)
+            env_id = ref.id if ref else await q.insert_env(app_id, release.env, utc_now())
+            await q.insert_release(env_id, release, canonical_json(release.items))
         return release
 
-    def drop_app(self, app: str) -> None:
-        for key in [k for k in self.latest if k[0] == app]:
-            del self.latest[key]
+    async def drop_app(self, app: str) -> None:
+        """Delete an app from the store, as DELETE /apps/{app} does."""
+        async with self.store.transaction() as q:
+            app_id = await q.app_id(app)
+            assert app_id is not None
+            await q.delete_app(app_id)
 
     async def latest_releases(self) -> list[Release]:
-        return list(self.latest.values())
+        return await self.source.latest_releases()
 
     async def latest_versions(self) -> dict[tuple[str, str], int]:
-        return {key: release.version for key, release in self.latest.items()}
+        return await self.source.latest_versions()
 
     async def latest_release(self, app: str, env: str) -> Release | None:
-        return self.latest.get((app, env))
+        return await self.source.latest_release(app, env)
 
 
 @dataclasses.dataclass
@@ -82,8 +102,14 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def store() -> StoreReleases:
-    return StoreReleases()
+async def store(tmp_path: Path) -> AsyncIterator[StoreReleases]:
+    """A fresh SQLite store for the releases the coordinators load and repair from."""
+    real = Store(SqliteDatabase(tmp_path / "store.db"))
+    await real.open()
+    try:
+        yield StoreReleases(real)
+    finally:
+        await real.close()
 
 
 @pytest.fixture

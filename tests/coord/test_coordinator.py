@@ -78,7 +78,7 @@ async def test_distribute_reaches_every_replica(
     a, b = await pair(node_factory, kind)
     for version in (1, 2, 3):
         async with a.coordinator.publish_lock("shop", "prod") as fence:
-            release = store.commit(make_release("shop", "prod", version))
+            release = await store.commit(make_release("shop", "prod", version))
             await a.coordinator.distribute(release, fence)
         assert a.published.version("shop", "prod") == version
         await until(functools.partial(_at_version, b, version))
@@ -153,7 +153,7 @@ async def test_a_holder_whose_lease_expired_cannot_write_etcd(
         async with b.coordinator.publish_lock("shop", "prod") as fresh:
             assert fresh.epoch == stale.epoch
             assert fresh.token > stale.token
-            newer = store.commit(make_release("shop", "prod", 2))
+            newer = await store.commit(make_release("shop", "prod", 2))
             await b.coordinator.distribute(newer, fresh)
         older = make_release("shop", "prod", 1)
         await a.coordinator.distribute(older, stale)
@@ -197,7 +197,7 @@ async def test_refresh_repairs_etcd_from_the_store(
     b = await node_factory("etcd")
     key = a.etcd.keys.release("shop", "prod")
     # Committed to the store, never written to etcd (the publisher died in between).
-    store.commit(make_release("shop", "prod", 5))
+    await store.commit(make_release("shop", "prod", 5))
     await a.etcd.refresh_once()
     got = await raw_etcd.get(key)
     assert got is not None
@@ -221,7 +221,7 @@ async def test_refresh_repairs_etcd_from_the_store(
     assert a.etcd.sync.repairs["etcd_behind_store"] == 1
 
     # While a publish of the env is in flight, its holder writes etcd: no repair.
-    store.commit(make_release("shop", "prod", 6))
+    await store.commit(make_release("shop", "prod", 6))
     async with b.coordinator.publish_lock("shop", "prod"):
         await a.etcd.refresh_once()
         got = await raw_etcd.get(key)
@@ -249,7 +249,7 @@ async def test_refresh_delivers_what_a_stalled_watch_missed(
     watch.cancel()  # from here on nothing arrives, as with a silently stalled stream
     with pytest.raises(asyncio.CancelledError):
         await watch
-    release = store.commit(make_release("quiet", "prod", 3))
+    release = await store.commit(make_release("quiet", "prod", 3))
     await raw_etcd.put(a.etcd.keys.release("quiet", "prod"), encode_release(release))
     a.etcd.sync.watching = True  # the stalled stream still looks established
     await a.etcd.refresh_once()  # first sight of the record: it may still be on its way
@@ -267,10 +267,10 @@ async def test_app_deleted_removes_its_records(
     b = await node_factory("etcd")
     for env in ("prod", "dev"):
         async with a.coordinator.publish_lock("shop", env) as fence:
-            await a.coordinator.distribute(store.commit(make_release("shop", env, 1)), fence)
+            await a.coordinator.distribute(await store.commit(make_release("shop", env, 1)), fence)
     async with a.coordinator.publish_lock("shopx", "prod") as fence:
-        await a.coordinator.distribute(store.commit(make_release("shopx", "prod", 1)), fence)
-    store.drop_app("shop")
+        await a.coordinator.distribute(await store.commit(make_release("shopx", "prod", 1)), fence)
+    await store.drop_app("shop")
     await a.coordinator.announce(ClusterEvent("app_deleted", {"app": "shop"}))
     await until(lambda: ClusterEvent("app_deleted", {"app": "shop"}) in b.events)
     left = await raw_etcd.get_prefix(a.etcd.keys.releases)
@@ -308,7 +308,7 @@ async def test_a_dead_endpoint_in_the_list_is_skipped(
         async with a.coordinator.publish_lock("shop", "prod") as fence:
             version = a.published.version("shop", "prod") + 1
             await a.coordinator.distribute(
-                store.commit(make_release("shop", "prod", version)), fence
+                await store.commit(make_release("shop", "prod", version)), fence
             )
     await until(lambda: b.published.version("shop", "prod") == 3)
     await a.coordinator.check()
