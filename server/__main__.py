@@ -14,10 +14,10 @@ from typing import Any
 from server.config import Config, ConfigError, load_config
 from server.coord.local import LocalCoordinator
 from server.domain.context import DomainContext
-from server.domain.published import PublishedConfigs
 from server.domain.scopes import Principal
 from server.domain.services import Services
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
+from server.published import PublishedConfigs
 from server.store.migrations import current_version, migrate
 from server.store.store import Store
 
@@ -95,7 +95,7 @@ def _read_password(prompt_twice: bool) -> str:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass("password: ")
     if prompt_twice and getpass.getpass("again: ") != first:
-        raise AppError("invalid_password", 400, "the passwords differ")
+        raise AppError(ErrorCode.INVALID_PASSWORD, "the passwords differ")
     return first
 
 

@@ -16,12 +16,12 @@ from server.config import Config
 from server.coord import create_coordinator
 from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
-from server.domain.model import utc_now
-from server.domain.published import PublishedConfigs
 from server.domain.services import Services
 from server.keys import CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, SERVICES, STORE
 from server.metrics import Metrics
 from server.middleware import authenticate, observe
+from server.published import PublishedConfigs
+from server.records import utc_now
 from server.store.store import Store
 from server.watch.hub import Hub
 

@@ -1,17 +1,92 @@
-"""The one error type the domain raises, and the envelope it becomes."""
+"""Every error code with its status, in one table; the one error type the domain raises."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 
-class AppError(Exception):
-    """An expected failure with a stable code, an HTTP status and a human message."""
+class ErrorCode(Enum):
+    """Every code the server answers with, beside its HTTP status (docs/api-notes.md lists them)."""
 
-    def __init__(self, code: str, status: int, message: str) -> None:
+    INVALID_REQUEST = ("invalid_request", 400)
+    INVALID_JSON = ("invalid_json", 400)
+    INVALID_NAME = ("invalid_name", 400)
+    INVALID_KEY = ("invalid_key", 400)
+    INVALID_VALUE = ("invalid_value", 400)
+    INVALID_COMMENT = ("invalid_comment", 400)
+    INVALID_DESCRIPTION = ("invalid_description", 400)
+    INVALID_SCOPE = ("invalid_scope", 400)
+    INVALID_PASSWORD = ("invalid_password", 400)
+    INVALID_FORMAT = ("invalid_format", 400)
+    INVALID_OP = ("invalid_op", 400)
+    UNAUTHORIZED = ("unauthorized", 401)
+    INVALID_CREDENTIALS = ("invalid_credentials", 401)
+    FORBIDDEN = ("forbidden", 403)
+    CSRF_FAILED = ("csrf_failed", 403)
+    NOT_FOUND = ("not_found", 404)
+    NOT_PUBLISHED = ("not_published", 404)
+    METHOD_NOT_ALLOWED = ("method_not_allowed", 405)
+    EXISTS = ("exists", 409)
+    CONFLICT = ("conflict", 409)
+    NOTHING_TO_PUBLISH = ("nothing_to_publish", 409)
+    FORMAT_CONFLICT = ("format_conflict", 409)
+    LOCK_LOST = ("lock_lost", 409)
+    VERSION_CONFLICT = ("version_conflict", 409)
+    LIMIT_EXCEEDED = ("limit_exceeded", 409)
+    PRECONDITION_FAILED = ("precondition_failed", 412)
+    TOO_LARGE = ("too_large", 413)
+    VALUE_TOO_LARGE = ("value_too_large", 413)
+    TOO_MANY_ITEMS = ("too_many_items", 413)
+    RELEASE_TOO_LARGE = ("release_too_large", 413)
+    UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415)
+    HTTP_ERROR = ("http_error", 400)
+    INTERNAL = ("internal", 500)
+    STORE_UNAVAILABLE = ("store_unavailable", 503)
+    COORDINATOR_UNAVAILABLE = ("coordinator_unavailable", 503)
+    LOCK_TIMEOUT = ("lock_timeout", 503)
+    # WebSocket-only: sent as error messages, never as an HTTP status.
+    APP_DELETED = ("app_deleted", 410)
+    TOO_MANY_SUBSCRIPTIONS = ("too_many_subscriptions", 409)
+
+    @property
+    def code(self) -> str:
+        """The code as it appears in the envelope."""
+        return self.value[0]
+
+    @property
+    def status(self) -> int:
+        """The HTTP status that goes with the code."""
+        return self.value[1]
+
+    @classmethod
+    def for_status(cls, status: int) -> ErrorCode:
+        """The generic code for an HTTP status aiohttp raised by itself (404, 405, 413, ...)."""
+        return _GENERIC_BY_STATUS.get(status, cls.HTTP_ERROR)
+
+
+_GENERIC_BY_STATUS = {
+    400: ErrorCode.INVALID_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    409: ErrorCode.CONFLICT,
+    412: ErrorCode.PRECONDITION_FAILED,
+    413: ErrorCode.TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    500: ErrorCode.INTERNAL,
+}
+
+
+class AppError(Exception):
+    """An expected failure: a code from the table and a human message."""
+
+    def __init__(self, error: ErrorCode, message: str) -> None:
         super().__init__(message)
-        self.code = code
-        self.status = status
+        self.error = error
+        self.code = error.code
+        self.status = error.status
         self.message = message
 
     def envelope(self) -> dict[str, Any]:
@@ -26,9 +101,29 @@ def error_envelope(code: str, message: str) -> dict[str, Any]:
 
 def not_found(what: str) -> AppError:
     """A 404 naming what is missing."""
-    return AppError("not_found", 404, f"{what} not found")
+    return AppError(ErrorCode.NOT_FOUND, f"{what} not found")
 
 
-def bad_request(message: str, code: str = "invalid_request") -> AppError:
+def bad_request(message: str, error: ErrorCode = ErrorCode.INVALID_REQUEST) -> AppError:
     """A 400 for input that fails validation."""
-    return AppError(code, 400, message)
+    return AppError(error, message)
+
+
+def invalid_json(message: str) -> AppError:
+    """A 400 for a body that is not the JSON object a route takes."""
+    return AppError(ErrorCode.INVALID_JSON, message)
+
+
+def forbidden(message: str) -> AppError:
+    """A 403: the caller is known but may not do this."""
+    return AppError(ErrorCode.FORBIDDEN, message)
+
+
+def unauthorized(message: str) -> AppError:
+    """A 401: no caller could be established."""
+    return AppError(ErrorCode.UNAUTHORIZED, message)
+
+
+def exists(what: str) -> AppError:
+    """A 409 for a name that is taken."""
+    return AppError(ErrorCode.EXISTS, f"{what} already exists")

@@ -6,9 +6,9 @@ from aiohttp import web
 
 from server.config import Config
 from server.coord.base import Coordinator
-from server.domain.published import PublishedConfigs
 from server.domain.services import Services
 from server.metrics import Metrics
+from server.published import PublishedConfigs
 from server.store.store import Store
 from server.watch.hub import Hub
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from server.api.common import PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
-from server.errors import AppError, error_envelope
+from server.errors import AppError, ErrorCode, error_envelope
 from server.keys import METRICS
 
 log = logging.getLogger("server.http")
@@ -26,18 +26,6 @@ CSRF_HEADER = "X-CSRF-Token"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PUBLIC = frozenset({"/api/v1/login"})
-
-_STATUS_CODES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "too_large",
-    415: "unsupported_media_type",
-}
 
 
 def error_response(code: str, status: int, message: str) -> web.Response:
@@ -64,7 +52,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _STATUS_CODES.get(exc.status, "http_error")
+        code = ErrorCode.for_status(exc.status).code
         message = exc.reason if exc.status != 413 else "the request body is too large"
         response = error_response(code, exc.status, message)
     except Exception:
@@ -93,7 +81,7 @@ def _bearer(request: web.Request) -> str | None:
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise AppError("unauthorized", 401, "Authorization must be 'Bearer TOKEN'")
+            raise AppError(ErrorCode.UNAUTHORIZED, "Authorization must be 'Bearer TOKEN'")
         return value.strip()
     if request.path == "/api/v1/watch" and "token" in request.query:
         return request.query["token"]
@@ -112,14 +100,14 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie is None:
-        raise AppError("unauthorized", 401, "a bearer token or a session is required")
+        raise AppError(ErrorCode.UNAUTHORIZED, "a bearer token or a session is required")
     principal = await auth.authenticate(cookie)
     if principal.kind != "session":
-        raise AppError("unauthorized", 401, "the session cookie is not a session")
+        raise AppError(ErrorCode.UNAUTHORIZED, "the session cookie is not a session")
     if request.method in _UNSAFE and not check_csrf(cookie, request.headers.get(CSRF_HEADER)):
-        raise AppError("csrf_failed", 403, "missing or wrong CSRF token")
+        raise AppError(ErrorCode.CSRF_FAILED, "missing or wrong CSRF token")
     if request.path == "/api/v1/watch" and not _same_origin(request):
-        raise AppError("forbidden", 403, "cross-site WebSocket refused")
+        raise AppError(ErrorCode.FORBIDDEN, "cross-site WebSocket refused")
     request[PRINCIPAL] = principal
     request[SESSION_SECRET] = cookie
     return await handler(request)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.domain.scopes import Principal
 from server.domain.services import Services
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 from server.keys import SERVICES
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -54,19 +54,19 @@ async def read_body(request: web.Request, model: type[Body], allow_empty: bool =
     if not raw.strip():
         if allow_empty:
             return model.model_validate({})
-        raise AppError("invalid_json", 400, "a JSON object body is required")
+        raise AppError(ErrorCode.INVALID_JSON, "a JSON object body is required")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise AppError("invalid_json", 400, f"the body is not valid JSON: {exc}") from None
+        raise AppError(ErrorCode.INVALID_JSON, f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise AppError("invalid_json", 400, "the body must be a JSON object")
+        raise AppError(ErrorCode.INVALID_JSON, "the body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         details = "; ".join(_describe(dict(e)) for e in errors[:5])
-        raise AppError("invalid_request", 400, details) from None
+        raise AppError(ErrorCode.INVALID_REQUEST, details) from None
 
 
 def int_query(
@@ -79,9 +79,9 @@ def int_query(
     try:
         value = int(raw)
     except ValueError:
-        raise AppError("invalid_request", 400, f"{name} must be an integer") from None
+        raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise AppError("invalid_request", 400, f"{name} must be between {low} and {high}")
+        raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be between {low} and {high}")
     return value
 
 
@@ -91,7 +91,7 @@ def etag_revision(header: str | None) -> int | None:
         return None
     value = header.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
-        raise AppError("invalid_request", 400, 'If-Match must be an item revision like "7"')
+        raise AppError(ErrorCode.INVALID_REQUEST, 'If-Match must be an item revision like "7"')
     return int(value)
 
 
@@ -99,5 +99,5 @@ def path_int(request: web.Request, name: str) -> int:
     """An integer path segment, or a 400."""
     raw = request.match_info[name]
     if not raw.isdigit() or len(raw) > 18:
-        raise AppError("invalid_request", 400, f"{name} must be a positive integer")
+        raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be a positive integer")
     return int(raw)

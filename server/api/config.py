@@ -6,9 +6,9 @@ from aiohttp import web
 
 from server.api.common import int_query, principal, services
 from server.domain.formats import FORMATS, render
-from server.domain.published import Published
-from server.errors import AppError, not_found
+from server.errors import AppError, ErrorCode, not_found
 from server.keys import PUBLISHED
+from server.published import Published
 
 MAX_WAIT_SECONDS = 60
 
@@ -44,7 +44,7 @@ async def get_config(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
         raise AppError(
-            "invalid_format", 400, f"format must be one of {', '.join(FORMATS)}, not {fmt!r}"
+            ErrorCode.INVALID_FORMAT, f"format must be one of {', '.join(FORMATS)}, not {fmt!r}"
         )
     after = int_query(request, "after", None, 0, 2**62)
     wait = int_query(request, "wait", None, 0, MAX_WAIT_SECONDS)
@@ -52,7 +52,7 @@ async def get_config(request: web.Request) -> web.Response:
     current = published.get(app, env)
     if after is None:
         if wait is not None:
-            raise AppError("invalid_request", 400, "wait needs after=<version>")
+            raise AppError(ErrorCode.INVALID_REQUEST, "wait needs after=<version>")
         if current is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
         return _answer(request, current, fmt)
@@ -76,4 +76,4 @@ async def _exists(request: web.Request, app: str, env: str) -> bool:
 def _never_published(request: web.Request, app: str, env: str, exists: bool) -> AppError:
     if not exists:
         return not_found(f"env {env!r} of app {app!r}")
-    return AppError("not_published", 404, f"{app}/{env} has never been published")
+    return AppError(ErrorCode.NOT_PUBLISHED, f"{app}/{env} has never been published")

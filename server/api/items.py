@@ -12,7 +12,7 @@ from server.api.common import (
     services,
 )
 from server.api.schemas import PatchItemsBody, PutItemBody
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 
 
 def _where(request: web.Request) -> tuple[str, str]:
@@ -38,7 +38,7 @@ async def put_item(request: web.Request) -> web.Response:
     if_match = etag_revision(request.headers.get("If-Match"))
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and if_none_match.strip() != "*":
-        raise AppError("invalid_request", 400, "If-None-Match on an item write must be *")
+        raise AppError(ErrorCode.INVALID_REQUEST, "If-None-Match on an item write must be *")
     body = await read_body(request, PutItemBody)
     item, created = await services(request).drafts.put_item(
         principal(request),

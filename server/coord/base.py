@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from server.domain.model import Fence, Release
-from server.domain.published import PublishedConfigs
+from server.published import PublishedConfigs
+from server.records import Fence, Release
 
 
 @dataclass(frozen=True)

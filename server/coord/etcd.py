@@ -74,8 +74,8 @@ from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
-from server.domain.model import Fence, Release
-from server.domain.published import PublishedConfigs
+from server.published import PublishedConfigs
+from server.records import Fence, Release
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from server.coord.base import ClusterEvent
-from server.domain.model import Release
+from server.records import Release
 
 # Items larger than this are left out of the etcd record (etcd refuses requests over
 # 1.5 MiB by default); replicas then read that release from the store.

@@ -41,8 +41,8 @@ import orjson
 
 from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, decode_json
-from server.domain.model import Fence
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
+from server.records import Fence
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def fault_hold_seconds(environ: dict[str, str] | None = None) -> float:
 
 def unavailable(error: BaseException | str) -> AppError:
     """The 503 a publish gets when etcd cannot be reached."""
-    return AppError("coordinator_unavailable", 503, f"etcd is unavailable: {error}")
+    return AppError(ErrorCode.COORDINATOR_UNAVAILABLE, f"etcd is unavailable: {error}")
 
 
 def epoch_of(cluster_id: int) -> str:
@@ -313,7 +313,6 @@ class PublishLocks:
 
 def _lock_timeout(app: str, env: str, limit: float) -> AppError:
     return AppError(
-        "lock_timeout",
-        503,
+        ErrorCode.LOCK_TIMEOUT,
         f"the publish lock of {app}/{env} was not free within {limit:.0f} s; retry",
     )

@@ -31,8 +31,8 @@ import aetcd.exceptions
 from server.coord.base import ClusterEvent, ReleaseSource
 from server.coord.etcd_conn import TRANSIENT, EtcdConnection, EtcdUnavailable, cancelling
 from server.coord.etcd_keys import Keys, ReleaseRecord, decode_event, decode_release, encode_release
-from server.domain.model import Release
-from server.domain.published import PublishedConfigs
+from server.published import PublishedConfigs
+from server.records import Release
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.coord.base import ClusterEvent, EventListener, ReleaseSource
-from server.domain.model import Fence, Release
-from server.domain.published import PublishedConfigs
+from server.published import PublishedConfigs
+from server.records import Fence, Release
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
-from server.domain.model import App, EnvRef, utc_now
 from server.domain.scopes import Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
-from server.errors import AppError, not_found
+from server.errors import AppError, ErrorCode, not_found
+from server.records import App, EnvRef, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -55,14 +55,14 @@ class AppService:
         description = validate_description(description)
         env_names = [validate_env_name(env) for env in envs] or [DEFAULT_ENV]
         if len(set(env_names)) != len(env_names):
-            raise AppError("invalid_request", 400, "env names must be unique")
+            raise AppError(ErrorCode.INVALID_REQUEST, "env names must be unique")
         if len(env_names) > MAX_ENVS_PER_APP:
-            raise AppError("invalid_request", 400, f"at most {MAX_ENVS_PER_APP} envs per app")
+            raise AppError(ErrorCode.INVALID_REQUEST, f"at most {MAX_ENVS_PER_APP} envs per app")
         now = utc_now()
         try:
             async with self.ctx.store.transaction() as q:
                 if await q.app_id(name) is not None:
-                    raise AppError("exists", 409, f"app {name!r} already exists")
+                    raise AppError(ErrorCode.EXISTS, f"app {name!r} already exists")
                 app_id = await q.insert_app(name, description, now, principal.name)
                 for env in env_names:
                     await q.insert_env(app_id, env, now)
@@ -75,7 +75,7 @@ class AppService:
                     app=name,
                 )
         except IntegrityError:
-            raise AppError("exists", 409, f"app {name!r} already exists") from None
+            raise AppError(ErrorCode.EXISTS, f"app {name!r} already exists") from None
         return App(name, description, tuple(env_names), now)
 
     async def add_env(self, principal: Principal, app: str, env: str) -> App:
@@ -91,16 +91,16 @@ class AppService:
                 current = await q.get_app(app)
                 assert current is not None
                 if env in current.envs:
-                    raise AppError("exists", 409, f"env {env!r} of app {app!r} already exists")
+                    raise AppError(ErrorCode.EXISTS, f"env {env!r} of app {app!r} already exists")
                 if len(current.envs) >= MAX_ENVS_PER_APP:
-                    raise AppError("limit_exceeded", 409, f"at most {MAX_ENVS_PER_APP} envs")
+                    raise AppError(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENVS_PER_APP} envs")
                 await q.insert_env(app_id, env, now)
                 await q.add_audit(
                     now, principal.name, "env.create", f"{app}/{env}", f"added env {env}", app, env
                 )
                 updated = await q.get_app(app)
         except IntegrityError:
-            raise AppError("exists", 409, f"env {env!r} of app {app!r} already exists") from None
+            raise AppError(ErrorCode.EXISTS, f"env {env!r} of app {app!r} already exists") from None
         assert updated is not None
         return updated
 

@@ -15,10 +15,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
-from server.domain.model import Token, User, utc_now
 from server.domain.scopes import Principal, parse_scopes
 from server.domain.validation import validate_token_name, validate_user_name
-from server.errors import AppError, not_found
+from server.errors import AppError, ErrorCode, not_found
+from server.records import Token, User, utc_now
 from server.store.db import IntegrityError
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ def validate_password(password: str) -> str:
     """A password of sane length."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise AppError(
-            "invalid_password",
-            400,
+            ErrorCode.INVALID_PASSWORD,
             f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
         )
     return password
@@ -157,9 +156,9 @@ class AuthService:
             user = await q.user(username) if len(username) <= 64 else None
         if user is None:
             verify_password(_DUMMY_HASH, password)
-            raise AppError("invalid_credentials", 401, "wrong user name or password")
+            raise AppError(ErrorCode.INVALID_CREDENTIALS, "wrong user name or password")
         if not verify_password(user.password_hash, password):
-            raise AppError("invalid_credentials", 401, "wrong user name or password")
+            raise AppError(ErrorCode.INVALID_CREDENTIALS, "wrong user name or password")
         scopes = ("admin",) if user.is_admin else user.scopes
         secret = new_secret()
         now = datetime.now(UTC)
@@ -252,7 +251,7 @@ class AuthService:
         try:
             async with self.ctx.store.transaction() as q:
                 if await q.user(name) is not None:
-                    raise AppError("exists", 409, f"user {name!r} already exists")
+                    raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists")
                 await q.insert_user(name, hash_password(password), is_admin, parsed, now)
                 await q.add_audit(
                     now,
@@ -263,7 +262,7 @@ class AuthService:
                 )
                 user = await q.user(name)
         except IntegrityError:
-            raise AppError("exists", 409, f"user {name!r} already exists") from None
+            raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists") from None
         assert user is not None
         await self.ctx.coordinator.announce(ClusterEvent("user_changed", {"name": name}))
         return user
@@ -286,4 +285,4 @@ class AuthService:
 
 
 def _unauthorized() -> AppError:
-    return AppError("unauthorized", 401, "a valid bearer token is required")
+    return AppError(ErrorCode.UNAUTHORIZED, "a valid bearer token is required")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from server.config import LimitsSection
 from server.coord.base import Coordinator
-from server.domain.published import PublishedConfigs
+from server.published import PublishedConfigs
 from server.store.store import Store
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from server.domain.apps import require_env
 from server.domain.context import DomainContext
 from server.domain.diff import Diff, diff_items
-from server.domain.model import Item, utc_now
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment, validate_key, validate_value
-from server.errors import AppError, not_found
+from server.errors import AppError, ErrorCode, not_found
+from server.records import Item, utc_now
 
 
 class DraftService:
@@ -64,13 +64,12 @@ class DraftService:
             if if_match is not None and (existing is None or existing.revision != if_match):
                 current = existing.revision if existing else "none"
                 raise AppError(
-                    "precondition_failed",
-                    412,
+                    ErrorCode.PRECONDITION_FAILED,
                     f"item {key!r} is at revision {current}, not {if_match}; reload and retry",
                 )
             if create_only and existing is not None:
                 raise AppError(
-                    "precondition_failed", 412, f"item {key!r} already exists (If-None-Match: *)"
+                    ErrorCode.PRECONDITION_FAILED, f"item {key!r} already exists (If-None-Match: *)"
                 )
             if (
                 existing is not None
@@ -127,8 +126,7 @@ class DraftService:
                 raise not_found(f"item {key!r}")
             if if_match is not None and existing.revision != if_match:
                 raise AppError(
-                    "precondition_failed",
-                    412,
+                    ErrorCode.PRECONDITION_FAILED,
                     f"item {key!r} is at revision {existing.revision}, not {if_match}",
                 )
             await q.set_draft_revision(ref.id, ref.draft_revision + 1)
@@ -153,12 +151,14 @@ class DraftService:
         }
         deletes = [validate_key(k) for k in to_delete]
         if len(set(deletes)) != len(deletes):
-            raise AppError("invalid_request", 400, "a key is listed twice in delete")
+            raise AppError(ErrorCode.INVALID_REQUEST, "a key is listed twice in delete")
         both = sorted(set(values) & set(deletes))
         if both:
-            raise AppError("invalid_request", 400, f"keys both set and deleted: {', '.join(both)}")
+            raise AppError(
+                ErrorCode.INVALID_REQUEST, f"keys both set and deleted: {', '.join(both)}"
+            )
         if not values and not deletes:
-            raise AppError("invalid_request", 400, "nothing to change: give set and/or delete")
+            raise AppError(ErrorCode.INVALID_REQUEST, "nothing to change: give set and/or delete")
         now = utc_now()
         async with self.ctx.store.transaction() as q:
             ref = await require_env(q, app, env, lock=True)
@@ -209,4 +209,4 @@ class DraftService:
 
 
 def _too_many(limit: int) -> AppError:
-    return AppError("too_many_items", 413, f"an env holds at most {limit} items")
+    return AppError(ErrorCode.TOO_MANY_ITEMS, f"an env holds at most {limit} items")

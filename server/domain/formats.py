@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import orjson
 
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 
 FORMATS = ("json", "properties", "yaml", "dotenv")
 
@@ -146,8 +146,7 @@ def _render_dotenv(
         name = dotenv_name(key)
         if name in seen:
             raise AppError(
-                "format_conflict",
-                409,
+                ErrorCode.FORMAT_CONFLICT,
                 f"keys {seen[name]!r} and {key!r} both become {name} in dotenv",
             )
         seen[name] = key
@@ -173,6 +172,6 @@ def render(
     except KeyError:
         shown = repr(fmt[:20]) + ("…" if len(fmt) > 20 else "")
         raise AppError(
-            "invalid_format", 400, f"format {shown} is unknown; use one of {', '.join(FORMATS)}"
+            ErrorCode.INVALID_FORMAT, f"format {shown} is unknown; use one of {', '.join(FORMATS)}"
         ) from None
     return renderer(app, env, version, checksum, items), content_type

@@ -10,10 +10,10 @@ from server.domain.apps import require_env
 from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
-from server.domain.model import EnvRef, Fence, Item, Release, utc_now
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment
-from server.errors import AppError, not_found
+from server.errors import AppError, ErrorCode, not_found
+from server.records import EnvRef, Fence, Item, Release, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -39,8 +39,7 @@ def _check_fence(ref: EnvRef, fence: Fence) -> None:
     """Refuse a writer whose lock a newer holder has already used (a lost lease)."""
     if fence.epoch == ref.fence_epoch and fence.token < ref.fence_token:
         raise AppError(
-            "lock_lost",
-            409,
+            ErrorCode.LOCK_LOST,
             f"the publish lock of {ref.app}/{ref.name} was lost before the write; retry",
         )
 
@@ -50,8 +49,7 @@ def _check_size(items_json: str, limit: int) -> None:
     size = len(items_json.encode())
     if size > limit:
         raise AppError(
-            "release_too_large",
-            413,
+            ErrorCode.RELEASE_TOO_LARGE,
             f"the draft is {size} bytes as a release; at most {limit} (limits.max_release_bytes)",
         )
 
@@ -92,7 +90,7 @@ class ReleaseService:
                     )
             except IntegrityError:
                 raise AppError(
-                    "version_conflict", 409, "another publish took this version; retry"
+                    ErrorCode.VERSION_CONFLICT, "another publish took this version; retry"
                 ) from None
             await self.ctx.coordinator.distribute(release, fence)
         log.info(
@@ -109,8 +107,7 @@ class ReleaseService:
             latest = await q.latest_release(ref.id)
             if latest is not None and latest.items == draft:
                 raise AppError(
-                    "nothing_to_publish",
-                    409,
+                    ErrorCode.NOTHING_TO_PUBLISH,
                     f"the draft equals release {latest.version}; change an item first",
                 )
             change = diff_items(latest.items if latest else {}, draft, None)
@@ -148,8 +145,7 @@ class ReleaseService:
             assert latest is not None
             if latest.items == target.items:
                 raise AppError(
-                    "nothing_to_publish",
-                    409,
+                    ErrorCode.NOTHING_TO_PUBLISH,
                     f"release {version} has the same items as the latest release {latest.version}",
                 )
             release = Release(

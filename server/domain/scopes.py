@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 
 ADMIN = "admin"
 SCOPE_PATTERN = re.compile(r"admin|(?:read|write):[a-z0-9][a-z0-9_.-]{0,63}", re.ASCII)
@@ -22,11 +22,13 @@ def _show(value: object) -> str:
 def parse_scopes(values: object) -> tuple[str, ...]:
     """A non-empty JSON list of valid scope strings, duplicates dropped, order kept."""
     if not isinstance(values, list) or not values:
-        raise AppError("invalid_scope", 400, f"scopes must be a non-empty list; {SCOPE_RULE}")
+        raise AppError(ErrorCode.INVALID_SCOPE, f"scopes must be a non-empty list; {SCOPE_RULE}")
     seen: dict[str, None] = {}
     for value in values:
         if not isinstance(value, str) or SCOPE_PATTERN.fullmatch(value) is None:
-            raise AppError("invalid_scope", 400, f"scope {_show(value)} is invalid; {SCOPE_RULE}")
+            raise AppError(
+                ErrorCode.INVALID_SCOPE, f"scope {_show(value)} is invalid; {SCOPE_RULE}"
+            )
         seen[value] = None
     return tuple(seen)
 
@@ -61,14 +63,13 @@ class Principal:
     def require_admin(self) -> None:
         """Raise 403 forbidden unless this principal has the admin scope."""
         if not self.is_admin:
-            raise AppError("forbidden", 403, f"{self.name} needs the admin scope")
+            raise AppError(ErrorCode.FORBIDDEN, f"{self.name} needs the admin scope")
 
     def require_read(self, app: str) -> None:
         """Raise 403 forbidden unless this principal may read app."""
         if not self.can_read(app):
             raise AppError(
-                "forbidden",
-                403,
+                ErrorCode.FORBIDDEN,
                 f"{self.name} needs read:APP or write:APP to read app {_show(app)}",
             )
 
@@ -76,5 +77,5 @@ class Principal:
         """Raise 403 forbidden unless this principal may write app."""
         if not self.can_write(app):
             raise AppError(
-                "forbidden", 403, f"{self.name} needs write:APP to change app {_show(app)}"
+                ErrorCode.FORBIDDEN, f"{self.name} needs write:APP to change app {_show(app)}"
             )

@@ -8,9 +8,9 @@ from server.domain.apps import AppService
 from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
-from server.domain.model import AuditEntry
 from server.domain.releases import ReleaseService
 from server.domain.scopes import Principal
+from server.records import AuditEntry
 
 MAX_AUDIT_PAGE = 500
 

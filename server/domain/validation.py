@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}", re.ASCII)
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]{1,255}", re.ASCII)
@@ -27,24 +27,24 @@ def _show(value: object) -> str:
     return repr(value)
 
 
-def _require_str(value: object, what: str, code: str) -> str:
+def _require_str(value: object, what: str, code: ErrorCode) -> str:
     if not isinstance(value, str):
-        raise AppError(code, 400, f"{what} must be a string, got {_show(value)}")
+        raise AppError(code, f"{what} must be a string, got {_show(value)}")
     return value
 
 
-def _require_utf8(value: str, what: str, code: str) -> bytes:
+def _require_utf8(value: str, what: str, code: ErrorCode) -> bytes:
     # JSON can carry lone surrogates ("\ud800"); they cannot be stored or sent back as UTF-8.
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
-        raise AppError(code, 400, f"{what} is not valid Unicode (lone surrogate)") from None
+        raise AppError(code, f"{what} is not valid Unicode (lone surrogate)") from None
 
 
 def _validate_name(value: object, what: str) -> str:
-    name = _require_str(value, what, "invalid_name")
+    name = _require_str(value, what, ErrorCode.INVALID_NAME)
     if NAME_PATTERN.fullmatch(name) is None:
-        raise AppError("invalid_name", 400, f"{what} {_show(name)} is invalid: {NAME_RULE}")
+        raise AppError(ErrorCode.INVALID_NAME, f"{what} {_show(name)} is invalid: {NAME_RULE}")
     return name
 
 
@@ -70,40 +70,39 @@ def validate_user_name(name: object) -> str:
 
 def validate_key(key: object) -> str:
     """An item key matching ^[A-Za-z0-9_.:/-]{1,255}$ (case-sensitive)."""
-    key = _require_str(key, "key", "invalid_key")
+    key = _require_str(key, "key", ErrorCode.INVALID_KEY)
     if KEY_PATTERN.fullmatch(key) is None:
-        raise AppError("invalid_key", 400, f"key {_show(key)} is invalid: {KEY_RULE}")
+        raise AppError(ErrorCode.INVALID_KEY, f"key {_show(key)} is invalid: {KEY_RULE}")
     return key
 
 
 def validate_value(value: object, max_bytes: int) -> str:
     """An item value: a string of at most max_bytes bytes once encoded as UTF-8."""
-    value = _require_str(value, "value", "invalid_value")
-    size = len(_require_utf8(value, "value", "invalid_value"))
+    value = _require_str(value, "value", ErrorCode.INVALID_VALUE)
+    size = len(_require_utf8(value, "value", ErrorCode.INVALID_VALUE))
     if size > max_bytes:
         raise AppError(
-            "value_too_large",
-            413,
+            ErrorCode.VALUE_TOO_LARGE,
             f"value {_show(value)} is {size} bytes in UTF-8; the limit is {max_bytes}",
         )
     return value
 
 
-def _validate_text(value: object, what: str, code: str, limit: int) -> str:
+def _validate_text(value: object, what: str, code: ErrorCode, limit: int) -> str:
     text = _require_str(value, what, code)
     if len(text) > limit:
-        raise AppError(
-            code, 400, f"{what} {_show(text)} has {len(text)} characters; at most {limit}"
-        )
+        raise AppError(code, f"{what} {_show(text)} has {len(text)} characters; at most {limit}")
     _require_utf8(text, what, code)
     return text
 
 
 def validate_comment(comment: object) -> str:
     """A comment on an item or release: a string of at most MAX_COMMENT_CHARS characters."""
-    return _validate_text(comment, "comment", "invalid_comment", MAX_COMMENT_CHARS)
+    return _validate_text(comment, "comment", ErrorCode.INVALID_COMMENT, MAX_COMMENT_CHARS)
 
 
 def validate_description(description: object) -> str:
     """An app description: a string of at most MAX_DESCRIPTION_CHARS characters."""
-    return _validate_text(description, "description", "invalid_description", MAX_DESCRIPTION_CHARS)
+    return _validate_text(
+        description, "description", ErrorCode.INVALID_DESCRIPTION, MAX_DESCRIPTION_CHARS
+    )

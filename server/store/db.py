@@ -19,7 +19,7 @@ import aiomysql
 import aiosqlite
 import pymysql
 
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class IntegrityError(Exception):
 
 def unavailable(exc: BaseException) -> AppError:
     """The store could not be reached or answered with an operational error."""
-    return AppError("store_unavailable", 503, f"the store is unavailable: {type(exc).__name__}")
+    return AppError(ErrorCode.STORE_UNAVAILABLE, f"the store is unavailable: {type(exc).__name__}")
 
 
 class Connection(Protocol):
@@ -159,7 +159,7 @@ class SqliteDatabase:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         if self._writer is None:
-            raise AppError("store_unavailable", 503, "the store is closed")
+            raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
         async with self._write_lock:
             try:
                 await self._writer.execute("BEGIN IMMEDIATE")
@@ -179,7 +179,7 @@ class SqliteDatabase:
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[Connection]:
         if self._reader is None:
-            raise AppError("store_unavailable", 503, "the store is closed")
+            raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
         try:
             yield _SqliteConnection(self._reader)
         except sqlite3.OperationalError as exc:
@@ -300,7 +300,7 @@ class MysqlDatabase:
     @contextlib.asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Any]:
         if self._pool is None:
-            raise AppError("store_unavailable", 503, "the store is closed")
+            raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
         try:
             conn = await self._pool.acquire()
         except Exception as exc:
@@ -341,7 +341,7 @@ class MysqlDatabase:
             wrapped = _MysqlConnection(conn)
             row = await wrapped.fetchone("SELECT GET_LOCK('configcenter_migrate', 60)")
             if not row or row[0] != 1:
-                raise AppError("store_unavailable", 503, "could not take the migration lock")
+                raise AppError(ErrorCode.STORE_UNAVAILABLE, "could not take the migration lock")
             try:
                 yield wrapped
             finally:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.domain.model import utc_now
+from server.records import utc_now
 from server.store.db import Database
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from server.domain.model import App, AuditEntry, EnvRef, Item, Release, Token, User
+from server.records import App, AuditEntry, EnvRef, Item, Release, Token, User
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (

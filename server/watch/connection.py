@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 from aiohttp import WSCloseCode, web
 
-from server.domain.published import EnvKey
 from server.domain.scopes import Principal
+from server.published import EnvKey
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from aiohttp import WSMsgType, web
 
 from server.api.common import principal, services
 from server.domain.validation import validate_app_name, validate_env_name
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 from server.keys import CONFIG, HUB
 from server.watch.connection import WatchConnection
 from server.watch.hub import Hub
@@ -27,7 +27,7 @@ def _after(value: Any) -> int | None:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise AppError("invalid_request", 400, "after must be a non-negative integer")
+        raise AppError(ErrorCode.INVALID_REQUEST, "after must be a non-negative integer")
     return value
 
 
@@ -35,12 +35,12 @@ async def _subscribe(
     request: web.Request, hub: Hub, conn: WatchConnection, app: Any, env: Any, after: Any
 ) -> None:
     if not isinstance(app, str) or not isinstance(env, str):
-        raise AppError("invalid_request", 400, "subscribe needs app and env strings")
+        raise AppError(ErrorCode.INVALID_REQUEST, "subscribe needs app and env strings")
     app, env = validate_app_name(app), validate_env_name(env)
     after_version = _after(after)
     conn.principal.require_read(app)
     if not await services(request).env_exists(app, env):
-        raise AppError("not_found", 404, f"env {env!r} of app {app!r} not found")
+        raise AppError(ErrorCode.NOT_FOUND, f"env {env!r} of app {app!r} not found")
     hub.subscribe(conn, app, env, after_version)
 
 
@@ -48,13 +48,13 @@ async def _handle(request: web.Request, hub: Hub, conn: WatchConnection, raw: st
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise AppError("invalid_json", 400, "messages must be JSON objects") from None
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects") from None
     if not isinstance(message, dict):
-        raise AppError("invalid_json", 400, "messages must be JSON objects")
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects")
     op = message.get("op")
     unknown = set(message) - {"op", "app", "env", "after"}
     if unknown:
-        raise AppError("invalid_request", 400, f"unknown fields: {', '.join(sorted(unknown))}")
+        raise AppError(ErrorCode.INVALID_REQUEST, f"unknown fields: {', '.join(sorted(unknown))}")
     if op == "subscribe":
         await _subscribe(
             request, hub, conn, message.get("app"), message.get("env"), message.get("after")
@@ -62,10 +62,10 @@ async def _handle(request: web.Request, hub: Hub, conn: WatchConnection, raw: st
     elif op == "unsubscribe":
         app, env = message.get("app"), message.get("env")
         if not isinstance(app, str) or not isinstance(env, str):
-            raise AppError("invalid_request", 400, "unsubscribe needs app and env strings")
+            raise AppError(ErrorCode.INVALID_REQUEST, "unsubscribe needs app and env strings")
         hub.unsubscribe(conn, app, env)
     else:
-        raise AppError("invalid_op", 400, "op must be subscribe or unsubscribe")
+        raise AppError(ErrorCode.INVALID_OP, "op must be subscribe or unsubscribe")
 
 
 async def watch(request: web.Request) -> web.WebSocketResponse:

@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import WSCloseCode
 
-from server.domain.published import EnvKey, Published, PublishedConfigs
+from server.published import EnvKey, Published, PublishedConfigs
 from server.watch.connection import WatchConnection, text_frame
 
 log = logging.getLogger(__name__)

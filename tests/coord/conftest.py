@@ -18,9 +18,9 @@ from server.coord.local import LocalCoordinator
 from server.devservices import EtcdCluster, free_port
 from server.domain.canonical import canonical_json, checksum
 from server.domain.context import DomainContext
-from server.domain.model import Release, utc_now
-from server.domain.published import PublishedConfigs
 from server.domain.releases import ReleaseService
+from server.published import PublishedConfigs
+from server.records import Release, utc_now
 from server.store.db import SqliteDatabase
 from server.store.store import Store
 

@@ -14,8 +14,8 @@ import pytest
 from server.coord.base import ClusterEvent
 from server.coord.etcd_keys import decode_release, encode_release
 from server.devservices import EtcdCluster
-from server.domain.model import Fence
 from server.errors import AppError
+from server.records import Fence
 from tests.coord.conftest import (
     LOCK_TTL,
     Node,

@@ -1,4 +1,4 @@
-"""The records the domain works with; plain frozen dataclasses."""
+"""Records shared by every layer: frozen dataclasses and the clock; imports nothing of ours."""
 
 from __future__ import annotations
 

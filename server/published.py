@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from server.domain.model import Release
+from server.records import Release
 
 log = logging.getLogger(__name__)
 
