@@ -99,13 +99,33 @@ def _yaml_key(key: str) -> str:
 
 
 # --- dotenv ---------------------------------------------------------------------
-_escape_dotenv = _escaper({ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n"})
+# Inside double quotes POSIX sh still expands $, ` and \; escaped, they are taken literally.
+_escape_dotenv_double = _escaper(
+    {ord("\\"): "\\\\", ord('"'): '\\"', ord("$"): "\\$", ord("`"): "\\`"}
+)
+# Single quotes are read literally by sh and python-dotenv alike, except for these.
+_NOT_SINGLE_QUOTABLE = frozenset("'\\\r")
 _DOTENV_NAME_JUNK = re.compile(r"[^A-Z0-9_]")
 
 
 def dotenv_name(key: str) -> str:
-    """The variable name for key: upper-cased, anything outside A-Z0-9_ made '_'."""
-    return _DOTENV_NAME_JUNK.sub("_", key.upper())
+    """The variable name for key: upper-cased, anything outside A-Z0-9_ made '_'.
+
+    A leading digit gets a '_' before it, so that the name is a valid shell variable.
+    """
+    name = _DOTENV_NAME_JUNK.sub("_", key.upper())
+    return f"_{name}" if name[:1].isdigit() else name
+
+
+def dotenv_quote(value: str) -> str:
+    """value quoted so that `set -a; . ./file` in POSIX sh yields exactly it and runs nothing.
+
+    Single quotes when they can hold the value (python-dotenv then reads the same); else
+    double quotes with every character sh would expand escaped.
+    """
+    if _NOT_SINGLE_QUOTABLE.isdisjoint(value):
+        return f"'{value}'"
+    return f'"{_escape_dotenv_double(value)}"'
 
 
 # --- renderers ------------------------------------------------------------------
@@ -150,7 +170,7 @@ def _render_dotenv(
                 f"keys {seen[name]!r} and {key!r} both become {name} in dotenv",
             )
         seen[name] = key
-        lines.append(f'{name}="{_escape_dotenv(items[key])}"\n')
+        lines.append(f"{name}={dotenv_quote(items[key])}\n")
     return "".join(lines).encode("utf-8")
 
 

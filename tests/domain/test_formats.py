@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
+from dotenv import dotenv_values
 
 from server.domain.formats import FORMATS, dotenv_name, render
 from server.errors import AppError
@@ -279,12 +282,12 @@ def test_dotenv_exact_output():
     body, content_type = render("dotenv", "shop", "prod", 1, CHECKSUM, items)
     assert content_type == "text/plain; charset=utf-8"
     assert body.decode() == (
-        'MIXED_CASE9="q\\"b\\\\n\\nend"\n'
-        'DB_URL="postgres://h/db"\n'
-        'EMPTY=""\n'
-        'FEATURE_FLAG="on"\n'
-        'PATH_TO_X="a"\n'
-        "UNI=\"é $HOME 'x'\"\n"
+        'MIXED_CASE9="q\\"b\\\\n\nend"\n'
+        "DB_URL='postgres://h/db'\n"
+        "EMPTY=''\n"
+        "FEATURE_FLAG='on'\n"
+        "PATH_TO_X='a'\n"
+        "UNI=\"é \\$HOME 'x'\"\n"
     )
 
 
@@ -292,6 +295,7 @@ def test_dotenv_names():
     assert dotenv_name("db.url") == "DB_URL"
     assert dotenv_name("a-b:c/d.e_f") == "A_B_C_D_E_F"
     assert dotenv_name("ABC_123") == "ABC_123"
+    assert dotenv_name("9lives") == "_9LIVES"
 
 
 def test_dotenv_conflict_names_both_keys():
@@ -355,3 +359,65 @@ def test_formats_constant():
         body, content_type = render(fmt, "shop", "prod", 1, CHECKSUM, {"a.b": "c"})
         assert isinstance(body, bytes)
         assert content_type
+
+
+HOSTILE_VALUES = {
+    "subst": "$(touch {canary})",
+    "backticks": "`touch {canary}`",
+    "braces": "${HOME}",
+    "dollar": "$HOME and $1 and $$",
+    "single": "it's 'quoted'",
+    "double": 'say "hi"',
+    "backslash": "C:\\dir\\n\\",
+    "newlines": "line one\nline two\n",
+    "carriage": "a\rb\r\n",
+    "controls": "bell\a tab\t esc\x1b del\x7f",
+    "mixed": 'it\'s $(touch {canary}) `x` ${HOME} \\ "q"',
+    "trailing_backslash": "ends with \\",
+    "semicolon": "x; touch {canary}",
+    "empty": "",
+}
+
+
+def _sourced_by_sh(dotenv_file: Path, names: list[str]) -> dict[str, str]:
+    script = 'set -a; . "$1"; shift; for n in "$@"; do eval "printf \'%s\\0\' \\"\\$$n\\""; done'
+    result = subprocess.run(
+        ["sh", "-c", script, "sh", str(dotenv_file), *names],
+        capture_output=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent-home"},
+        timeout=10,
+    )
+    values = result.stdout.decode().split("\0")[:-1]
+    return dict(zip(names, values, strict=True))
+
+
+def test_dotenv_sourced_by_sh_sets_exact_values_and_runs_nothing(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    items = {key: value.replace("{canary}", str(canary)) for key, value in HOSTILE_VALUES.items()}
+    body, _ = render("dotenv", "shop", "prod", 1, CHECKSUM, items)
+    dotenv_file = tmp_path / "config.env"
+    dotenv_file.write_bytes(body)
+
+    sourced = _sourced_by_sh(dotenv_file, [dotenv_name(key) for key in items])
+
+    assert sourced == {dotenv_name(key): value for key, value in items.items()}
+    assert not canary.exists()
+
+
+# python-dotenv cannot hold a carriage return read from a file (it reads with universal
+# newlines), nor a backslash before $ or ` in double quotes: those values are exact in sh only.
+_DOTENV_UNREADABLE = {"carriage", "mixed"}
+
+
+def test_dotenv_read_by_python_dotenv_gives_the_same_values(tmp_path: Path) -> None:
+    items = {k: v.replace("{canary}", "/tmp/x") for k, v in HOSTILE_VALUES.items()}
+    body, _ = render("dotenv", "shop", "prod", 1, CHECKSUM, items)
+    dotenv_file = tmp_path / "config.env"
+    dotenv_file.write_bytes(body)
+
+    read = dotenv_values(dotenv_file, interpolate=False)
+
+    expected = {dotenv_name(k): v for k, v in items.items() if k not in _DOTENV_UNREADABLE}
+    assert {name: read[name] for name in expected} == expected
+    assert set(read) == {dotenv_name(k) for k in items}
