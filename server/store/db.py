@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -25,6 +26,31 @@ log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]
+
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# SQLite gives its -wal and -shm files the database file's permissions.
+_SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _prepare_private_files(path: Path) -> None:
+    """The data folder 0700 when it is made here; the database and its side files 0600."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=PRIVATE_DIR_MODE)
+    elif path.parent.stat().st_mode & 0o077:
+        log.warning(
+            "the folder of the database, %s, is open to other users (mode %o); chmod 700 it",
+            path.parent,
+            path.parent.stat().st_mode & 0o777,
+        )
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, PRIVATE_FILE_MODE))
+    for suffix in _SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            if side.stat().st_mode & 0o077:
+                side.chmod(PRIVATE_FILE_MODE)
+                log.info("made %s private (mode 600)", side)
 
 
 class IntegrityError(Exception):
@@ -146,7 +172,7 @@ class SqliteDatabase:
         return conn
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _prepare_private_files(self.path)
         self._writer = await self._connect()
         self._reader = await self._connect()
 
