@@ -72,7 +72,11 @@ async def _with_services(config: Config, action: Callable[[Services], Awaitable[
     await store.open()
     try:
         ctx = DomainContext(store, LocalCoordinator(), PublishedConfigs(), config.limits)
-        return await action(Services.build(ctx, config.auth.session_ttl))
+        services = Services.build(ctx, config.auth)
+        try:
+            return await action(services)
+        finally:
+            services.close()
     finally:
         await store.close()
 

@@ -40,7 +40,7 @@ def create_app(config: Config) -> web.Application:
     coordinator = create_coordinator(config, advertise)
     published = PublishedConfigs()
     ctx = DomainContext(store, coordinator, published, config.limits)
-    services = Services.build(ctx, config.auth.session_ttl)
+    services = Services.build(ctx, config.auth)
     hub = Hub(published, config.limits.max_subscriptions_per_socket)
 
     app[CONFIG] = config
@@ -86,6 +86,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             log.warning("created user admin with password %s (change it)", generated)
         yield
     finally:
+        app[SERVICES].close()
         await store.close()
 
 

@@ -60,9 +60,12 @@ class LimitsSection:
 
 @dataclass(frozen=True)
 class AuthSection:
-    """Session lifetime in seconds."""
+    """Sessions, the argon2 worker pool, and failed sign-ins allowed per client address a minute."""
 
     session_ttl: int = 12 * 3600
+    password_workers: int = 1
+    password_queue: int = 16
+    failures_per_address: int = 30
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,13 @@ class ErrorCode(Enum):
     TOO_MANY_ITEMS = ("too_many_items", 413)
     RELEASE_TOO_LARGE = ("release_too_large", 413)
     UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415)
+    TOO_MANY_ATTEMPTS = ("too_many_attempts", 429)
     HTTP_ERROR = ("http_error", 400)
     INTERNAL = ("internal", 500)
     STORE_UNAVAILABLE = ("store_unavailable", 503)
     COORDINATOR_UNAVAILABLE = ("coordinator_unavailable", 503)
     LOCK_TIMEOUT = ("lock_timeout", 503)
+    BUSY = ("busy", 503)
     # WebSocket-only: sent as error messages, never as an HTTP status.
     APP_DELETED = ("app_deleted", 410)
     TOO_MANY_SUBSCRIPTIONS = ("too_many_subscriptions", 409)
@@ -82,12 +84,14 @@ _GENERIC_BY_STATUS = {
 class AppError(Exception):
     """An expected failure: a code from the table and a human message."""
 
-    def __init__(self, error: ErrorCode, message: str) -> None:
+    def __init__(self, error: ErrorCode, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.error = error
         self.code = error.code
         self.status = error.status
         self.message = message
+        # Seconds, sent as Retry-After (429 and 503 answers).
+        self.retry_after = retry_after
 
     def envelope(self) -> dict[str, Any]:
         """The documented error body."""

@@ -224,11 +224,20 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     if len(password) > MAX_FIELD_CHARS:
         return _login_form(request, "Wrong user name or password.", username, 401, next_page)
     try:
-        session = await services(request).auth.login(username, password)
+        session = await services(request).auth.login(
+            username, password, request.remote or "unknown"
+        )
     except AppError as exc:
-        if exc.status != 401:
+        if exc.status == 401:
+            message = "Wrong user name or password."
+        elif exc.retry_after is not None:
+            message = exc.message[:1].upper() + exc.message[1:] + "."
+        else:
             raise
-        return _login_form(request, "Wrong user name or password.", username, 401, next_page)
+        refused = _login_form(request, message, username, exc.status, next_page)
+        if exc.retry_after is not None:
+            refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     response = _redirect("/" + next_page)
     response.set_cookie(
         SESSION_COOKIE,

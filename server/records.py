@@ -178,3 +178,12 @@ class Fence:
 
     epoch: str
     token: int
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """Failed sign-ins of one subject (a user name or a client address); epoch seconds."""
+
+    failures: int
+    window_start: float
+    locked_until: float

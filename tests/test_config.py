@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.config import ConfigError, load_config
+from server.store.migrations import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +95,7 @@ def test_migrate_user_and_token_commands(tmp_path: Path) -> None:
     env = {"CONFIGCENTER_STORE_URL": f"sqlite:///{tmp_path}/cli.db"}
     first = run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
-    assert "schema at version 1" in first.stdout
+    assert f"schema at version {len(discover('sqlite'))} (001_init," in first.stdout
     again = run_cli("migrate", env=env)
     assert "nothing to apply" in again.stdout
     added = run_cli("user", "add", "alice", "--scope", "write:shop", env=env, stdin="s3cret-pass\n")

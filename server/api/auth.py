@@ -6,12 +6,23 @@ from aiohttp import web
 
 from server.api.common import json_response, path_int, principal, read_body, services
 from server.api.schemas import CreateTokenBody, LoginBody
+from server.errors import AppError, ErrorCode
+
+# A user name and a password fit in far less; anything larger is refused unread.
+MAX_LOGIN_BODY_BYTES = 4096
 
 
 async def login(request: web.Request) -> web.Response:
     """POST /api/v1/login: a session usable as a bearer token until it expires."""
+    if request.content_length is None or request.content_length > MAX_LOGIN_BODY_BYTES:
+        raise AppError(
+            ErrorCode.TOO_LARGE,
+            f"a sign-in needs a Content-Length of at most {MAX_LOGIN_BODY_BYTES} bytes",
+        )
     body = await read_body(request, LoginBody)
-    session = await services(request).auth.login(body.username, body.password)
+    session = await services(request).auth.login(
+        body.username, body.password, request.remote or "unknown"
+    )
     return json_response({"token": session.secret, "expires_at": session.expires_at})
 
 

@@ -10,12 +10,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
 from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
+from server.domain.passwords import PasswordPool
 from server.domain.scopes import Principal, parse_scopes
+from server.domain.throttle import SignInThrottle, name_subject
 from server.domain.validation import validate_token_name, validate_user_name
 from server.errors import AppError, ErrorCode, not_found
 from server.records import Token, User, utc_now
@@ -28,23 +27,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _CACHE_LIMIT = 10_000
 _CACHE_SECONDS = 300.0
-
-_hasher = PasswordHasher()
-# Verified when a user does not exist, so a wrong name costs as much as a wrong password.
-_DUMMY_HASH = _hasher.hash("configcenter-dummy-password")
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash."""
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    """True when password matches the hash."""
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
 
 
 def new_secret() -> str:
@@ -93,9 +75,17 @@ class Session:
 class AuthService:
     """Sign-in, bearer authentication with an in-memory cache, token lifecycle, users."""
 
-    def __init__(self, ctx: DomainContext, session_ttl: int) -> None:
+    def __init__(
+        self,
+        ctx: DomainContext,
+        session_ttl: int,
+        passwords: PasswordPool,
+        throttle: SignInThrottle,
+    ) -> None:
         self.ctx = ctx
         self.session_ttl = session_ttl
+        self.passwords = passwords
+        self.throttle = throttle
         self._cache: dict[str, tuple[Principal, str | None, float]] = {}
         self._hash_by_id: dict[int, str] = {}
 
@@ -150,15 +140,15 @@ class AuthService:
 
     # sessions
 
-    async def login(self, username: str, password: str) -> Session:
-        """A new session for a user whose password matches, else 401."""
+    async def login(self, username: str, password: str, address: str) -> Session:
+        """A new session for a user whose password matches, else 401; 429 while throttled."""
+        await self.throttle.check(username, address)
         async with self.ctx.store.reader() as q:
             user = await q.user(username) if len(username) <= 64 else None
-        if user is None:
-            verify_password(_DUMMY_HASH, password)
+        if not await self.passwords.verify(user.password_hash if user else None, password):
+            await self.throttle.failed(username, address)
             raise AppError(ErrorCode.INVALID_CREDENTIALS, "wrong user name or password")
-        if not verify_password(user.password_hash, password):
-            raise AppError(ErrorCode.INVALID_CREDENTIALS, "wrong user name or password")
+        assert user is not None
         scopes = ("admin",) if user.is_admin else user.scopes
         secret = new_secret()
         now = datetime.now(UTC)
@@ -173,6 +163,10 @@ class AuthService:
                 user.name,
                 utc_now(),
                 expires,
+            )
+            await q.clear_login_attempts(name_subject(user.name))
+            await q.add_audit(
+                utc_now(), user.name, "login.ok", f"token:{token_id}", f"signed in from {address}"
             )
         principal = Principal(user.name, frozenset(scopes), token_id, "session")
         return Session(secret, expires, principal)
@@ -247,12 +241,13 @@ class AuthService:
         name = validate_user_name(name)
         validate_password(password)
         parsed = parse_scopes(scopes) if scopes else ()
+        password_hash = await self.passwords.hash(password)
         now = utc_now()
         try:
             async with self.ctx.store.transaction() as q:
                 if await q.user(name) is not None:
                     raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists")
-                await q.insert_user(name, hash_password(password), is_admin, parsed, now)
+                await q.insert_user(name, password_hash, is_admin, parsed, now)
                 await q.add_audit(
                     now,
                     actor,

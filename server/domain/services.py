@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.config import AuthSection
 from server.domain.apps import AppService
 from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
+from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
 from server.domain.scopes import Principal
+from server.domain.throttle import SignInThrottle
 from server.records import AuditEntry
 
 MAX_AUDIT_PAGE = 500
@@ -26,15 +29,24 @@ class Services:
     auth: AuthService
 
     @classmethod
-    def build(cls, ctx: DomainContext, session_ttl: int) -> Services:
+    def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
         """Every service over one context."""
         return cls(
             ctx,
             AppService(ctx),
             DraftService(ctx),
             ReleaseService(ctx),
-            AuthService(ctx, session_ttl),
+            AuthService(
+                ctx,
+                auth.session_ttl,
+                PasswordPool(auth.password_workers, auth.password_queue),
+                SignInThrottle(ctx.store, auth.failures_per_address),
+            ),
         )
+
+    def close(self) -> None:
+        """Stop the services' worker threads."""
+        self.auth.passwords.close()
 
     async def list_audit(
         self, principal: Principal, app: str | None, limit: int, before: int | None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from server.records import App, AuditEntry, EnvRef, Item, Release, Token, User
+from server.records import App, Attempts, AuditEntry, EnvRef, Item, Release, Token, User
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (
@@ -60,6 +60,11 @@ class Queries:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._for_update = " FOR UPDATE" if conn.dialect == "mysql" else ""
+        self._on_duplicate_skip = (
+            " ON DUPLICATE KEY UPDATE subject = subject"
+            if conn.dialect == "mysql"
+            else " ON CONFLICT DO NOTHING"
+        )
 
     # apps and envs
 
@@ -373,6 +378,53 @@ class Queries:
         """Forget sessions past their expiry."""
         count, _ = await self.conn.execute(
             "DELETE FROM tokens WHERE kind = 'session' AND expires_at < ?", (now,)
+        )
+        return count
+
+    # sign-in throttling
+
+    async def login_attempts(self, subject: str) -> Attempts | None:
+        """A subject's failed sign-ins, or None when it has none."""
+        row = await self.conn.fetchone(
+            "SELECT failures, window_start, locked_until FROM login_throttle WHERE subject = ?",
+            (subject,),
+        )
+        return Attempts(int(row[0]), float(row[1]), float(row[2])) if row else None
+
+    async def lock_login_attempts(self, subject: str, now: float) -> Attempts:
+        """A subject's row, created empty when missing, locked for this transaction."""
+        # Insert first, then lock the row: locking a missing row takes gap locks on
+        # MariaDB, and two replicas inserting behind gap locks deadlock.
+        await self.conn.execute(
+            "INSERT INTO login_throttle (subject, failures, window_start, locked_until) "
+            "VALUES (?, 0, ?, 0)" + self._on_duplicate_skip,
+            (subject, now),
+        )
+        row = await self.conn.fetchone(
+            "SELECT failures, window_start, locked_until FROM login_throttle WHERE subject = ?"
+            + self._for_update,
+            (subject,),
+        )
+        assert row is not None
+        return Attempts(int(row[0]), float(row[1]), float(row[2]))
+
+    async def save_login_attempts(self, subject: str, attempts: Attempts) -> None:
+        """Store a subject's new state (its row exists: lock_login_attempts made it)."""
+        await self.conn.execute(
+            "UPDATE login_throttle SET failures = ?, window_start = ?, locked_until = ? "
+            "WHERE subject = ?",
+            (attempts.failures, attempts.window_start, attempts.locked_until, subject),
+        )
+
+    async def clear_login_attempts(self, subject: str) -> None:
+        """Forget a subject's failures (a successful sign-in)."""
+        await self.conn.execute("DELETE FROM login_throttle WHERE subject = ?", (subject,))
+
+    async def delete_stale_login_attempts(self, before: float) -> int:
+        """Forget subjects whose last window and lock ended before `before`."""
+        count, _ = await self.conn.execute(
+            "DELETE FROM login_throttle WHERE window_start < ? AND locked_until < ?",
+            (before, before),
         )
         return count
 
