@@ -59,7 +59,11 @@ _CLOSE_POLICY_VIOLATION: Final = 1008  # the server closes a revoked token's soc
 _CLOSE_TRY_AGAIN_LATER: Final = 1013  # the server's "too slow, resubscribe" close
 _STABLE_SECONDS: Final = 10.0  # a connection that lived this long resets the backoff
 # Server error codes that retrying soon cannot fix: wait the longest delay between tries.
-_ACCESS_CODES: Final = frozenset({"unauthorized", "forbidden", "not_found", "app_deleted"})
+_ACCESS_CODES: Final = frozenset(
+    {"unauthorized", "forbidden", "not_found", "app_deleted", "env_deleted"}
+)
+# The cached values of a deleted app or env must not come back at the next start.
+_DELETED_CODES: Final = frozenset({"app_deleted", "env_deleted"})
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off"})
 
@@ -496,6 +500,21 @@ class ConfigClient:
         )
         return True
 
+    async def _forget_cache(self) -> None:
+        """Remove the cache file (its app or env was deleted); the values in memory stay."""
+        if self.cache_path is None:
+            return
+        try:
+            await asyncio.to_thread(self.cache_path.unlink, missing_ok=True)
+        except OSError as exc:
+            log.error(
+                "configcenter %s/%s: could not remove %s: %s", *self._ae, self.cache_path, exc
+            )
+            return
+        log.warning(
+            "configcenter %s/%s: deleted on the server; removed %s", *self._ae, self.cache_path
+        )
+
     async def _apply(self, release: _Release, *, from_cache: bool) -> bool:
         """Cache, swap in, then queue the change; a release not newer than ours is dropped."""
         async with self._apply_lock:
@@ -788,6 +807,8 @@ class ConfigClient:
             self._confirmed(release.version)
         elif kind == "error":
             code, text = str(message.get("code")), str(message.get("message"))
+            if code in _DELETED_CODES:
+                await self._forget_cache()
             if code in _ACCESS_CODES:
                 raise ConfigAccessError(f"{url}: {code}: {text}")
             raise _Transient(f"server error {code}: {text}")

@@ -41,6 +41,8 @@ class EnvRef:
     draft_revision: int
     fence_epoch: str
     fence_token: int
+    # The version its first release follows: the last one of a deleted env of this name.
+    version_floor: int = 0
 
 
 @dataclass(frozen=True)

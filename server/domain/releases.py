@@ -116,7 +116,7 @@ class ReleaseService:
             release = Release(
                 app=app,
                 env=env,
-                version=(latest.version if latest else 0) + 1,
+                version=(latest.version if latest else ref.version_floor) + 1,
                 checksum=checksum_of_canonical(text),
                 author=principal.name,
                 comment=comment,

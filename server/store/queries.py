@@ -109,15 +109,34 @@ class Queries:
         return app_id
 
     async def insert_env(self, app_id: int, name: str, now: str) -> int:
-        """A new env row."""
+        """A new env row; its versions go on from those of a deleted env of the same name."""
+        retired = await self.conn.fetchone(
+            "SELECT r.version FROM retired_versions r JOIN apps a ON a.name = r.app "
+            "WHERE a.id = ? AND r.env = ?",
+            (app_id, name),
+        )
         _, env_id = await self.conn.execute(
-            "INSERT INTO envs (app_id, name, created_at) VALUES (?, ?, ?)", (app_id, name, now)
+            "INSERT INTO envs (app_id, name, created_at, version_floor) VALUES (?, ?, ?, ?)",
+            (app_id, name, now, int(retired[0]) if retired else 0),
         )
         return env_id
 
     async def delete_app(self, app_id: int) -> None:
         """An app, its envs, drafts and releases (audit entries stay)."""
         env_ids = "SELECT id FROM envs WHERE app_id = ?"
+        await self.conn.execute(
+            "DELETE FROM retired_versions WHERE app = (SELECT name FROM apps WHERE id = ?)",
+            (app_id,),
+        )
+        # The floor already holds what an earlier deletion retired, so this only grows.
+        await self.conn.execute(
+            "INSERT INTO retired_versions (app, env, version) "
+            "SELECT a.name, e.name, COALESCE(MAX(r.version), e.version_floor) "
+            "FROM envs e JOIN apps a ON a.id = e.app_id "
+            "LEFT JOIN releases r ON r.env_id = e.id "
+            "WHERE e.app_id = ? GROUP BY a.name, e.name, e.version_floor",
+            (app_id,),
+        )
         await self.conn.execute(f"DELETE FROM releases WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute(f"DELETE FROM items WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute("DELETE FROM envs WHERE app_id = ?", (app_id,))
@@ -129,13 +148,13 @@ class Queries:
         if app_id is None:
             return None
         row = await self.conn.fetchone(
-            "SELECT id, name, draft_revision, fence_epoch, fence_token FROM envs "
+            "SELECT id, name, draft_revision, fence_epoch, fence_token, version_floor FROM envs "
             "WHERE app_id = ? AND name = ?" + (self._for_update if lock else ""),
             (app_id, env),
         )
         if row is None:
             return None
-        return EnvRef(int(row[0]), app, row[1], int(row[2]), row[3], int(row[4]))
+        return EnvRef(int(row[0]), app, row[1], int(row[2]), row[3], int(row[4]), int(row[5]))
 
     async def set_draft_revision(self, env_id: int, revision: int) -> None:
         """Record the draft's newest revision."""

@@ -97,10 +97,10 @@ async def test_delete_app_removes_history_but_keeps_audit(api: Api) -> None:
     assert snapshot["envs"] == []
     audit = await api.call("GET", "/api/v1/audit?app=shop")
     assert next(e["action"] for e in audit.body["entries"]) == "app.delete"
-    # The name can be used again, starting from version 1.
+    # The name can be used again; its versions go on from the deleted app's.
     await api.app_with_env()
     await api.set_items("shop", "prod", {"a": "2"})
-    assert (await api.publish("shop", "prod")).body["version"] == 1
+    assert (await api.publish("shop", "prod")).body["version"] == 2
 
 
 async def test_delete_app_needs_admin(api: Api) -> None:
@@ -120,3 +120,28 @@ async def test_apps_list_shows_only_readable_apps(api: Api) -> None:
     listed = await api.call("GET", "/api/v1/apps", token=reader)
     assert [a["name"] for a in listed.body["apps"]] == ["blog"]
     assert (await api.call("GET", "/api/v1/apps/shop", token=reader)).status == 403
+
+
+async def test_versions_go_on_across_deletions_of_an_app_and_for_envs_added_later(
+    api: Api,
+) -> None:
+    async def publish(env: str, value: str) -> int:
+        await api.set_items("shop", env, {"a": value})
+        answer = await api.publish("shop", env)
+        assert answer.status == 201, answer.text
+        version: int = answer.body["version"]
+        return version
+
+    await api.app_with_env("shop", "prod")
+    assert [await publish("prod", str(n)) for n in range(3)] == [1, 2, 3]
+    assert (await api.call("DELETE", "/api/v1/apps/shop")).status == 204
+    await api.app_with_env("shop", "prod")
+    assert await publish("prod", "again") == 4
+    assert (await api.call("POST", "/api/v1/apps/shop/envs", {"name": "dev"})).status == 201
+    assert await publish("dev", "first") == 1
+    assert (await api.call("DELETE", "/api/v1/apps/shop")).status == 204
+    await api.app_with_env("shop", "prod")
+    assert await publish("prod", "third life") == 5
+    assert (await api.call("POST", "/api/v1/apps/shop/envs", {"name": "dev"})).status == 201
+    assert await publish("dev", "second life") == 2
+    assert (await api.call("GET", "/api/v1/apps/shop/envs/prod/config")).body["version"] == 5

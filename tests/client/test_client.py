@@ -315,3 +315,27 @@ def test_the_module_can_be_vendored_with_only_aiohttp(tmp_path: Path) -> None:
         check=True,
     )
     assert json.loads(result.stdout) == []
+
+
+async def test_a_deleted_app_loses_its_cache_file_and_its_new_life_goes_on_above_it(
+    admin: Admin, shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    app = admin.new_app()
+    admin.publish(app, {"a": "1"})
+    assert admin.publish(app, {"a": "2"}) == 2
+    client = ConfigClient(shared_server.url, read_token(admin, app), app, "prod", tmp_path, **FAST)
+    cache = tmp_path / f"{app}@prod.json"
+    async with client:
+        await wait_until(lambda: client.connected and cache.exists(), "the subscription")
+
+        await asyncio.to_thread(admin.call, "DELETE", f"/api/v1/apps/{app}", None, 204)
+
+        await wait_until(lambda: not cache.exists(), "the deleted app's cache file to go")
+        assert (client.version, client.get("a")) == (2, "2")
+        await asyncio.to_thread(
+            admin.call, "POST", "/api/v1/apps", {"name": app, "envs": ["prod"]}, 201
+        )
+        assert await admin.apublish(app, {"a": "reborn"}) == 3
+        await wait_until(lambda: client.version == 3, "the first release of the new app")
+        assert client.get("a") == "reborn"
+        await wait_until(cache.exists, "the new app's cache file")
