@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from server.api.common import int_query, json_response, principal, services
 from server.errors import AppError
 from server.keys import COORDINATOR, HUB, METRICS, PUBLISHED, STORE
+
+log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -15,7 +19,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """GET /readyz: 200 when the store and the coordinator answer, else 503 with the reason."""
+    """GET /readyz: 200 when the store and the coordinator answer, else 503 naming which.
+
+    Anyone may ask, so the answer names only the part; what failed (addresses, errors) goes
+    to the log.
+    """
     checks: dict[str, str] = {}
     for name, check in (
         ("store", request.app[STORE].ping),
@@ -24,10 +32,10 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await check()
             checks[name] = "ok"
-        except AppError as exc:
-            checks[name] = exc.message
         except Exception as exc:
-            checks[name] = f"{type(exc).__name__}: {exc}"
+            checks[name] = "unavailable"
+            detail = exc.message if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            log.warning("readyz: %s is not ready: %s", name, detail)
     ready = all(v == "ok" for v in checks.values())
     return json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},

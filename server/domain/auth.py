@@ -46,7 +46,10 @@ def csrf_token_for(session_secret: str) -> str:
 
 def check_csrf(session_secret: str, presented: str | None) -> bool:
     """True when presented is the session's CSRF token."""
-    return presented is not None and hmac.compare_digest(csrf_token_for(session_secret), presented)
+    # compare_digest refuses non-ASCII text with a TypeError; such a token is simply wrong.
+    if presented is None or not presented.isascii():
+        return False
+    return hmac.compare_digest(csrf_token_for(session_secret), presented)
 
 
 def validate_password(password: str) -> str:
@@ -93,7 +96,8 @@ class AuthService:
 
     async def authenticate(self, secret: str) -> Principal:
         """The principal of a bearer secret, or 401."""
-        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128:
+        # Undecodable bytes arrive as lone surrogates, which hashing could not encode.
+        if not secret.startswith(TOKEN_PREFIX) or len(secret) > 128 or not secret.isascii():
             raise _unauthorized()
         digest = hash_secret(secret)
         cached = self._cache.get(digest)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.api.conftest import ADMIN_PASSWORD, Api
@@ -102,3 +104,29 @@ async def test_logout_ends_the_session(api: Api) -> None:
     assert (await api.call("GET", "/api/v1/me", token=session)).body["name"] == "admin"
     assert (await api.call("POST", "/api/v1/logout", token=session)).status == 204
     assert (await api.call("GET", "/api/v1/me", token=session)).status == 401
+
+
+async def _raw_status(api: Api, request_head: bytes) -> bytes:
+    """The status code of a request sent byte for byte (clients refuse to send such headers)."""
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(request_head + b"Host: x\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return status_line.split()[1]
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_undecodable_or_non_ascii_credentials_are_401_not_500(api: Api) -> None:
+    for raw in (b"Bearer cc_\xff\xfe", "Bearer cc_ünïcode".encode(), b"Bearer \xc3\xa9"):
+        head = b"GET /api/v1/apps HTTP/1.1\r\nAuthorization: " + raw + b"\r\n"
+        assert await _raw_status(api, head) == b"401", raw
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_non_ascii_csrf_token_is_refused_not_a_500(api: Api) -> None:
+    cookie = f"Cookie: cc_session={api.token}\r\n".encode()
+    for token in ("tökén".encode(), b"\xff\xfe"):
+        head = b"DELETE /api/v1/apps/x HTTP/1.1\r\n" + cookie + b"X-CSRF-Token: " + token + b"\r\n"
+        assert await _raw_status(api, head) == b"403", token

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from server.keys import STORE
 from tests.api.conftest import ADMIN_PASSWORD, Api
 
 
@@ -15,6 +16,25 @@ async def test_health_and_ready(api: Api) -> None:
     ready = await api.call("GET", "/readyz", token=None)
     assert ready.status == 200
     assert ready.body["checks"] == {"store": "ok", "coordinator": "ok"}
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_readyz_names_the_part_that_failed_and_logs_why(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = api.app[STORE]
+    await store.close()
+    try:
+        with caplog.at_level(logging.WARNING, logger="server.api.ops"):
+            ready = await api.call("GET", "/readyz", token=None)
+    finally:
+        await store.open()
+    assert ready.status == 503
+    assert ready.body == {
+        "status": "unavailable",
+        "checks": {"store": "unavailable", "coordinator": "ok"},
+    }
+    assert any("store is not ready" in r.getMessage() for r in caplog.records)
 
 
 async def test_metrics_count_requests(api: Api) -> None:
