@@ -93,19 +93,19 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
                     request, hub, conn, query.get("app"), query.get("env"), query.get("after")
                 )
             except AppError as exc:
-                conn.send_error(exc.code, exc.message)
+                conn.send_error(exc.error, exc.message)
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 try:
                     await _handle(request, hub, conn, msg.data)
                 except AppError as exc:
-                    conn.send_error(exc.code, exc.message)
+                    conn.send_error(exc.error, exc.message)
             elif msg.type == WSMsgType.PONG:
                 conn.pong_received()
             elif msg.type == WSMsgType.PING:
                 await ws.pong(msg.data)
             elif msg.type == WSMsgType.BINARY:
-                conn.send_error("invalid_json", "send text frames with JSON objects")
+                conn.send_error(ErrorCode.INVALID_JSON, "send text frames with JSON objects")
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
