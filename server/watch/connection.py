@@ -21,6 +21,7 @@ _ids = itertools.count(1)
 CLOSE_TRY_AGAIN_LATER = 1013  # the contract's code for a subscriber too slow to drain
 PING_FRAME = b"\x89\x00"  # an empty server ping (RFC 6455 5.5.2)
 MISSED_PONGS_ALLOWED = 1  # the contract: a peer that misses two pings is closed
+CLOSE_INTERNAL_ERROR = WSCloseCode.INTERNAL_ERROR  # 1011: the server failed, not the peer
 
 
 class WatchConnection:
@@ -156,3 +157,6 @@ class WatchConnection:
                 self._sending = False
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("ws %d writer stopped: %s", self.id, exc)
+        except Exception:
+            log.exception("ws %d writer failed; closing with 1011", self.id)
+            self.close(CLOSE_INTERNAL_ERROR, f"internal error (connection {self.id})")

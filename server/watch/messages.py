@@ -1,17 +1,100 @@
-"""Every message the push channel sends, each encoded once."""
+"""Every message of the push channel: client ops parsed strictly, server messages encoded once."""
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.errors import ErrorCode
+from server.errors import AppError, ErrorCode
 from server.published import EnvKey
 from server.records import Release
 
+MAX_AFTER = 2**62  # the same bound as the long poll's after=
 
+
+# --- client -> server ----------------------------------------------------------
+class Op(BaseModel):
+    """A client message: a strict, closed JSON object (no "5" for 5, no unknown fields)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Subscribe(Op):
+    """`{"op":"subscribe","app","env","after"?}`: pushes for one env."""
+
+    op: Literal["subscribe"]
+    app: str
+    env: str
+    after: int | None = Field(default=None, ge=0, le=MAX_AFTER)
+
+
+class Unsubscribe(Op):
+    """`{"op":"unsubscribe","app","env"}`: no more pushes for that env."""
+
+    op: Literal["unsubscribe"]
+    app: str
+    env: str
+
+
+ClientOp = Subscribe | Unsubscribe
+_OPS: dict[str, type[ClientOp]] = {"subscribe": Subscribe, "unsubscribe": Unsubscribe}
+_Op = TypeVar("_Op", bound=Op)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "message"
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if kind == "missing":
+        return f"missing field {where!r}"
+    return f"field {where!r}: {error.get('msg', 'invalid')}"
+
+
+def _validate(model: type[_Op], data: dict[str, Any]) -> _Op:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(_describe(e) for e in exc.errors()[:5])
+        raise AppError(ErrorCode.INVALID_REQUEST, details) from None
+
+
+def parse_op(raw: str) -> ClientOp:
+    """A text frame as the op it names; AppError (sent back as an error) for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects") from None
+    if not isinstance(data, dict):
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects")
+    op = data.get("op")
+    model = _OPS.get(op) if isinstance(op, str) else None
+    if model is None:
+        raise AppError(ErrorCode.INVALID_OP, "op must be subscribe or unsubscribe")
+    return _validate(model, data)
+
+
+def subscribe_from_query(query: Mapping[str, str]) -> Subscribe | None:
+    """The subscription `?app=A&env=E&after=N` asks for at open, or None without app and env."""
+    if "app" not in query and "env" not in query:
+        return None
+    data: dict[str, Any] = {"op": "subscribe"}
+    for name in ("app", "env"):
+        if name in query:
+            data[name] = query[name]
+    after = query.get("after")
+    if after is not None:
+        # A query carries text: ASCII digits are the number, anything else stays text (refused).
+        data["after"] = int(after) if after.isascii() and after.isdigit() else after
+    return _validate(Subscribe, data)
+
+
+# --- server -> client ----------------------------------------------------------
 def text_frame(payload: bytes) -> bytes:
     """A whole unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends."""
     length = len(payload)
