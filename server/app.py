@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from server.api.answers import ConfigAnswers
 from server.api.openapi import get_openapi
 from server.api.routes import add_routes
 from server.config import Config
@@ -17,7 +18,7 @@ from server.coord import create_coordinator
 from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
 from server.domain.services import Services
-from server.keys import CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, SERVICES, STORE
+from server.keys import ANSWERS, CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, SERVICES, STORE
 from server.metrics import Metrics
 from server.middleware import authenticate, observe
 from server.published import PublishedConfigs
@@ -47,6 +48,7 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     app[COORDINATOR] = coordinator
     app[PUBLISHED] = published
+    app[ANSWERS] = ConfigAnswers(published)
     app[SERVICES] = services
     app[HUB] = hub
     app[METRICS] = Metrics()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.api.answers import ConfigAnswers
 from server.config import Config
 from server.coord.base import Coordinator
 from server.domain.services import Services
@@ -16,6 +17,7 @@ CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", Store)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 PUBLISHED = web.AppKey("published", PublishedConfigs)
+ANSWERS = web.AppKey("config_answers", ConfigAnswers)
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)

@@ -1,68 +1,29 @@
-"""Published config held in memory: reads, long polls and pushes never touch the store."""
+"""Published config held in memory: reads, long polls and pushes never touch the store.
+
+Only releases, versions and waiting live here; how a release is answered over HTTP
+(`server/api/answers.py`) or pushed over a WebSocket (`server/watch/messages.py`) is built
+and cached by those layers, once per release.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import orjson
 
 from server.records import Release
 
 log = logging.getLogger(__name__)
 
 EnvKey = tuple[str, str]
-ReleaseListener = Callable[["Published"], None]
-
-
-@dataclass
-class Published:
-    """The latest release of one env, with its answers serialised once."""
-
-    release: Release
-    etag: str
-    json_body: bytes
-    ws_frame: str
-    rendered: dict[str, tuple[bytes, str]] = field(default_factory=dict)
-    # The read path's response headers, built once (callers copy them, never change them).
-    headers: dict[str, str] = field(default_factory=dict)
-    json_headers: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.headers = {"ETag": self.etag, "X-Config-Version": str(self.release.version)}
-        self.json_headers = {**self.headers, "Content-Type": "application/json"}
-
-    @classmethod
-    def of(cls, release: Release) -> Published:
-        """Serialise a release for every reader."""
-        body = {
-            "app": release.app,
-            "env": release.env,
-            "version": release.version,
-            "checksum": release.checksum,
-            "items": release.items,
-        }
-        frame = orjson.dumps({"type": "release", **body}).decode()
-        return cls(release, f'"{release.checksum}"', orjson.dumps(body), frame)
-
-    @property
-    def key(self) -> EnvKey:
-        """(app, env)."""
-        return (self.release.app, self.release.env)
-
-    @property
-    def version(self) -> int:
-        """The release version."""
-        return self.release.version
+ReleaseListener = Callable[[Release], None]
 
 
 class PublishedConfigs:
     """The newest release per (app, env); versions only go up."""
 
     def __init__(self) -> None:
-        self._latest: dict[EnvKey, Published] = {}
+        self._latest: dict[EnvKey, Release] = {}
         self._changed: dict[EnvKey, asyncio.Event] = {}
         self._listeners: list[ReleaseListener] = []
         self._removal_listeners: list[Callable[[str], None]] = []
@@ -76,7 +37,7 @@ class PublishedConfigs:
         """Call listener with the name of every app removed."""
         self._removal_listeners.append(listener)
 
-    def get(self, app: str, env: str) -> Published | None:
+    def get(self, app: str, env: str) -> Release | None:
         """The latest release of an env, or None before its first."""
         return self._latest.get((app, env))
 
@@ -87,7 +48,7 @@ class PublishedConfigs:
 
     def versions(self) -> dict[EnvKey, int]:
         """Every env's latest version."""
-        return {key: p.version for key, p in self._latest.items()}
+        return {key: release.version for key, release in self._latest.items()}
 
     def __len__(self) -> int:
         return len(self._latest)
@@ -98,14 +59,13 @@ class PublishedConfigs:
         current = self._latest.get(key)
         if current is not None and current.version >= release.version:
             return False
-        published = Published.of(release)
-        self._latest[key] = published
+        self._latest[key] = release
         event = self._changed.pop(key, None)
         if event is not None:
             event.set()
         for listener in self._listeners:
             try:
-                listener(published)
+                listener(release)
             except Exception:
                 log.exception("release listener failed for %s/%s", *key)
         return True
@@ -130,7 +90,7 @@ class PublishedConfigs:
             event.set()
         self._changed.clear()
 
-    async def wait_newer(self, app: str, env: str, after: int, within: float) -> Published | None:
+    async def wait_newer(self, app: str, env: str, after: int, within: float) -> Release | None:
         """The latest release once its version exceeds after, or None after `within` seconds."""
         key = (app, env)
         loop = asyncio.get_running_loop()

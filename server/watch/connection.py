@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import struct
-from typing import Any
 
-import orjson
 from aiohttp import WSCloseCode, web
 
 from server.domain.scopes import Principal
+from server.errors import ErrorCode
 from server.published import EnvKey
+from server.watch.messages import ReleaseMessage, error_message
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +21,7 @@ _ids = itertools.count(1)
 CLOSE_TRY_AGAIN_LATER = 1013  # the contract's code for a subscriber too slow to drain
 PING_FRAME = b"\x89\x00"  # an empty server ping (RFC 6455 5.5.2)
 MISSED_PONGS_ALLOWED = 1  # the contract: a peer that misses two pings is closed
-
-
-def text_frame(payload: bytes) -> bytes:
-    """A whole unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends."""
-    length = len(payload)
-    if length < 126:
-        header = struct.pack("!BB", 0x81, length)
-    elif length < 65536:
-        header = struct.pack("!BBH", 0x81, 126, length)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, length)
-    return header + payload
+CLOSE_INTERNAL_ERROR = WSCloseCode.INTERNAL_ERROR  # 1011: the server failed, not the peer
 
 
 class WatchConnection:
@@ -105,38 +93,36 @@ class WatchConnection:
         """True once a close has been requested."""
         return self._closing
 
-    def offer_release(
-        self, key: EnvKey, version: int, frame: str, wire: bytes | None = None
-    ) -> None:
-        """Queue a release frame if it is newer than what this socket was sent for key.
+    def offer_release(self, key: EnvKey, message: ReleaseMessage) -> None:
+        """Send a release if it is newer than what this socket was sent for key.
 
-        wire, when given, is `frame` as a whole WebSocket frame (see text_frame).
+        An idle socket gets the message's prebuilt frame written straight to its transport.
         """
         last = self.subscriptions.get(key)
+        version = message.version
         if last is None or version <= last or self._closing:
             return
         self.subscriptions[key] = version
         transport = self._transport
         if (
-            wire is not None
-            and transport is not None
+            transport is not None
             and not self._sending
             and (self._queue is None or self._queue.empty())
             and transport.get_write_buffer_size() == 0
             and not transport.is_closing()
             and not self.ws.closed
         ):
-            transport.write(wire)
+            transport.write(message.wire)
             return
-        self._put(frame)
+        self._put(message.text)
 
-    def send_error(self, code: str, message: str) -> None:
+    def send_error(self, error: ErrorCode, message: str) -> None:
         """Queue an error message; the socket stays open."""
-        self._put(orjson.dumps({"type": "error", "code": code, "message": message}).decode())
+        self._put(error_message(error, message))
 
-    def send_message(self, message: dict[str, Any]) -> None:
-        """Queue any message."""
-        self._put(orjson.dumps(message).decode())
+    def send_text(self, text: str) -> None:
+        """Queue a message already encoded (one built once for many sockets)."""
+        self._put(text)
 
     def _put(self, frame: str) -> None:
         if self._queue is None:
@@ -171,3 +157,6 @@ class WatchConnection:
                 self._sending = False
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("ws %d writer stopped: %s", self.id, exc)
+        except Exception:
+            log.exception("ws %d writer failed; closing with 1011", self.id)
+            self.close(CLOSE_INTERNAL_ERROR, f"internal error (connection {self.id})")

@@ -6,8 +6,11 @@ import logging
 
 from aiohttp import WSCloseCode
 
-from server.published import EnvKey, Published, PublishedConfigs
-from server.watch.connection import WatchConnection, text_frame
+from server.errors import AppError, ErrorCode
+from server.published import EnvKey, PublishedConfigs
+from server.records import Release
+from server.watch.connection import WatchConnection
+from server.watch.messages import ReleaseMessages, error_message
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +21,7 @@ class Hub:
     def __init__(self, published: PublishedConfigs, max_subscriptions: int) -> None:
         self.published = published
         self.max_subscriptions = max_subscriptions
+        self.messages = ReleaseMessages()
         self._by_key: dict[EnvKey, set[WatchConnection]] = {}
         self._by_token: dict[int, set[WatchConnection]] = {}
         self.connections: set[WatchConnection] = set()
@@ -48,24 +52,20 @@ class Hub:
                 if not peers:
                     del self._by_token[conn.principal.token_id]
 
-    def subscribe(self, conn: WatchConnection, app: str, env: str, after: int | None) -> bool:
-        """Subscribe and queue the latest release when it is newer than after."""
+    def subscribe(self, conn: WatchConnection, app: str, env: str, after: int | None) -> None:
+        """Subscribe and send the latest release when it is newer than after."""
         key = (app, env)
         if key not in conn.subscriptions and len(conn.subscriptions) >= self.max_subscriptions:
-            conn.send_error(
-                "too_many_subscriptions",
+            raise AppError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
                 f"at most {self.max_subscriptions} subscriptions per socket",
             )
-            return False
-        # No await between registering and queueing the current release: nothing is missed.
+        # No await between registering and sending the current release: nothing is missed.
         conn.subscriptions[key] = after if after is not None else -1
         self._by_key.setdefault(key, set()).add(conn)
         current = self.published.get(app, env)
         if current is not None:
-            conn.offer_release(
-                key, current.version, current.ws_frame, text_frame(current.ws_frame.encode())
-            )
-        return True
+            conn.offer_release(key, self.messages.of(current))
 
     def unsubscribe(self, conn: WatchConnection, app: str, env: str) -> None:
         """Stop sending an env to a socket."""
@@ -80,15 +80,16 @@ class Hub:
             if not peers:
                 del self._by_key[key]
 
-    def broadcast(self, published: Published) -> None:
-        """Send a release to every subscriber of its env; the frame is built once for all."""
-        peers = self._by_key.get(published.key)
+    def broadcast(self, release: Release) -> None:
+        """Send a release to every subscriber of its env; its message is built once for all."""
+        key = (release.app, release.env)
+        peers = self._by_key.get(key)
         if not peers:
+            self.messages.forget(key)  # the next subscriber's message is built then
             return
-        frame, version, key = published.ws_frame, published.version, published.key
-        wire = text_frame(frame.encode())
+        message = self.messages.of(release)
         for conn in list(peers):
-            conn.offer_release(key, version, frame, wire)
+            conn.offer_release(key, message)
 
     def close_token(self, token_id: int) -> int:
         """Close every socket opened with a revoked token; returns how many."""
@@ -99,11 +100,12 @@ class Hub:
 
     def drop_app(self, app: str) -> None:
         """Tell subscribers of a deleted app and drop their subscriptions."""
+        self.messages.forget_app(app)
+        deleted = error_message(ErrorCode.APP_DELETED, f"app {app!r} was deleted")
         for key in [k for k in self._by_key if k[0] == app]:
-            for conn in list(self._by_key.get(key, ())):
+            for conn in self._by_key.pop(key):
                 conn.subscriptions.pop(key, None)
-                conn.send_error("app_deleted", f"app {app!r} was deleted")
-            self._by_key.pop(key, None)
+                conn.send_text(deleted)
 
     def heartbeat(self) -> int:
         """Ping every socket; close those that missed two pings. Returns how many closed."""

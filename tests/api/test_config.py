@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import yaml
 
+from server.keys import ANSWERS
 from tests.api.conftest import Api
 
 CONFIG = "/api/v1/apps/shop/envs/prod/config"
 
 
-async def published(api: Api, items: dict[str, str]) -> dict:
+async def published(api: Api, items: dict[str, str]) -> dict[str, Any]:
     await api.set_items("shop", "prod", items)
     answer = await api.publish("shop", "prod")
     assert answer.status == 201, answer.text
-    return answer.body
+    body: dict[str, Any] = answer.body
+    return body
 
 
 async def test_config_json_and_etag(api: Api) -> None:
@@ -132,3 +135,32 @@ async def test_read_scope_reads_config_but_not_the_draft(api: Api) -> None:
     assert draft.status == 403
     _, other = await api.token_for("read:blog")
     assert (await api.call("GET", CONFIG, token=other)).status == 403
+
+
+async def test_a_long_poll_that_times_out_carries_the_current_tag_and_version(api: Api) -> None:
+    await api.app_with_env()
+    release = await published(api, {"a": "1"})
+    answer = await api.call("GET", f"{CONFIG}?after=1&wait=1")
+    assert answer.status == 304
+    assert answer.headers["ETag"] == f'"{release["checksum"]}"'
+    assert answer.headers["X-Config-Version"] == "1"
+
+
+async def test_answers_are_built_once_per_release_and_dropped_with_it(api: Api) -> None:
+    await api.app_with_env()
+    await published(api, {"a": "1"})
+    answers = api.app[ANSWERS]
+    first = await api.call("GET", f"{CONFIG}?format=yaml")
+    built = answers.current("shop", "prod")
+    assert built is not None
+    assert built.rendered["yaml"][0] == first.text.encode()
+    await api.call("GET", CONFIG)
+    assert answers.current("shop", "prod") is built
+    await published(api, {"a": "2"})
+    fresh = answers.current("shop", "prod")
+    assert fresh is not None
+    assert fresh is not built
+    assert fresh.release.version == 2
+    assert fresh.rendered == {}
+    assert (await api.call("DELETE", "/api/v1/apps/shop")).status == 204
+    assert answers.current("shop", "prod") is None

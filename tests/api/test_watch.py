@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import sqlite3
 from typing import Any
 
 import aiohttp
 import pytest
 
+from server.keys import STORE
+from server.watch.http import MAX_CLIENT_MESSAGE
 from tests.api.conftest import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
@@ -231,3 +236,125 @@ async def test_a_peer_that_misses_two_pings_is_closed(
     await alive.close()
     await reader
     await silent.close()
+
+
+async def test_every_bad_message_is_answered_and_the_other_subscription_keeps_receiving(
+    api_factory: AppFactory, sqlite_url: str
+) -> None:
+    api = await api_factory(sqlite_url, max_subscriptions_per_socket=2)
+    await api.call("POST", "/api/v1/apps", {"name": "shop", "envs": ["prod", "b", "c"]})
+    await api.app_with_env("secret", "prod")
+    _, reader = await api.token_for("read:shop")
+    ws = await connect(api, "?app=shop&env=prod", token=reader)
+    await ws.send_json({"op": "subscribe", "app": "shop", "env": "b"})  # the limit is now full
+    for payload, code in [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_json"),
+        ('"subscribe"', "invalid_json"),
+        ("{}", "invalid_op"),
+        ('{"op": "dance"}', "invalid_op"),
+        ('{"op": 1, "app": "shop", "env": "c"}', "invalid_op"),
+        ('{"op": "subscribe", "app": "shop", "env": "c", "after": "5"}', "invalid_request"),
+        ('{"op": "subscribe", "app": "shop", "env": "c", "after": true}', "invalid_request"),
+        ('{"op": "subscribe", "app": "shop", "env": "c", "after": 1.5}', "invalid_request"),
+        ('{"op": "subscribe", "app": 7, "env": "c"}', "invalid_request"),
+        ('{"op": "unsubscribe", "app": "shop", "env": "b", "after": 1}', "invalid_request"),
+        ('{"op": "subscribe", "app": "shop", "env": "missing"}', "not_found"),
+        ('{"op": "subscribe", "app": "secret", "env": "prod"}', "forbidden"),
+        ('{"op": "subscribe", "app": "shop", "env": "c"}', "too_many_subscriptions"),
+    ]:
+        await ws.send_str(payload)
+        message = await receive(ws)
+        assert (message["type"], message["code"]) == ("error", code), (payload, message)
+    await ws.send_bytes(b'{"op": "subscribe", "app": "shop", "env": "c"}')
+    assert (await receive(ws))["code"] == "invalid_json"
+    version = await publish(api, {"still": "open"})
+    message = await receive(ws)
+    assert (message["type"], message["env"], message["version"]) == ("release", "prod", version)
+    await ws.close()
+
+
+async def test_after_given_as_text_is_refused_not_read_as_a_number(api: Api) -> None:
+    await api.app_with_env()
+    for n in range(1, 6):
+        await publish(api, {"n": str(n)})
+    ws = await connect(api)
+    await ws.send_json({"op": "subscribe", "app": "shop", "env": "prod", "after": "5"})
+    refused = await receive(ws)
+    assert (refused["type"], refused["code"]) == ("error", "invalid_request")
+    assert "after" in refused["message"]
+    # Refused means not subscribed: the next publish does not arrive.
+    await publish(api, {"n": "6"})
+    assert await nothing_within(ws, 0.5)
+    await ws.close()
+
+
+async def test_a_query_after_that_is_not_ascii_digits_is_an_error_message(api: Api) -> None:
+    await api.app_with_env()
+    await publish(api, {"a": "1"})
+    for after in ("5x", "-1", "²", ""):
+        ws = await connect(api, f"?app=shop&env=prod&after={after}")
+        message = await receive(ws)
+        assert (message["type"], message["code"]) == ("error", "invalid_request"), after
+        await ws.send_json({"op": "subscribe", "app": "shop", "env": "prod"})
+        assert (await receive(ws))["version"] == 1
+        await ws.close()
+
+
+async def test_a_store_outage_is_an_error_message_and_the_socket_stays_open(
+    api: Api,
+) -> None:
+    await api.app_with_env()
+    await api.call("POST", "/api/v1/apps/shop/envs", {"name": "later"})
+    ws = await connect(api, "?app=shop&env=prod")
+    store = api.app[STORE]
+    await store.close()
+    try:
+        # A never-published env is looked up in the store, which is closed.
+        await ws.send_json({"op": "subscribe", "app": "shop", "env": "later"})
+        message = await receive(ws)
+        assert (message["type"], message["code"]) == ("error", "store_unavailable")
+    finally:
+        await store.open()
+    version = await publish(api, {"back": "1"})
+    assert (await receive(ws))["version"] == version
+    await ws.close()
+
+
+async def test_a_failure_of_the_server_closes_with_1011_and_is_logged_with_the_connection_id(
+    api_factory: AppFactory, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A corrupt env row, written to the real SQLite file behind the server's back, makes the
+    store's own row decoding raise a ValueError while a subscribe looks the env up."""
+    caplog.set_level(logging.INFO, logger="server")
+    api = await api_factory(sqlite_url)
+    await api.call("POST", "/api/v1/apps", {"name": "shop", "envs": ["prod", "broken"]})
+    bystander = await connect(api, "?app=shop&env=prod")
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE envs SET draft_revision = 'not a number' WHERE name = 'broken'")
+    db.close()
+    ws = await connect(api)
+    await ws.send_json({"op": "subscribe", "app": "shop", "env": "broken"})
+    closing = await ws.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == aiohttp.WSCloseCode.INTERNAL_ERROR
+    reason = re.fullmatch(r"internal error \(connection (\d+)\)", str(closing.extra))
+    assert reason is not None, closing.extra
+    failed = [r for r in caplog.records if r.name == "server.watch.http" and r.exc_info]
+    assert [r.getMessage() for r in failed] == [f"ws {reason[1]} failed; closing with 1011"]
+    # The upgraded request never reached the HTTP error middleware.
+    assert not [r for r in caplog.records if r.name == "server.http" and r.levelno >= logging.ERROR]
+    # Only that socket was closed.
+    version = await publish(api, {"a": "1"})
+    assert (await receive(bystander))["version"] == version
+    await bystander.close()
+
+
+async def test_a_message_over_the_size_limit_closes_with_1009(api: Api) -> None:
+    """The one message that does not leave the socket open: aiohttp cannot skip an oversized
+    frame, so it closes with the protocol's "message too big" (never 1000, never 1011)."""
+    ws = await connect(api)
+    await ws.send_str("x" * (MAX_CLIENT_MESSAGE + 1))
+    closing = await ws.receive(timeout=5)
+    assert closing.type == aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG

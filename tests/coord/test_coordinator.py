@@ -84,7 +84,7 @@ async def test_distribute_reaches_every_replica(
         await until(functools.partial(_at_version, b, version))
     got = b.published.get("shop", "prod")
     assert got is not None
-    assert got.release.items == {"v": "3"}
+    assert got.items == {"v": "3"}
 
 
 @pytest.mark.parametrize("kind", KINDS)

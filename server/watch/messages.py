@@ -1,0 +1,162 @@
+"""Every message of the push channel: client ops parsed strictly, server messages encoded once."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.errors import AppError, ErrorCode
+from server.published import EnvKey
+from server.records import Release
+
+MAX_AFTER = 2**62  # the same bound as the long poll's after=
+
+
+# --- client -> server ----------------------------------------------------------
+class Op(BaseModel):
+    """A client message: a strict, closed JSON object (no "5" for 5, no unknown fields)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Subscribe(Op):
+    """`{"op":"subscribe","app","env","after"?}`: pushes for one env."""
+
+    op: Literal["subscribe"]
+    app: str
+    env: str
+    after: int | None = Field(default=None, ge=0, le=MAX_AFTER)
+
+
+class Unsubscribe(Op):
+    """`{"op":"unsubscribe","app","env"}`: no more pushes for that env."""
+
+    op: Literal["unsubscribe"]
+    app: str
+    env: str
+
+
+ClientOp = Subscribe | Unsubscribe
+_OPS: dict[str, type[ClientOp]] = {"subscribe": Subscribe, "unsubscribe": Unsubscribe}
+_Op = TypeVar("_Op", bound=Op)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "message"
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if kind == "missing":
+        return f"missing field {where!r}"
+    return f"field {where!r}: {error.get('msg', 'invalid')}"
+
+
+def _validate(model: type[_Op], data: dict[str, Any]) -> _Op:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(_describe(e) for e in exc.errors()[:5])
+        raise AppError(ErrorCode.INVALID_REQUEST, details) from None
+
+
+def parse_op(raw: str) -> ClientOp:
+    """A text frame as the op it names; AppError (sent back as an error) for anything else."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects") from None
+    if not isinstance(data, dict):
+        raise AppError(ErrorCode.INVALID_JSON, "messages must be JSON objects")
+    op = data.get("op")
+    model = _OPS.get(op) if isinstance(op, str) else None
+    if model is None:
+        raise AppError(ErrorCode.INVALID_OP, "op must be subscribe or unsubscribe")
+    return _validate(model, data)
+
+
+def subscribe_from_query(query: Mapping[str, str]) -> Subscribe | None:
+    """The subscription `?app=A&env=E&after=N` asks for at open, or None without app and env."""
+    if "app" not in query and "env" not in query:
+        return None
+    data: dict[str, Any] = {"op": "subscribe"}
+    for name in ("app", "env"):
+        if name in query:
+            data[name] = query[name]
+    after = query.get("after")
+    if after is not None:
+        # A query carries text: ASCII digits are the number, anything else stays text (refused).
+        data["after"] = int(after) if after.isascii() and after.isdigit() else after
+    return _validate(Subscribe, data)
+
+
+# --- server -> client ----------------------------------------------------------
+def text_frame(payload: bytes) -> bytes:
+    """A whole unmasked, uncompressed WebSocket text frame (RFC 6455 5.2), as a server sends."""
+    length = len(payload)
+    if length < 126:
+        header = struct.pack("!BB", 0x81, length)
+    elif length < 65536:
+        header = struct.pack("!BBH", 0x81, 126, length)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, length)
+    return header + payload
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReleaseMessage:
+    """A release message, encoded once: as text for a send queue, as a whole frame (wire)."""
+
+    release: Release
+    version: int
+    text: str
+    wire: bytes
+
+    @classmethod
+    def of(cls, release: Release) -> ReleaseMessage:
+        """`{"type":"release","app","env","version","checksum","items"}`."""
+        payload = orjson.dumps(
+            {
+                "type": "release",
+                "app": release.app,
+                "env": release.env,
+                "version": release.version,
+                "checksum": release.checksum,
+                "items": release.items,
+            }
+        )
+        return cls(release, release.version, payload.decode(), text_frame(payload))
+
+
+def error_message(error: ErrorCode, message: str) -> str:
+    """`{"type":"error","code","message"}` for a bad op or a lost subscription."""
+    return orjson.dumps({"type": "error", "code": error.code, "message": message}).decode()
+
+
+class ReleaseMessages:
+    """The message of each env's latest release, built once for every socket that gets it."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[EnvKey, ReleaseMessage] = {}
+
+    def of(self, release: Release) -> ReleaseMessage:
+        """The message for release, built on first use and kept until its env moves on."""
+        key = (release.app, release.env)
+        message = self._by_key.get(key)
+        if message is None or message.release is not release:
+            message = ReleaseMessage.of(release)
+            self._by_key[key] = message
+        return message
+
+    def forget(self, key: EnvKey) -> None:
+        """Drop an env's message (a newer release replaced it, nobody is subscribed)."""
+        self._by_key.pop(key, None)
+
+    def forget_app(self, app: str) -> None:
+        """Drop the messages of a deleted app."""
+        for key in [k for k in self._by_key if k[0] == app]:
+            del self._by_key[key]
