@@ -10,6 +10,7 @@ from server.domain.services import Services
 from server.metrics import Metrics
 from server.published import PublishedConfigs
 from server.store.store import Store
+from server.tasks import BackgroundTasks
 from server.watch.hub import Hub
 
 CONFIG = web.AppKey("config", Config)
@@ -19,3 +20,4 @@ PUBLISHED = web.AppKey("published", PublishedConfigs)
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
+TASKS = web.AppKey("tasks", BackgroundTasks)
