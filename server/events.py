@@ -46,7 +46,7 @@ class AppDeleted:
 ClusterEvent = TokenRevoked | UserChanged | AppDeleted
 EVENT_TYPES: tuple[type[ClusterEvent], ...] = (TokenRevoked, UserChanged, AppDeleted)
 
-E = TypeVar("E", bound=ClusterEvent)
+EventT = TypeVar("EventT", bound=ClusterEvent)
 
 
 class EventHandlers:
@@ -55,7 +55,7 @@ class EventHandlers:
     def __init__(self) -> None:
         self._handlers: dict[type[Any], list[Callable[[Any], None]]] = {}
 
-    def add(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+    def add(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
         """Call handler with every event of event_type, in the order handlers were added."""
         self._handlers.setdefault(event_type, []).append(handler)
 
@@ -65,4 +65,5 @@ class EventHandlers:
             try:
                 handler(event)
             except Exception:
-                log.exception("handler %r failed for %r", handler, event)
+                name = getattr(handler, "__qualname__", repr(handler))
+                log.exception("event handler %s failed for %r", name, event)

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from server.events import ClusterEvent, E
+from server.events import ClusterEvent, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 
@@ -64,7 +64,7 @@ class Coordinator(Protocol):
         """Tell every replica (this one included) about an event."""
         ...
 
-    def on_event(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
         """Call handler with every event of event_type announced on any replica."""
         ...
 

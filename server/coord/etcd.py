@@ -73,7 +73,7 @@ from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
-from server.events import AppDeleted, ClusterEvent, E, EventHandlers
+from server.events import AppDeleted, ClusterEvent, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 from server.tasks import BackgroundTasks
@@ -206,7 +206,7 @@ class EtcdCoordinator:
         except aetcd.exceptions.ClientError as exc:
             log.error("event %r refused by etcd: %s", event, exc)
 
-    def on_event(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
         self._handlers.add(event_type, handler)
 
     async def check(self) -> None:

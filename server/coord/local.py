@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from server.coord.base import ReleaseSource
-from server.events import ClusterEvent, E, EventHandlers
+from server.events import ClusterEvent, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 
@@ -66,7 +66,7 @@ class LocalCoordinator:
     async def announce(self, event: ClusterEvent) -> None:
         self._handlers.dispatch(event)
 
-    def on_event(self, event_type: type[E], handler: Callable[[E], None]) -> None:
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
         self._handlers.add(event_type, handler)
 
     async def check(self) -> None:

@@ -76,7 +76,7 @@ async def test_app_deleted_drops_the_published_config_and_tells_subscribers(
     await ws.close()
 
 
-async def test_the_periodic_tasks_run_until_shutdown(api: Api) -> None:
+async def test_the_app_runs_its_periodic_tasks(api: Api) -> None:
     assert sorted(api.app[TASKS].names) == ["session-sweep", "ws-heartbeat"]
 
 
