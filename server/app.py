@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -15,20 +13,29 @@ from server.api.openapi import get_openapi
 from server.api.routes import add_routes
 from server.config import Config
 from server.coord import create_coordinator
-from server.coord.base import ClusterEvent
+from server.domain.auth import SESSION_SWEEP_SECONDS
 from server.domain.context import DomainContext
 from server.domain.services import Services
-from server.keys import ANSWERS, CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, SERVICES, STORE
+from server.events import AppDeleted, TokenRevoked, UserChanged
+from server.keys import (
+    ANSWERS,
+    CONFIG,
+    COORDINATOR,
+    HUB,
+    METRICS,
+    PUBLISHED,
+    SERVICES,
+    STORE,
+    TASKS,
+)
 from server.metrics import Metrics
 from server.middleware import authenticate, observe
 from server.published import PublishedConfigs
-from server.records import utc_now
 from server.store.store import Store
+from server.tasks import BackgroundTasks
 from server.watch.hub import Hub
 
 log = logging.getLogger(__name__)
-
-SESSION_SWEEP_SECONDS = 3600.0
 
 
 def create_app(config: Config) -> web.Application:
@@ -44,6 +51,12 @@ def create_app(config: Config) -> web.Application:
     services = Services.build(ctx, config.auth)
     hub = Hub(published, config.limits.max_subscriptions_per_socket)
 
+    # Each cluster event to its owners, on every replica (the announcer's included).
+    coordinator.on_event(TokenRevoked, services.auth.on_token_revoked)
+    coordinator.on_event(TokenRevoked, hub.on_token_revoked)
+    coordinator.on_event(UserChanged, services.auth.on_user_changed)
+    coordinator.on_event(AppDeleted, published.on_app_deleted)
+
     app[CONFIG] = config
     app[STORE] = store
     app[COORDINATOR] = coordinator
@@ -52,6 +65,7 @@ def create_app(config: Config) -> web.Application:
     app[SERVICES] = services
     app[HUB] = hub
     app[METRICS] = Metrics()
+    app[TASKS] = BackgroundTasks()
 
     add_routes(app)
     app.router.add_get("/api/openapi.json", get_openapi, name="get_openapi")
@@ -59,10 +73,10 @@ def create_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_coordinator_ctx)
-    # At shutdown, before aiohttp waits for open handlers: close sockets, answer long polls.
+    # The hub holds no resource to open; at shutdown, before aiohttp waits for open
+    # handlers (cleanup comes after that wait), its sockets close and long polls answer.
     app.on_shutdown.append(_end_open_requests)
-    app.cleanup_ctx.append(_session_sweeper_ctx)
-    app.cleanup_ctx.append(_heartbeat_ctx)
+    app.cleanup_ctx.append(_background_ctx)
     return app
 
 
@@ -94,24 +108,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
     coordinator = app[COORDINATOR]
-    services = app[SERVICES]
     hub = app[HUB]
-    published = app[PUBLISHED]
-
-    def on_event(event: ClusterEvent) -> None:
-        if event.kind == "token_revoked":
-            services.auth.forget_token(int(event.data["id"]))
-            closed = hub.close_token(int(event.data["id"]))
-            if closed:
-                log.info("closed %d sockets of revoked token %s", closed, event.data["id"])
-        elif event.kind == "app_deleted":
-            published.remove_app(str(event.data["app"]))
-        else:
-            services.auth.handle_event(event)
-
-    coordinator.on_event(on_event)
     try:
-        await coordinator.start(published, services.releases, lambda: hub.subscriber_count)
+        await coordinator.start(
+            app[PUBLISHED], app[SERVICES].releases, lambda: hub.subscriber_count
+        )
         yield
     finally:
         await coordinator.close()
@@ -122,36 +123,11 @@ async def _end_open_requests(app: web.Application) -> None:
     await app[HUB].close_all()
 
 
-async def _heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
-    interval = app[CONFIG].server.heartbeat_seconds
-    hub = app[HUB]
-
-    async def beat() -> None:
-        while True:
-            await asyncio.sleep(interval)
-            hub.heartbeat()
-
-    task = asyncio.create_task(beat(), name="ws-heartbeat")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _session_sweeper_ctx(app: web.Application) -> AsyncIterator[None]:
-    async def sweep() -> None:
-        while True:
-            await asyncio.sleep(SESSION_SWEEP_SECONDS)
-            try:
-                async with app[STORE].transaction() as q:
-                    removed = await q.delete_expired_sessions(utc_now())
-                if removed:
-                    log.info("removed %d expired sessions", removed)
-            except Exception:
-                log.exception("session sweep failed")
-
-    task = asyncio.create_task(sweep(), name="session-sweeper")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    tasks = app[TASKS]
+    tasks.every("ws-heartbeat", app[CONFIG].server.heartbeat_seconds, app[HUB].heartbeat)
+    tasks.every("session-sweep", SESSION_SWEEP_SECONDS, app[SERVICES].auth.sweep_expired_sessions)
+    try:
+        yield
+    finally:
+        await tasks.close()

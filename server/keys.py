@@ -11,6 +11,7 @@ from server.domain.services import Services
 from server.metrics import Metrics
 from server.published import PublishedConfigs
 from server.store.store import Store
+from server.tasks import BackgroundTasks
 from server.watch.hub import Hub
 
 CONFIG = web.AppKey("config", Config)
@@ -21,3 +22,4 @@ ANSWERS = web.AppKey("config_answers", ConfigAnswers)
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
 METRICS = web.AppKey("metrics", Metrics)
+TASKS = web.AppKey("tasks", BackgroundTasks)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from server.events import AppDeleted
 from server.records import Release
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,10 @@ class PublishedConfigs:
                 listener(app)
             except Exception:
                 log.exception("removal listener failed for %s", app)
+
+    def on_app_deleted(self, event: AppDeleted) -> None:
+        """An app was deleted on some replica: forget it here."""
+        self.remove_app(event.app)
 
     def close(self) -> None:
         """Shutting down: answer every pending and future long poll at once."""

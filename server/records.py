@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def utc_now() -> str:
     """The current time as fixed-width RFC 3339 UTC, sortable as text."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime(_TIME_FORMAT)
+
+
+def utc_after(seconds: float) -> str:
+    """The time that many seconds from now, in the format of utc_now."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime(_TIME_FORMAT)
 
 
 @dataclass(frozen=True)

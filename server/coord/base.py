@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from server.events import ClusterEvent, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
-
-
-@dataclass(frozen=True)
-class ClusterEvent:
-    """Something every replica must act on: kind is token_revoked, app_deleted or user_changed."""
-
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-EventListener = Callable[[ClusterEvent], None]
 
 
 class ReleaseSource(Protocol):
@@ -75,8 +64,8 @@ class Coordinator(Protocol):
         """Tell every replica (this one included) about an event."""
         ...
 
-    def on_event(self, listener: EventListener) -> None:
-        """Call listener with every event announced on any replica."""
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
+        """Call handler with every event of event_type announced on any replica."""
         ...
 
     async def check(self) -> None:

@@ -52,7 +52,6 @@ holder sleep after acquiring the lock, before the store transaction (see etcd_lo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -68,14 +67,16 @@ import aetcd.exceptions
 import aetcd.utils
 
 from server.config import EtcdSection
-from server.coord.base import ClusterEvent, EventListener, ReleaseSource
+from server.coord.base import ReleaseSource
 from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
+from server.events import AppDeleted, ClusterEvent, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
+from server.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,12 @@ class EtcdCoordinator:
         )
         self.fenced_out = 0
         self.last_refresh: float | None = None
-        self._listeners: list[EventListener] = []
+        self._handlers = EventHandlers()
         self._pending: list[ClusterEvent] = []
         self._published: PublishedConfigs | None = None
         self._subscribers: Callable[[], int] = lambda: 0
         self._sync: ReleaseSync | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks = BackgroundTasks()  # watch, refresh, membership
 
     @property
     def sync(self) -> ReleaseSync:
@@ -141,12 +142,9 @@ class EtcdCoordinator:
             await self.sync.reload(within=START_WITHIN)
         except EtcdUnavailable as exc:
             log.warning("etcd unreachable at start (%s); serving the store's releases", exc)
-        for name, job in (
-            ("etcd-watch", self.sync.run_watch()),
-            ("etcd-refresh", self._refresh_loop()),
-            ("etcd-membership", self.membership.run()),
-        ):
-            self._tasks.append(asyncio.create_task(job, name=name))
+        self.tasks.spawn("etcd-watch", self.sync.run_watch())
+        self.tasks.every("etcd-refresh", self.config.refresh_interval, self.refresh_once)
+        self.tasks.spawn("etcd-membership", self.membership.run())
         log.info(
             "cluster coordinator %s started (etcd %s, prefix %s)",
             self.replica_id,
@@ -155,12 +153,7 @@ class EtcdCoordinator:
         )
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        await self.tasks.close()
         await self.membership.close()
         await self.conn.close()
 
@@ -208,13 +201,13 @@ class EtcdCoordinator:
         try:
             await self._write_event(event)
         except EtcdUnavailable as exc:
-            log.warning("event %s not written to etcd (%s); queued", event.kind, exc)
+            log.warning("event %r not written to etcd (%s); queued", event, exc)
             self._queue(event)
         except aetcd.exceptions.ClientError as exc:
-            log.error("event %s refused by etcd: %s", event.kind, exc)
+            log.error("event %r refused by etcd: %s", event, exc)
 
-    def on_event(self, listener: EventListener) -> None:
-        self._listeners.append(listener)
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
+        self._handlers.add(event_type, handler)
 
     async def check(self) -> None:
         try:
@@ -258,27 +251,15 @@ class EtcdCoordinator:
 
     # internals
 
-    async def _refresh_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.refresh_interval)
-            try:
-                await self.refresh_once()
-            except Exception:
-                log.exception("scheduled refresh failed")
-
     def _dispatch(self, event: ClusterEvent) -> None:
-        if event.kind == "app_deleted":
-            log.info("app %s deleted", event.data.get("app"))
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed for %s", event.kind)
+        if isinstance(event, AppDeleted):
+            log.info("app %s deleted", event.app)
+        self._handlers.dispatch(event)
 
     def _queue(self, event: ClusterEvent) -> None:
         if len(self._pending) >= MAX_PENDING_EVENTS:
             dropped = self._pending.pop(0)
-            log.error("event queue full; dropped a %s event", dropped.kind)
+            log.error("event queue full; dropped %r", dropped)
         self._pending.append(event)
 
     async def _flush_pending(self) -> None:
@@ -286,7 +267,7 @@ class EtcdCoordinator:
             try:
                 await self._write_event(self._pending[0])
             except aetcd.exceptions.ClientError as exc:
-                log.error("queued event %s refused by etcd: %s", self._pending[0].kind, exc)
+                log.error("queued event %r refused by etcd: %s", self._pending[0], exc)
             self._pending.pop(0)
 
     async def _write_event(self, event: ClusterEvent) -> None:
@@ -297,9 +278,9 @@ class EtcdCoordinator:
             t = c.transactions
             lease = await c.lease(EVENT_TTL)
             ops = [t.put(key, value, lease=lease.id)]
-            if event.kind == "app_deleted":
+            if isinstance(event, AppDeleted):
                 # One transaction: no replica can see the records gone without the event.
-                releases = self.keys.app_releases(str(event.data["app"]))
+                releases = self.keys.app_releases(event.app)
                 ops.append(t.delete(releases, range_end=aetcd.utils.prefix_range_end(releases)))
             await c.transaction(compare=[], success=ops, failure=[])
 

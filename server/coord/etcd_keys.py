@@ -1,6 +1,6 @@
 """The etcd key layout under `[etcd] prefix` and the records stored there.
 
-    {prefix}/events/{origin}/{id}             a ClusterEvent (JSON), on a short lease
+    {prefix}/events/{origin}/{id}             a cluster event (JSON), on a short lease
     {prefix}/locks/{app}/{env}/{lease hex}    one publish-lock claim per holder or waiter
     {prefix}/releases/{app}/{env}             the latest release of an env (JSON)
     {prefix}/replicas/{replica id}            a replica's registration, on its lease
@@ -10,12 +10,14 @@ App and env names cannot contain '/', so `{prefix}/releases/{app}/` holds exactl
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from server.coord.base import ClusterEvent
+from server.events import AppDeleted, ClusterEvent, TokenRevoked, UserChanged
 from server.records import Release
 
 # Items larger than this are left out of the etcd record (etcd refuses requests over
@@ -140,18 +142,48 @@ def decode_release(value: bytes) -> ReleaseRecord:
     return ReleaseRecord(release, inline)
 
 
+# Every event type by its name on the wire: `{"kind": name, "data": {field: value}, "origin"}`.
+# Names and fields never change meaning (replicas of two releases share one etcd); a new event
+# gets a new name, which older replicas log and ignore.
+EVENT_KINDS: dict[str, type[ClusterEvent]] = {
+    "token_revoked": TokenRevoked,
+    "user_changed": UserChanged,
+    "app_deleted": AppDeleted,
+}
+_KIND_OF = {cls: kind for kind, cls in EVENT_KINDS.items()}
+_FIELDS = {cls: typing.get_type_hints(cls) for cls in EVENT_KINDS.values()}
+
+
+class UnknownEvent(ValueError):
+    """An event of a kind this replica does not know (a newer replica may send one)."""
+
+
 def encode_event(event: ClusterEvent, origin: str) -> bytes:
     """The record of a cluster event."""
-    return orjson.dumps({"kind": event.kind, "data": event.data, "origin": origin})
+    kind = _KIND_OF[type(event)]
+    return orjson.dumps({"kind": kind, "data": dataclasses.asdict(event), "origin": origin})
 
 
 def decode_event(value: bytes) -> tuple[ClusterEvent, str]:
-    """(event, origin replica); ValueError when it is not one."""
+    """(event, origin replica); UnknownEvent for a kind not in EVENT_KINDS, else ValueError."""
     try:
         raw = orjson.loads(value)
-        return ClusterEvent(str(raw["kind"]), dict(raw.get("data") or {})), str(raw["origin"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        kind, origin, data = str(raw["kind"]), str(raw["origin"]), raw.get("data") or {}
+        if not isinstance(data, dict):
+            raise TypeError("data is not an object")
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"not an event record: {exc}") from None
+    cls = EVENT_KINDS.get(kind)
+    if cls is None:
+        raise UnknownEvent(f"an event of unknown kind {kind!r} from {origin}")
+    fields: dict[str, Any] = {}
+    for name, expected in _FIELDS[cls].items():
+        field_value = data.get(name)
+        # Exact types: JSON true is not an id, "7" is not 7.
+        if type(field_value) is not expected:
+            raise ValueError(f"not an event record: {kind} needs {name} ({expected.__name__})")
+        fields[name] = field_value
+    return cls(**fields), origin
 
 
 def decode_json(value: bytes) -> dict[str, Any]:

@@ -28,9 +28,17 @@ from typing import Any
 import aetcd
 import aetcd.exceptions
 
-from server.coord.base import ClusterEvent, ReleaseSource
+from server.coord.base import ReleaseSource
 from server.coord.etcd_conn import TRANSIENT, EtcdConnection, EtcdUnavailable, cancelling
-from server.coord.etcd_keys import Keys, ReleaseRecord, decode_event, decode_release, encode_release
+from server.coord.etcd_keys import (
+    Keys,
+    ReleaseRecord,
+    UnknownEvent,
+    decode_event,
+    decode_release,
+    encode_release,
+)
+from server.events import ClusterEvent
 from server.published import PublishedConfigs
 from server.records import Release
 
@@ -130,6 +138,9 @@ class ReleaseSync:
     def _handle_event(self, value: bytes) -> None:
         try:
             event, origin = decode_event(value)
+        except UnknownEvent as exc:
+            log.warning("ignoring %s (written by a newer replica?)", exc)
+            return
         except ValueError as exc:
             log.error("ignoring a malformed event: %s", exc)
             return

@@ -11,7 +11,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from server.coord.base import ClusterEvent, EventListener, ReleaseSource
+from server.coord.base import ReleaseSource
+from server.events import ClusterEvent, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 
@@ -28,7 +29,7 @@ class LocalCoordinator:
     def __init__(self) -> None:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._holders: dict[tuple[str, str], float] = {}
-        self._listeners: list[EventListener] = []
+        self._handlers = EventHandlers()
         self._published: PublishedConfigs | None = None
         self._started_at = time.time()
 
@@ -63,14 +64,10 @@ class LocalCoordinator:
             self._published.apply(release)
 
     async def announce(self, event: ClusterEvent) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("event listener failed for %s", event.kind)
+        self._handlers.dispatch(event)
 
-    def on_event(self, listener: EventListener) -> None:
-        self._listeners.append(listener)
+    def on_event(self, event_type: type[EventT], handler: Callable[[EventT], None]) -> None:
+        self._handlers.add(event_type, handler)
 
     async def check(self) -> None:
         return None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
 from server.domain.scopes import Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
 from server.errors import AppError, ErrorCode, not_found
+from server.events import AppDeleted
 from server.records import App, EnvRef, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
@@ -116,4 +116,4 @@ class AppService:
             await q.add_audit(
                 now, principal.name, "app.delete", name, f"deleted app {name}", app=name
             )
-        await self.ctx.coordinator.announce(ClusterEvent("app_deleted", {"app": name}))
+        await self.ctx.coordinator.announce(AppDeleted(name))

@@ -8,16 +8,15 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from server.coord.base import ClusterEvent
 from server.domain.context import DomainContext
 from server.domain.passwords import PasswordPool
 from server.domain.scopes import Principal, parse_scopes
 from server.domain.throttle import SignInThrottle, name_subject
 from server.domain.validation import validate_token_name, validate_user_name
 from server.errors import AppError, ErrorCode, not_found
-from server.records import Token, User, utc_now
+from server.events import TokenRevoked, UserChanged
+from server.records import Token, User, utc_after, utc_now
 from server.store.db import IntegrityError
 
 log = logging.getLogger(__name__)
@@ -27,6 +26,8 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _CACHE_LIMIT = 10_000
 _CACHE_SECONDS = 300.0
+# Sign-in also removes expired sessions; this catches those of a quiet server.
+SESSION_SWEEP_SECONDS = 3600.0
 
 
 def new_secret() -> str:
@@ -124,23 +125,24 @@ class AuthService:
         return principal
 
     def forget_token(self, token_id: int) -> None:
-        """Drop a revoked token from the cache (called on every replica)."""
+        """Drop a token from the cache: the next use of it reads the store."""
         digest = self._hash_by_id.pop(token_id, None)
         if digest is not None:
             self._cache.pop(digest, None)
+
+    def on_token_revoked(self, event: TokenRevoked) -> None:
+        """A token was revoked on some replica: stop accepting it here."""
+        self.forget_token(event.id)
+
+    def on_user_changed(self, event: UserChanged) -> None:
+        """A user changed on some replica: every cached principal may be out of date."""
+        self._cache.clear()
+        self._hash_by_id.clear()
 
     def _forget_hash(self, digest: str) -> None:
         entry = self._cache.pop(digest, None)
         if entry is not None and entry[0].token_id is not None:
             self._hash_by_id.pop(entry[0].token_id, None)
-
-    def handle_event(self, event: ClusterEvent) -> None:
-        """Keep the cache in step with revocations and user changes on any replica."""
-        if event.kind == "token_revoked":
-            self.forget_token(int(event.data["id"]))
-        elif event.kind == "user_changed":
-            self._cache.clear()
-            self._hash_by_id.clear()
 
     # sessions
 
@@ -155,8 +157,7 @@ class AuthService:
         assert user is not None
         scopes = ("admin",) if user.is_admin else user.scopes
         secret = new_secret()
-        now = datetime.now(UTC)
-        expires = (now + timedelta(seconds=self.session_ttl)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        expires = utc_after(self.session_ttl)
         async with self.ctx.store.transaction() as q:
             await q.delete_expired_sessions(utc_now())
             token_id = await q.insert_token(
@@ -181,9 +182,18 @@ class AuthService:
             return
         async with self.ctx.store.transaction() as q:
             await q.revoke_token(principal.token_id, utc_now())
-        await self.ctx.coordinator.announce(
-            ClusterEvent("token_revoked", {"id": principal.token_id})
-        )
+        await self.ctx.coordinator.announce(TokenRevoked(principal.token_id))
+
+    async def sweep_expired_sessions(self) -> int:
+        """Remove expired sessions and sign-in throttle rows idle past any lock; how many."""
+        async with self.ctx.store.transaction() as q:
+            removed = await q.delete_expired_sessions(utc_now())
+        if removed:
+            log.info("removed %d expired sessions", removed)
+        forgotten = await self.throttle.sweep()
+        if forgotten:
+            log.info("forgot %d idle sign-in throttle rows", forgotten)
+        return removed + forgotten
 
     # API tokens
 
@@ -234,7 +244,7 @@ class AuthService:
                     f"token:{token_id}",
                     f"revoked token {token.name}",
                 )
-        await self.ctx.coordinator.announce(ClusterEvent("token_revoked", {"id": token_id}))
+        await self.ctx.coordinator.announce(TokenRevoked(token_id))
 
     # users
 
@@ -263,7 +273,7 @@ class AuthService:
         except IntegrityError:
             raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists") from None
         assert user is not None
-        await self.ctx.coordinator.announce(ClusterEvent("user_changed", {"name": name}))
+        await self.ctx.coordinator.announce(UserChanged(name))
         return user
 
     async def bootstrap_admin(self, password: str | None) -> str | None:

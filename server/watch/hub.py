@@ -7,6 +7,7 @@ import logging
 from aiohttp import WSCloseCode
 
 from server.errors import AppError, ErrorCode
+from server.events import TokenRevoked
 from server.published import EnvKey, PublishedConfigs
 from server.records import Release
 from server.watch.connection import WatchConnection
@@ -97,6 +98,12 @@ class Hub:
         for conn in peers:
             conn.close(WSCloseCode.POLICY_VIOLATION, "token revoked")
         return len(peers)
+
+    def on_token_revoked(self, event: TokenRevoked) -> None:
+        """A token was revoked on some replica: close its sockets here (1008)."""
+        closed = self.close_token(event.id)
+        if closed:
+            log.info("closed %d sockets of revoked token %d", closed, event.id)
 
     def drop_app(self, app: str) -> None:
         """Tell subscribers of a deleted app and drop their subscriptions."""

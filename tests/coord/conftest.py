@@ -12,13 +12,14 @@ import aetcd
 import pytest
 
 from server.config import EtcdSection, LimitsSection
-from server.coord.base import ClusterEvent, Coordinator
+from server.coord.base import Coordinator
 from server.coord.etcd import EtcdCoordinator
 from server.coord.local import LocalCoordinator
 from server.devservices import EtcdCluster, free_port
 from server.domain.canonical import canonical_json, checksum
 from server.domain.context import DomainContext
 from server.domain.releases import ReleaseService
+from server.events import EVENT_TYPES, ClusterEvent
 from server.published import PublishedConfigs
 from server.records import Release, utc_now
 from server.store.db import SqliteDatabase
@@ -135,7 +136,8 @@ async def node_factory(
             )
             coordinator = EtcdCoordinator(config, f"http://127.0.0.1:{free_port()}")
         node = Node(coordinator, PublishedConfigs(), [])
-        coordinator.on_event(node.events.append)
+        for event_type in EVENT_TYPES:
+            coordinator.on_event(event_type, node.events.append)
         await coordinator.start(node.published, store)
         nodes.append(node)
         return node

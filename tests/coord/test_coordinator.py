@@ -11,10 +11,10 @@ from collections.abc import Callable
 import aetcd
 import pytest
 
-from server.coord.base import ClusterEvent
 from server.coord.etcd_keys import decode_release, encode_release
 from server.devservices import EtcdCluster
 from server.errors import AppError
+from server.events import AppDeleted, ClusterEvent, TokenRevoked, UserChanged
 from server.records import Fence
 from tests.coord.conftest import (
     LOCK_TTL,
@@ -25,6 +25,8 @@ from tests.coord.conftest import (
     make_release,
 )
 
+# One event of every type (test_events checks that none is missing).
+EVENT_SAMPLES: tuple[ClusterEvent, ...] = (TokenRevoked(7), UserChanged("ann"), AppDeleted("gone"))
 KINDS = [pytest.param("local", id="local"), pytest.param("etcd", id="etcd", marks=pytest.mark.etcd)]
 
 
@@ -90,15 +92,11 @@ async def test_distribute_reaches_every_replica(
 @pytest.mark.parametrize("kind", KINDS)
 async def test_events_reach_every_replica_once(node_factory: NodeFactory, kind: str) -> None:
     a, b = await pair(node_factory, kind)
-    await a.coordinator.announce(ClusterEvent("token_revoked", {"id": 7}))
-    await until(lambda: ClusterEvent("token_revoked", {"id": 7}) in b.events)
-    await a.coordinator.announce(ClusterEvent("user_changed", {"name": "ann"}))
-    await until(lambda: len(b.events) == 2)
+    for sent, event in enumerate(EVENT_SAMPLES, start=1):
+        await a.coordinator.announce(event)
+        await until(functools.partial(_has_events, b, sent), what=f"{event!r} elsewhere")
     await asyncio.sleep(0.3)  # the announcer must not get its own event a second time
-    assert a.events == [
-        ClusterEvent("token_revoked", {"id": 7}),
-        ClusterEvent("user_changed", {"name": "ann"}),
-    ]
+    assert a.events == list(EVENT_SAMPLES)
     assert b.events == a.events
 
 
@@ -169,7 +167,7 @@ async def test_watch_reloads_after_compaction(
     node_factory: NodeFactory, raw_etcd: aetcd.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = await node_factory("etcd")
-    watch = next(t for t in a.etcd._tasks if t.get_name() == "etcd-watch")
+    watch = a.etcd.tasks.task("etcd-watch")
     watch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watch
@@ -180,7 +178,7 @@ async def test_watch_reloads_after_compaction(
     await raw_etcd.compact(put.header.revision)
     assert a.published.version("late", "prod") == 0
     caplog.set_level(logging.INFO, logger="server.coord.etcd_sync")
-    a.etcd._tasks.append(asyncio.create_task(a.etcd.sync.run_watch()))
+    a.etcd.tasks.spawn("etcd-watch", a.etcd.sync.run_watch())
     await until(lambda: a.published.version("late", "prod") == 3)
     assert any("compacted" in r.getMessage() for r in caplog.records)
     assert a.etcd.sync.last_revision > behind
@@ -245,7 +243,7 @@ async def test_refresh_delivers_what_a_stalled_watch_missed(
     node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
 ) -> None:
     a = await node_factory("etcd")
-    watch = next(t for t in a.etcd._tasks if t.get_name() == "etcd-watch")
+    watch = a.etcd.tasks.task("etcd-watch")
     watch.cancel()  # from here on nothing arrives, as with a silently stalled stream
     with pytest.raises(asyncio.CancelledError):
         await watch
@@ -271,8 +269,8 @@ async def test_app_deleted_removes_its_records(
     async with a.coordinator.publish_lock("shopx", "prod") as fence:
         await a.coordinator.distribute(await store.commit(make_release("shopx", "prod", 1)), fence)
     await store.drop_app("shop")
-    await a.coordinator.announce(ClusterEvent("app_deleted", {"app": "shop"}))
-    await until(lambda: ClusterEvent("app_deleted", {"app": "shop"}) in b.events)
+    await a.coordinator.announce(AppDeleted("shop"))
+    await until(lambda: AppDeleted("shop") in b.events)
     left = await raw_etcd.get_prefix(a.etcd.keys.releases)
     assert [kv.key for kv in left] == [a.etcd.keys.release("shopx", "prod")]
 
@@ -292,8 +290,8 @@ async def test_unreachable_etcd_fails_fast(node_factory: NodeFactory) -> None:
     view = await a.coordinator.describe()
     assert "etcd_error" in view
     # Events are acted on locally and kept for later.
-    await a.coordinator.announce(ClusterEvent("token_revoked", {"id": 1}))
-    assert a.events == [ClusterEvent("token_revoked", {"id": 1})]
+    await a.coordinator.announce(TokenRevoked(1))
+    assert a.events == [TokenRevoked(1)]
     assert view["replicas"][0]["id"] == a.etcd.replica_id
 
 
@@ -315,6 +313,10 @@ async def test_a_dead_endpoint_in_the_list_is_skipped(
     view = await b.coordinator.describe()
     assert {r["id"] for r in view["replicas"]} >= {a.etcd.replica_id, b.etcd.replica_id}
     assert [m["healthy"] for m in view["etcd_members"]] == [True]
+
+
+def _has_events(node: Node, count: int) -> bool:
+    return len(node.events) == count
 
 
 def _at_version(node: Node, version: int) -> bool:
