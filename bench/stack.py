@@ -7,7 +7,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from server.devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
+from devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
 
 log = logging.getLogger("bench")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.devservices import EtcdCluster, MariaDBServer, ServerProcess
+from devservices import EtcdCluster, MariaDBServer, ServerProcess
 
 ServerProcessFactory = Callable[..., ServerProcess]
 

@@ -21,7 +21,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from server.devservices import REPO_ROOT, ServerProcess
+from devservices import REPO_ROOT, ServerProcess
 
 CHROMIUM_CANDIDATES = (Path("/usr/lib/chromium/chromium"), Path("/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 import pytest
 
-from server.devservices import ServerProcess
+from devservices import ServerProcess
 
 _names = itertools.count(1)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devservices import REPO_ROOT, ServerProcess, free_port
 from server.client import (
     Change,
     ConfigAccessError,
@@ -23,7 +24,6 @@ from server.client import (
     SyncConfigClient,
     checksum_of,
 )
-from server.devservices import REPO_ROOT, ServerProcess, free_port
 from tests.client.conftest import FAST, Admin, fast, wait_until
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from server.devservices import REPO_ROOT, ServerProcess
+from devservices import REPO_ROOT, ServerProcess
 from tests.client.conftest import Admin
 
 DOC = REPO_ROOT / "docs" / "client.md"

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devservices import REPO_ROOT, ServerProcess, free_port
 from server.__main__ import main
 from server.client import Change
-from server.devservices import REPO_ROOT, ServerProcess, free_port
 from server.remote_cli import _print_text
 from tests.client.conftest import Admin
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devservices import EtcdCluster, ServerProcess
 from server.client import Change, ConfigClient
-from server.devservices import EtcdCluster, ServerProcess
 from tests.client.conftest import CLUSTER_ENV, FAST, Admin, sqlite_url, wait_until
 from tests.conftest import ServerProcessFactory
 

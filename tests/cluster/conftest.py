@@ -15,9 +15,9 @@ import aetcd
 import aiohttp
 import pytest
 
+from devservices import EtcdCluster, MariaDBServer, ServerProcess
 from server.coord.etcd_keys import Keys
 from server.coord.etcd_lock import FAULT_HOLD_ENV
-from server.devservices import EtcdCluster, MariaDBServer, ServerProcess
 
 LOCK_TTL = 2
 REFRESH_INTERVAL = 1.0

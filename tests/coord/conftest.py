@@ -11,11 +11,11 @@ from typing import Any
 import aetcd
 import pytest
 
+from devservices import EtcdCluster, free_port
 from server.config import EtcdSection, LimitsSection
 from server.coord.base import ClusterEvent, Coordinator
 from server.coord.etcd import EtcdCoordinator
 from server.coord.local import LocalCoordinator
-from server.devservices import EtcdCluster, free_port
 from server.domain.canonical import canonical_json, checksum
 from server.domain.context import DomainContext
 from server.domain.releases import ReleaseService

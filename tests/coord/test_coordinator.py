@@ -11,9 +11,9 @@ from collections.abc import Callable
 import aetcd
 import pytest
 
+from devservices import EtcdCluster
 from server.coord.base import ClusterEvent
 from server.coord.etcd_keys import decode_release, encode_release
-from server.devservices import EtcdCluster
 from server.errors import AppError
 from server.records import Fence
 from tests.coord.conftest import (
