@@ -12,7 +12,7 @@ import pytest
 
 from devservices import EtcdCluster, MariaDBServer, ServerProcess, children_of, free_port
 from devservices.process import Process
-from tests.conftest import ServerProcessFactory
+from tests.types import ServerProcessFactory
 
 
 def _alive(pid: int) -> bool:

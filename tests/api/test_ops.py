@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.api.conftest import ADMIN_PASSWORD, Api
+from tests.api.helpers import ADMIN_PASSWORD, Api
 
 
 async def test_health_and_ready(api: Api) -> None:

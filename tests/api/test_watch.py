@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.api.conftest import Api, AppFactory
+from tests.api.helpers import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
 

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from devservices import REPO_ROOT, free_port
 from server.pages import CONTENT_SECURITY_POLICY
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     PHONE,
     Problems,
     Server,

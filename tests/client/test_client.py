@@ -24,7 +24,7 @@ from server.client import (
     SyncConfigClient,
     checksum_of,
 )
-from tests.client.conftest import FAST, Admin, fast, wait_until
+from tests.client.helpers import FAST, Admin, fast, wait_until
 
 
 def read_token(admin: Admin, app: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devservices import REPO_ROOT, ServerProcess
-from tests.client.conftest import Admin
+from tests.client.helpers import Admin
 
 DOC = REPO_ROOT / "docs" / "client.md"
 DOC_URL = "http://127.0.0.1:8080"

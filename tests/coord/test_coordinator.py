@@ -16,7 +16,7 @@ from server.coord.base import ClusterEvent
 from server.coord.etcd_keys import decode_release, encode_release
 from server.errors import AppError
 from server.records import Fence
-from tests.coord.conftest import (
+from tests.coord.helpers import (
     LOCK_TTL,
     Node,
     NodeFactory,
