@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import yaml
 
-from tests.api.conftest import Api
+from tests.api.helpers import Api
 
 CONFIG = "/api/v1/apps/shop/envs/prod/config"
 
 
-async def published(api: Api, items: dict[str, str]) -> dict:
+async def published(api: Api, items: dict[str, str]) -> dict[str, Any]:
     await api.set_items("shop", "prod", items)
     answer = await api.publish("shop", "prod")
     assert answer.status == 201, answer.text
-    return answer.body
+    release: dict[str, Any] = answer.body
+    return release
 
 
 async def test_config_json_and_etag(api: Api) -> None:
