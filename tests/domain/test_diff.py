@@ -78,7 +78,7 @@ def test_frozen_and_inputs_untouched() -> None:
     draft = {"a": "2"}
     diff = diff_items(base, draft, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        diff.base_version = 2  # type: ignore[misc]
+        diff.base_version = 2  # type: ignore[misc]  # frozen: the point of the test
     assert base == {"a": "1"}
     assert draft == {"a": "2"}
     diff.to_json()["added"]["x"] = "y"

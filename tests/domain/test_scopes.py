@@ -129,7 +129,7 @@ def test_principal_defaults_and_frozen() -> None:
     session = Principal("alice", frozenset(), 9, "session")
     assert (session.token_id, session.kind) == (9, "session")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.name = "x"  # type: ignore[misc]
+        p.name = "x"  # type: ignore[misc]  # frozen: the point of the test
 
 
 def test_forbidden_message_truncates_app() -> None:
