@@ -24,7 +24,7 @@ from bench.push import (
 from bench.read import etcd_put, etcd_range_lua, etcd_range_size, run_wrk
 from bench.stack import Stack
 from bench.stats import CpuMeter, summary_ms
-from server.devservices import ServerProcess
+from devservices import ServerProcess
 
 log = logging.getLogger("bench")
 

@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -329,7 +330,7 @@ async def _etcd_main(
             stamps.append(stamp)
             shared.received.value += 1
 
-    async def client_watches(client: Any, count: int) -> None:
+    async def client_watches(client: aetcd.Client, count: int) -> None:
         # aetcd creates a client's watches one at a time on its one gRPC stream.
         for _ in range(count):
             try:
@@ -366,7 +367,7 @@ class SubscriberFleet:
     """The subscriber processes of one run and their shared counters."""
 
     jobs: list[SubscriberJob]
-    ctx: Any = field(default_factory=lambda: multiprocessing.get_context("spawn"))
+    ctx: SpawnContext = field(default_factory=lambda: multiprocessing.get_context("spawn"))
     processes: list[Any] = field(default_factory=list)
     counters: list[_Shared] = field(default_factory=list)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from server.devservices import EtcdCluster, MariaDBServer, ServerProcess
+from devservices import EtcdCluster, MariaDBServer, ServerProcess
 
 log = logging.getLogger("bench.soak")
 

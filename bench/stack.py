@@ -7,7 +7,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-from server.devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
+from devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
 
 log = logging.getLogger("bench")
 
@@ -109,7 +109,7 @@ class Stack:
 
 def pid_of_etcd(base_dir: Path) -> int | None:
     """The pid of the etcd member whose data dir is under base_dir (for CPU and memory)."""
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     marker = str(base_dir)
     for process in psutil.process_iter(["cmdline"]):

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
 
-from server.devservices import EtcdCluster, MariaDBServer, ServerProcess
-
-ServerProcessFactory = Callable[..., ServerProcess]
+from devservices import EtcdCluster, MariaDBServer, ServerProcess
+from tests.types import ServerProcessFactory
 
 # Tests that use these fixtures (directly or through others) get the marker, so that
 # `-m "not etcd"` or `-m "not mariadb"` deselects them.
@@ -25,7 +25,7 @@ _FIXTURE_MARKERS = {
 }
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
 _SUMMARY_MARKERS = ("mariadb", "etcd", "cluster", "browser")
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Show how many tests ran against each real component (a skip would hide a missing one)."""
     counts = {marker: {"passed": 0, "failed": 0, "skipped": 0} for marker in _SUMMARY_MARKERS}
     for outcome in ("passed", "failed", "skipped"):

@@ -10,8 +10,9 @@ from pathlib import Path
 import aetcd
 import pytest
 
-from server.devservices import EtcdCluster, MariaDBServer, ServerProcess, free_port
-from tests.conftest import ServerProcessFactory
+from devservices import EtcdCluster, MariaDBServer, ServerProcess, children_of, free_port
+from devservices.process import Process
+from tests.types import ServerProcessFactory
 
 
 def _alive(pid: int) -> bool:
@@ -131,3 +132,21 @@ def test_server_that_cannot_start_raises_with_its_log(sqlite_url: str, tmp_path:
     with pytest.raises(RuntimeError, match=r"exited with code \d+ while starting"):
         server.start()
     assert server.pid is None
+
+
+def test_children_of_finds_what_this_process_started_and_its_mark_has_no_digits(
+    tmp_path: Path,
+) -> None:
+    process = Process("sleep", ["/bin/sleep", "60"], tmp_path / "sleep.log")
+    process.start()
+    try:
+        pid = process.pid
+        assert pid is not None
+        assert pid in children_of(os.getpid())
+        # Another process's at-exit cleanup looks for its pid in the marks: ours hold none.
+        mark = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        (value,) = [e.split(b"=", 1)[1] for e in mark if e.startswith(b"mirakuru_uuid=")]
+        assert not any(c.isdigit() for c in value.decode())
+    finally:
+        process.kill()
+    assert pid not in children_of(os.getpid())

@@ -28,9 +28,9 @@ routes, for the OpenAPI document) and `server.middleware` (the session cookie). 
 layer's hub, connections and message shapes, and the API's resource handlers, stay inside their
 package.
 
-The client (`server.client`, `server.remote_cli`) imports nothing of the server, and the test
-harness (`server.devservices`) nothing but itself. `server.domain`, and everything below it,
-never imports aiohttp. Imports inside functions and under TYPE_CHECKING count.
+The client (`server.client`, `server.remote_cli`) imports nothing of the server (the test
+harness, `devservices/`, lives outside the package). `server.domain`, and everything below
+it, never imports aiohttp. Imports inside functions and under TYPE_CHECKING count.
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "wiring": (("server.app", "server.__main__", "server"), ("*",)),
     "client": (("server.client", "server.remote_cli"), ("client",)),
-    "devservices": (("server.devservices.*",), ()),
 }
 # Not layers of their own: narrower targets some layers are limited to.
 TARGETS = {"coord.base": ("server.coord.base",), "http-entry": HTTP_ENTRY}

@@ -7,7 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.conftest import ServerProcessFactory
+from tests.types import ServerProcessFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from server.devservices import REPO_ROOT
+from devservices import REPO_ROOT
 
 
 @pytest.mark.cluster

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.api.conftest import Api
+from tests.api.helpers import Api
 
 
 async def test_create_list_get_app(api: Api) -> None:
@@ -51,7 +53,9 @@ async def test_duplicate_app_is_409_and_changes_nothing(api: Api) -> None:
         ({}, "invalid_request"),
     ],
 )
-async def test_bad_app_bodies_are_400_and_change_nothing(api: Api, body: dict, code: str) -> None:
+async def test_bad_app_bodies_are_400_and_change_nothing(
+    api: Api, body: dict[str, Any], code: str
+) -> None:
     before = await api.snapshot()
     answer = await api.call("POST", "/api/v1/apps", body)
     assert answer.status == 400, answer.text

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from tests.api.conftest import ADMIN_PASSWORD, Api
+from tests.api.helpers import ADMIN_PASSWORD, Api
 
 
 async def test_login(api: Api) -> None:
@@ -89,7 +90,7 @@ async def test_scopes_are_enforced(api: Api) -> None:
         {"name": "x"},
     ],
 )
-async def test_bad_token_requests_change_nothing(api: Api, body: dict) -> None:
+async def test_bad_token_requests_change_nothing(api: Api, body: dict[str, Any]) -> None:
     before = await api.snapshot()
     answer = await api.call("POST", "/api/v1/tokens", body)
     assert answer.status == 400, answer.text

@@ -11,7 +11,7 @@ import aiohttp
 from server.events import AppDeleted, TokenRevoked, UserChanged
 from server.keys import COORDINATOR, SERVICES, STORE, TASKS
 from server.records import utc_now
-from tests.api.conftest import Api, AppFactory
+from tests.api.helpers import Api, AppFactory
 from tests.api.test_watch import connect, publish, receive
 
 

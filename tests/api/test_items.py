@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, AppFactory
+from tests.api.helpers import Api, AppFactory
 
 ITEMS = "/api/v1/apps/shop/envs/prod/items"
 
@@ -104,7 +105,7 @@ async def test_concurrent_puts_with_same_if_match_give_one_200_and_one_412(api: 
     ],
 )
 async def test_bad_item_writes_change_nothing(
-    api: Api, key: str, body: dict, status: int, code: str
+    api: Api, key: str, body: dict[str, Any], status: int, code: str
 ) -> None:
     await api.app_with_env()
     before = await api.snapshot()

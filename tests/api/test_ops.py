@@ -8,7 +8,7 @@ import re
 import pytest
 
 from server.keys import STORE
-from tests.api.conftest import ADMIN_PASSWORD, Api
+from tests.api.helpers import ADMIN_PASSWORD, Api
 
 
 async def test_health_and_ready(api: Api) -> None:
@@ -85,6 +85,7 @@ async def test_audit_records_every_write(api: Api) -> None:
     actions = [e["action"] for e in reversed(entries)]
     assert actions == [
         "user.create",
+        "login.ok",  # the fixture's sign-in
         "app.create",
         "item.create",
         "items.patch",

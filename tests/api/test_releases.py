@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 
-from tests.api.conftest import Api, AppFactory
+from tests.api.helpers import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.conftest import ADMIN_PASSWORD, AppFactory
+from tests.api.helpers import ADMIN_PASSWORD, AppFactory
 
 
 async def test_everything_survives_a_restart(api_factory: AppFactory, store_url: str) -> None:

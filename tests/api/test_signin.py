@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.config import AuthSection
-from tests.api.conftest import ADMIN_PASSWORD, Api, make_config
+from tests.api.helpers import ADMIN_PASSWORD, Api, make_config
 
 LOGIN = "/api/v1/login"
 

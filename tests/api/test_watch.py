@@ -13,7 +13,7 @@ import pytest
 
 from server.keys import STORE
 from server.watch.http import MAX_CLIENT_MESSAGE
-from tests.api.conftest import Api, AppFactory
+from tests.api.helpers import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from server.devservices import REPO_ROOT, free_port
+from devservices import REPO_ROOT, free_port
 from server.pages import CONTENT_SECURITY_POLICY
-from tests.browser.conftest import (
+from tests.browser.helpers import (
     PHONE,
     Problems,
     Server,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from devservices import REPO_ROOT, ServerProcess, free_port
 from server.client import (
     Change,
     ConfigAccessError,
@@ -23,8 +24,7 @@ from server.client import (
     SyncConfigClient,
     checksum_of,
 )
-from server.devservices import REPO_ROOT, ServerProcess, free_port
-from tests.client.conftest import FAST, Admin, fast, wait_until
+from tests.client.helpers import FAST, Admin, fast, wait_until
 
 
 def read_token(admin: Admin, app: str) -> str:
@@ -51,7 +51,7 @@ async def test_start_reads_the_latest_release_and_caches_it(
         with pytest.raises(ValueError, match="name"):
             client.get("name", cast=int)
         with pytest.raises(TypeError):
-            client.items["pool"] = "1"  # type: ignore[index]
+            client.items["pool"] = "1"  # type: ignore[index]  # read-only: the point of the test
         assert not client.from_cache
         await wait_until(lambda: client.connected, "the subscription")
         cache = tmp_path / f"{app}@prod.json"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from server.devservices import REPO_ROOT, ServerProcess
-from tests.client.conftest import Admin
+from devservices import REPO_ROOT, ServerProcess
+from tests.client.helpers import Admin
 
 DOC = REPO_ROOT / "docs" / "client.md"
 DOC_URL = "http://127.0.0.1:8080"

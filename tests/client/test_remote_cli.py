@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from devservices import REPO_ROOT, ServerProcess, free_port
 from server.__main__ import main
 from server.client import Change
-from server.devservices import REPO_ROOT, ServerProcess, free_port
 from server.remote_cli import _print_text
-from tests.client.conftest import Admin
+from tests.client.helpers import Admin
 
 ITEMS = {"db.url": "jdbc:x://h/db", "feature-on": "true", "note": "a=b\nline 2"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from devservices import EtcdCluster, ServerProcess
 from server.client import Change, ConfigClient
-from server.devservices import EtcdCluster, ServerProcess
-from tests.client.conftest import CLUSTER_ENV, FAST, Admin, sqlite_url, wait_until
-from tests.conftest import ServerProcessFactory
+from tests.client.helpers import CLUSTER_ENV, FAST, Admin, sqlite_url, wait_until
+from tests.types import ServerProcessFactory
 
 
 async def test_a_restart_loses_no_release_published_during_the_gap(

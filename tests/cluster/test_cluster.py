@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from server.coord.etcd_keys import decode_release
-from tests.cluster.conftest import KEYS, LOCK_TTL, Cluster, Replica, last_version, until
+from tests.cluster.helpers import KEYS, LOCK_TTL, Cluster, Replica, last_version, until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from server.devservices import REPO_ROOT
+from devservices import REPO_ROOT
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 import aetcd
 import pytest
 
+from devservices import EtcdCluster
 from server.coord.etcd_keys import decode_release, encode_release
-from server.devservices import EtcdCluster
 from server.errors import AppError
 from server.events import AppDeleted, ClusterEvent, TokenRevoked, UserChanged
 from server.records import Fence
-from tests.coord.conftest import (
+from tests.coord.helpers import (
     LOCK_TTL,
     Node,
     NodeFactory,

@@ -11,7 +11,7 @@ import pytest
 
 from server.coord.etcd_keys import EVENT_KINDS, UnknownEvent, decode_event, encode_event
 from server.events import EVENT_TYPES, ClusterEvent, EventHandlers, TokenRevoked, UserChanged
-from tests.coord.conftest import NodeFactory
+from tests.coord.helpers import NodeFactory
 from tests.coord.test_coordinator import EVENT_SAMPLES, until
 
 

@@ -22,7 +22,7 @@ TRICKY = {
 }
 
 
-def test_exact_bytes():
+def test_exact_bytes() -> None:
     expected = (
         '{"B":"upper sorts before lower","a":"first","bs":"c:\\\\dir\\\\",'
         '"ctl":"\\u0000\\u0001\\u001f\x7f\\t\\n\\r\\b\\f","emoji":"😀","empty":"",'
@@ -32,12 +32,12 @@ def test_exact_bytes():
     assert canonical_json(TRICKY) == expected
 
 
-def test_matches_contract_definition():
+def test_matches_contract_definition() -> None:
     reference = json.dumps(TRICKY, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert canonical_json(TRICKY) == reference
 
 
-def test_empty():
+def test_empty() -> None:
     assert canonical_json({}) == "{}"
     assert checksum({}) == "sha256:" + hashlib.sha256(b"{}").hexdigest()
     assert checksum({}) == (
@@ -45,20 +45,20 @@ def test_empty():
     )
 
 
-def test_checksum_of_known_bytes():
+def test_checksum_of_known_bytes() -> None:
     items = {"b": "é", "a": "1"}
     body = '{"a":"1","b":"é"}'.encode()
     assert body == b'{"a":"1","b":"\xc3\xa9"}'
     assert checksum(items) == "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def test_checksum_ignores_insertion_order():
+def test_checksum_ignores_insertion_order() -> None:
     assert checksum({"a": "1", "b": "2"}) == checksum({"b": "2", "a": "1"})
     assert checksum({"a": "1"}) != checksum({"a": "2"})
     assert checksum({"a": "1"}) != checksum({"a": "1", "b": ""})
 
 
-def test_checksum_shape():
+def test_checksum_shape() -> None:
     value = checksum(TRICKY)
     prefix, digest = value.split(":")
     assert prefix == "sha256"

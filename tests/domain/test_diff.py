@@ -9,7 +9,7 @@ import pytest
 from server.domain.diff import Diff, diff_items
 
 
-def test_added_changed_removed():
+def test_added_changed_removed() -> None:
     base = {"same": "1", "changed": "old", "gone": "bye", "empty": ""}
     draft = {"same": "1", "changed": "new", "new": "hi", "empty": " "}
     diff = diff_items(base, draft, 7)
@@ -22,7 +22,7 @@ def test_added_changed_removed():
     assert not diff.is_empty
 
 
-def test_to_json_shape():
+def test_to_json_shape() -> None:
     diff = diff_items({"a": "1", "b": "2"}, {"a": "10", "c": "3"}, 4)
     assert diff.to_json() == {
         "base_version": 4,
@@ -32,7 +32,7 @@ def test_to_json_shape():
     }
 
 
-def test_no_base_release():
+def test_no_base_release() -> None:
     diff = diff_items({}, {"b": "2", "a": "1"}, None)
     assert diff.to_json() == {
         "base_version": None,
@@ -43,7 +43,7 @@ def test_no_base_release():
     assert list(diff.added) == ["a", "b"]
 
 
-def test_equal_is_empty():
+def test_equal_is_empty() -> None:
     items = {"a": "1", "b": ""}
     diff = diff_items(items, dict(items), 3)
     assert diff.is_empty
@@ -51,20 +51,20 @@ def test_equal_is_empty():
     assert diff_items({}, {}, None).is_empty
 
 
-def test_everything_removed():
+def test_everything_removed() -> None:
     diff = diff_items({"a": "1"}, {}, 2)
     assert diff.removed == {"a": "1"}
     assert not diff.is_empty
 
 
-def test_keys_are_case_sensitive():
+def test_keys_are_case_sensitive() -> None:
     diff = diff_items({"Key": "v"}, {"key": "v"}, 1)
     assert diff.added == {"key": "v"}
     assert diff.removed == {"Key": "v"}
     assert diff.changed == {}
 
 
-def test_parts_are_sorted_by_key():
+def test_parts_are_sorted_by_key() -> None:
     base = {k: "old" for k in "zyxw"}
     draft = {k: "new" for k in "zyx"} | {"c": "1", "a": "1", "b": "1"}
     diff = diff_items(base, draft, 1)
@@ -73,12 +73,12 @@ def test_parts_are_sorted_by_key():
     assert list(diff.to_json()["changed"]) == ["x", "y", "z"]
 
 
-def test_frozen_and_inputs_untouched():
+def test_frozen_and_inputs_untouched() -> None:
     base = {"a": "1"}
     draft = {"a": "2"}
     diff = diff_items(base, draft, 1)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        diff.base_version = 2  # type: ignore[misc]
+        diff.base_version = 2  # type: ignore[misc]  # frozen: the point of the test
     assert base == {"a": "1"}
     assert draft == {"a": "2"}
     diff.to_json()["added"]["x"] = "y"

@@ -89,7 +89,7 @@ def parse_properties(text: str) -> dict[str, str]:
     return result
 
 
-def test_reference_reader_on_hand_written_java_file():
+def test_reference_reader_on_hand_written_java_file() -> None:
     text = (
         "# comment\n"
         "  ! another\n"
@@ -170,29 +170,29 @@ JAVA_STORE_LINES = [
 ]
 
 
-def test_properties_matches_java_store():
+def test_properties_matches_java_store() -> None:
     text = body_of("properties", PROPERTIES_ITEMS)
     assert text == "".join(line + "\n" for line in JAVA_STORE_LINES)
 
 
-def test_properties_round_trips():
+def test_properties_round_trips() -> None:
     assert parse_properties(body_of("properties", PROPERTIES_ITEMS)) == PROPERTIES_ITEMS
 
 
-def test_properties_one_line_per_item_sorted():
+def test_properties_one_line_per_item_sorted() -> None:
     items = {"b": "2", "a.x": "1", "B": "0", "c": "multi\nline"}
     text = body_of("properties", items)
     assert text == "B=0\na.x=1\nb=2\nc=multi\\nline\n"
     assert parse_properties(text) == items
 
 
-def test_properties_content_type_and_empty():
+def test_properties_content_type_and_empty() -> None:
     body, content_type = render("properties", "shop", "prod", 1, CHECKSUM, {})
     assert (body, content_type) == (b"", "text/plain; charset=utf-8")
 
 
 @pytest.mark.parametrize("char", [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]])
-def test_properties_every_control_character_round_trips(char):
+def test_properties_every_control_character_round_trips(char: str) -> None:
     items = {"k": f"{char}x{char}", f"k{char}": char}
     text = body_of("properties", items)
     assert text.count("\n") == 2
@@ -216,23 +216,23 @@ YAML_VALUES = [
 ]  # fmt: skip
 
 
-def test_yaml_tricky_keys_round_trip():
+def test_yaml_tricky_keys_round_trip() -> None:
     items = {key: f"value of {key}" for key in YAML_KEYS}
     assert yaml.safe_load(body_of("yaml", items)) == items
 
 
-def test_yaml_tricky_values_round_trip():
+def test_yaml_tricky_values_round_trip() -> None:
     items = {f"k{i}": value for i, value in enumerate(YAML_VALUES)}
     assert yaml.safe_load(body_of("yaml", items)) == items
 
 
 @pytest.mark.parametrize("char", [chr(c) for c in [*range(0xA0), 0x2028, 0x2029, 0xFEFF]])
-def test_yaml_every_low_character_round_trips(char):
+def test_yaml_every_low_character_round_trips(char: str) -> None:
     items = {"k": f"{char}x{char}"}
     assert yaml.safe_load(body_of("yaml", items)) == items
 
 
-def test_yaml_exact_output():
+def test_yaml_exact_output() -> None:
     items = {
         "db.url": "postgres://h:5432/db",
         "yes": "no",
@@ -251,26 +251,26 @@ def test_yaml_exact_output():
     )
 
 
-def test_yaml_values_are_always_strings():
+def test_yaml_values_are_always_strings() -> None:
     items = {"a": "1", "b": "true", "c": "null", "d": "1.5", "e": ""}
     loaded = yaml.safe_load(body_of("yaml", items))
     assert loaded == items
     assert all(isinstance(value, str) for value in loaded.values())
 
 
-def test_yaml_empty_and_content_type():
+def test_yaml_empty_and_content_type() -> None:
     body, content_type = render("yaml", "shop", "prod", 1, CHECKSUM, {})
     assert (body, content_type) == (b"{}\n", "application/yaml")
     assert yaml.safe_load(body) == {}
 
 
-def test_yaml_no_nesting_on_dots():
+def test_yaml_no_nesting_on_dots() -> None:
     items = {"a.b": "1", "a.c": "2", "a": "3"}
     assert yaml.safe_load(body_of("yaml", items)) == items
 
 
 # --- dotenv ---------------------------------------------------------------------
-def test_dotenv_exact_output():
+def test_dotenv_exact_output() -> None:
     items = {
         "db.url": "postgres://h/db",
         "feature-flag": "on",
@@ -291,14 +291,14 @@ def test_dotenv_exact_output():
     )
 
 
-def test_dotenv_names():
+def test_dotenv_names() -> None:
     assert dotenv_name("db.url") == "DB_URL"
     assert dotenv_name("a-b:c/d.e_f") == "A_B_C_D_E_F"
     assert dotenv_name("ABC_123") == "ABC_123"
     assert dotenv_name("9lives") == "_9LIVES"
 
 
-def test_dotenv_conflict_names_both_keys():
+def test_dotenv_conflict_names_both_keys() -> None:
     items = {"db.url": "1", "db-url": "2", "other": "3"}
     with pytest.raises(AppError) as err:
         render("dotenv", "shop", "prod", 1, CHECKSUM, items)
@@ -308,18 +308,18 @@ def test_dotenv_conflict_names_both_keys():
     assert "DB_URL" in err.value.message
 
 
-def test_dotenv_case_conflict():
+def test_dotenv_case_conflict() -> None:
     with pytest.raises(AppError) as err:
         render("dotenv", "shop", "prod", 1, CHECKSUM, {"key": "1", "KEY": "2"})
     assert err.value.code == "format_conflict"
 
 
-def test_dotenv_empty():
+def test_dotenv_empty() -> None:
     assert render("dotenv", "shop", "prod", 1, CHECKSUM, {})[0] == b""
 
 
 # --- json and dispatch -----------------------------------------------------------
-def test_json_shape_and_bytes():
+def test_json_shape_and_bytes() -> None:
     items = {"b": "<&>", "a": "é😀\u2028"}
     body, content_type = render("json", "shop", "prod", 3, CHECKSUM, items)
     assert content_type == "application/json"
@@ -339,13 +339,13 @@ def test_json_shape_and_bytes():
     )
 
 
-def test_json_empty_items():
+def test_json_empty_items() -> None:
     body, _ = render("json", "shop", "prod", 1, CHECKSUM, {})
     assert json.loads(body)["items"] == {}
 
 
 @pytest.mark.parametrize("fmt", ["xml", "JSON", "", "toml", "json ", "a" * 500])
-def test_unknown_format(fmt):
+def test_unknown_format(fmt: str) -> None:
     with pytest.raises(AppError) as err:
         render(fmt, "shop", "prod", 1, CHECKSUM, {"a": "1"})
     assert (err.value.code, err.value.status) == ("invalid_format", 400)
@@ -353,7 +353,7 @@ def test_unknown_format(fmt):
     assert len(err.value.message) < 200
 
 
-def test_formats_constant():
+def test_formats_constant() -> None:
     assert FORMATS == ("json", "properties", "yaml", "dotenv")
     for fmt in FORMATS:
         body, content_type = render(fmt, "shop", "prod", 1, CHECKSUM, {"a.b": "c"})

@@ -10,7 +10,7 @@ from server.domain.scopes import Principal, parse_scopes
 from server.errors import AppError
 
 
-def test_parse_valid():
+def test_parse_valid() -> None:
     assert parse_scopes(["admin"]) == ("admin",)
     assert parse_scopes(["read:shop", "write:billing.v2", "read:a-b_c"]) == (
         "read:shop",
@@ -19,7 +19,7 @@ def test_parse_valid():
     )
 
 
-def test_parse_drops_duplicates_keeping_order():
+def test_parse_drops_duplicates_keeping_order() -> None:
     assert parse_scopes(["read:b", "read:a", "read:b", "admin", "read:a"]) == (
         "read:b",
         "read:a",
@@ -53,13 +53,13 @@ def test_parse_drops_duplicates_keeping_order():
         [["read:shop"]],
     ],
 )
-def test_parse_invalid(values):
+def test_parse_invalid(values: list[object]) -> None:
     with pytest.raises(AppError) as err:
         parse_scopes(values)
     assert (err.value.code, err.value.status) == ("invalid_scope", 400)
 
 
-def test_parse_message_names_bad_scope():
+def test_parse_message_names_bad_scope() -> None:
     with pytest.raises(AppError) as err:
         parse_scopes(["read:shop", "write:*"])
     assert "'write:*'" in err.value.message
@@ -69,7 +69,7 @@ def who(*scopes: str) -> Principal:
     return Principal("ci", frozenset(scopes), token_id=5)
 
 
-def test_admin_can_do_everything():
+def test_admin_can_do_everything() -> None:
     p = who("admin")
     assert p.is_admin
     assert p.can_read("any")
@@ -79,7 +79,7 @@ def test_admin_can_do_everything():
     p.require_write("any")
 
 
-def test_read_scope():
+def test_read_scope() -> None:
     p = who("read:shop")
     assert not p.is_admin
     assert p.can_read("shop")
@@ -94,7 +94,7 @@ def test_read_scope():
     assert "'shop'" in err.value.message
 
 
-def test_write_implies_read():
+def test_write_implies_read() -> None:
     p = who("write:shop")
     assert p.can_read("shop")
     assert p.can_write("shop")
@@ -103,7 +103,7 @@ def test_write_implies_read():
     p.require_write("shop")
 
 
-def test_no_scopes_and_non_admin():
+def test_no_scopes_and_non_admin() -> None:
     p = who()
     for check in (p.require_admin, lambda: p.require_read("a"), lambda: p.require_write("a")):
         with pytest.raises(AppError) as err:
@@ -111,28 +111,28 @@ def test_no_scopes_and_non_admin():
         assert (err.value.code, err.value.status) == ("forbidden", 403)
 
 
-def test_wildcards_grant_nothing():
+def test_wildcards_grant_nothing() -> None:
     p = who("read:*", "write:*")
     assert not p.can_read("shop")
     assert not p.can_write("shop")
 
 
-def test_readable_apps():
+def test_readable_apps() -> None:
     p = who("read:a", "write:c")
     assert p.readable_apps(["a", "b", "c", "d"]) == ["a", "c"]
     assert who("admin").readable_apps(["x", "y"]) == ["x", "y"]
 
 
-def test_principal_defaults_and_frozen():
+def test_principal_defaults_and_frozen() -> None:
     p = Principal("admin", frozenset({"admin"}))
     assert (p.token_id, p.kind) == (None, "token")
     session = Principal("alice", frozenset(), 9, "session")
     assert (session.token_id, session.kind) == (9, "session")
     with pytest.raises(dataclasses.FrozenInstanceError):
-        p.name = "x"  # type: ignore[misc]
+        p.name = "x"  # type: ignore[misc]  # frozen: the point of the test
 
 
-def test_forbidden_message_truncates_app():
+def test_forbidden_message_truncates_app() -> None:
     with pytest.raises(AppError) as err:
         who().require_read("x" * 1000)
     assert len(err.value.message) < 200

@@ -10,20 +10,20 @@ from typing import Any
 
 import pymysql
 
-from server.devservices.process import (
-    _DB_NAME_RE,
+from devservices.process import (
+    DB_NAME_RE,
     LOOPBACK,
     MARIADB_INSTALL_DB_BIN,
     MARIADBD_BIN,
-    _Process,
-    _Service,
-    _tail,
-    _wait_until,
+    Process,
+    Service,
     free_port,
+    tail,
+    wait_until,
 )
 
 
-class MariaDBServer(_Service):
+class MariaDBServer(Service):
     """A throwaway MariaDB on a free loopback port, files in base_dir; root has no password."""
 
     def __init__(self, base_dir: Path, *, startup_timeout: float = 60.0) -> None:
@@ -38,7 +38,7 @@ class MariaDBServer(_Service):
                 Path(tempfile.gettempdir()) / f"configcenter-mariadb-{self.port}.sock"
             )
         self.log_path = base_dir / "mariadb.log"
-        self._process: _Process | None = None
+        self._process: Process | None = None
 
     def start(self) -> None:
         """Initialise the data dir if needed, start mariadbd and wait until it accepts root."""
@@ -67,10 +67,10 @@ class MariaDBServer(_Service):
             "--innodb-buffer-pool-size=64M",
             "--innodb-log-file-size=32M",
         ]
-        self._process = _Process("mariadbd", command, self.log_path, stop_timeout=30.0)
+        self._process = Process("mariadbd", command, self.log_path, stop_timeout=30.0)
         try:
             self._process.start()
-            _wait_until("mariadb", self._accepts_root, [self._process], self.startup_timeout)
+            wait_until("mariadb", self._accepts_root, [self._process], self.startup_timeout)
         except BaseException:
             self._process.kill()
             self._process = None
@@ -118,8 +118,8 @@ class MariaDBServer(_Service):
     @staticmethod
     def _checked(name: str) -> str:
         # Identifiers cannot be bound parameters, so only plain names are accepted.
-        if not _DB_NAME_RE.match(name):
-            raise ValueError(f"database name must match {_DB_NAME_RE.pattern}: {name!r}")
+        if not DB_NAME_RE.match(name):
+            raise ValueError(f"database name must match {DB_NAME_RE.pattern}: {name!r}")
         return name
 
     def _accepts_root(self) -> bool:
@@ -163,5 +163,5 @@ class MariaDBServer(_Service):
         if result.returncode != 0:
             raise RuntimeError(
                 f"mariadb-install-db exited with code {result.returncode}; "
-                f"log {install_log}:\n{_tail(install_log)}"
+                f"log {install_log}:\n{tail(install_log)}"
             )

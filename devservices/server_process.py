@@ -8,19 +8,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from server.devservices.process import (
+from devservices.process import (
     DEFAULT_ADMIN_PASSWORD,
     LOOPBACK,
     REPO_ROOT,
-    _http,
-    _Process,
-    _Service,
-    _wait_until,
+    Process,
+    Service,
     free_port,
+    http_request,
+    wait_until,
 )
 
 
-class ServerProcess(_Service):
+class ServerProcess(Service):
     """The configcenter server (`python -m server serve`) as a child process on loopback."""
 
     def __init__(
@@ -50,7 +50,7 @@ class ServerProcess(_Service):
             "CONFIGCENTER_ADMIN_PASSWORD": admin_password,
             **(env or {}),
         }
-        self._process: _Process | None = None
+        self._process: Process | None = None
         self._token: str | None = None
 
     @property
@@ -73,7 +73,7 @@ class ServerProcess(_Service):
         if self._process is not None and self._process.running:
             raise RuntimeError("server is already running")
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self._process = _Process(
+        self._process = Process(
             f"server :{self.port}",
             [sys.executable, "-m", "server", "serve"],
             self.log_path,
@@ -83,7 +83,7 @@ class ServerProcess(_Service):
         )
         try:
             self._process.start()
-            _wait_until("configcenter server", self._ready, [self._process], self.startup_timeout)
+            wait_until("configcenter server", self._ready, [self._process], self.startup_timeout)
         except BaseException:
             self._process.kill()
             raise
@@ -134,7 +134,7 @@ class ServerProcess(_Service):
         body = None if json_body is None else json.dumps(json_body).encode()
         all_headers = {"Content-Type": "application/json"} if body is not None else {}
         all_headers.update(headers or {})
-        status, raw = _http(method, self.port, path, body, all_headers, timeout)
+        status, raw = http_request(method, self.port, path, body, all_headers, timeout)
         try:
             return status, json.loads(raw) if raw else None
         except ValueError:
@@ -153,7 +153,7 @@ class ServerProcess(_Service):
 
     def _ready(self) -> bool:
         try:
-            status, _ = _http("GET", self.port, "/readyz", timeout=1.0)
+            status, _ = http_request("GET", self.port, "/readyz", timeout=1.0)
         except (OSError, http.client.HTTPException):
             return False
         return status == 200

@@ -20,19 +20,21 @@ from typing import IO, Self
 
 import port_for
 from mirakuru import SimpleExecutor
+from mirakuru.base import ENV_UUID
+from mirakuru.base_env import processes_with_env
 from mirakuru.exceptions import ProcessFinishedWithError
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 ETCD_BIN = "/usr/bin/etcd"
 MARIADBD_BIN = "/usr/sbin/mariadbd"
 MARIADB_INSTALL_DB_BIN = "/usr/bin/mariadb-install-db"
 # The bootstrap admin password of test servers: throwaway, loopback only.
 DEFAULT_ADMIN_PASSWORD = "admin-pass-123"  # noqa: S105
 
-_DB_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+DB_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _port_lock = threading.Lock()
 _ports_handed_out: set[int] = set()
 
@@ -53,7 +55,8 @@ def free_port() -> int:
         return int(port)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a log file, or a note that there is none."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -61,7 +64,7 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _http(
+def http_request(
     method: str,
     port: int,
     path: str,
@@ -69,6 +72,7 @@ def _http(
     headers: dict[str, str] | None = None,
     timeout: float = 2.0,
 ) -> tuple[int, bytes]:
+    """One HTTP request to a loopback port; returns (status, body)."""
     conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
@@ -78,7 +82,38 @@ def _http(
         conn.close()
 
 
-class _Process:
+def _letters(text: str) -> str:
+    return text.translate(_NO_DIGITS)
+
+
+_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
+
+
+def _mark_prefix(pid: int) -> str:
+    return f"configcenter-{_letters(str(pid))}-"
+
+
+class _MarkedExecutor(SimpleExecutor):
+    """mirakuru's executor, marking its child with a mark that holds no digits."""
+
+    # mirakuru marks children with "<our pid>:<uuid>" and, at any process's exit, kills those
+    # whose mark merely contains that process's pid: a concurrent test run whose pid is a
+    # prefix of ours would kill our services. A mark spelled without digits cannot match;
+    # kill_leftovers() below replaces the at-exit cleanup this gives up, and the mark still
+    # names our pid (spelled in letters) so children_of() finds the children of a process.
+    @property
+    def envvars(self) -> dict[str, str]:
+        env: dict[str, str] = super().envvars
+        env[ENV_UUID] = _mark_prefix(os.getpid()) + _letters(uuid.uuid4().hex)
+        return env
+
+
+def children_of(pid: int) -> set[int]:
+    """Pids of the live services that process `pid` started through this module."""
+    return set(processes_with_env(ENV_UUID, _mark_prefix(pid)))
+
+
+class Process:
     """One child in its own process group (mirakuru), output appended to a log file."""
 
     def __init__(
@@ -96,7 +131,7 @@ class _Process:
         self.returncode: int | None = None
         self.paused = False
         self._log_file: IO[str] | None = log_path.open("a", encoding="utf-8")
-        self._executor = SimpleExecutor(
+        self._executor = _MarkedExecutor(
             command,
             cwd=str(cwd) if cwd else None,
             timeout=stop_timeout,
@@ -105,15 +140,10 @@ class _Process:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        # mirakuru marks children with "<our pid>:<uuid>" and, at any process's exit, kills
-        # those whose mark merely contains that process's pid: a concurrent test run whose pid
-        # is a prefix of ours would kill our services. A mark without digits cannot match;
-        # _kill_leftovers below replaces the at-exit cleanup this gives up.
-        self._executor._uuid = "configcenter-" + uuid.uuid4().hex.translate(_NO_DIGITS)
 
     def start(self) -> None:
-        """Start the process once; a _Process is not reused after stop or kill."""
-        assert self._log_file is not None, "a _Process cannot be restarted"
+        """Start the process once; a Process is not reused after stop or kill."""
+        assert self._log_file is not None, "a Process cannot be restarted"
         self._log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {self.name}\n")
         self._log_file.flush()
         with _live_lock:
@@ -126,6 +156,7 @@ class _Process:
 
     @property
     def pid(self) -> int | None:
+        """The pid while it runs."""
         process = self._executor.process
         return None if process is None else int(process.pid)
 
@@ -136,9 +167,11 @@ class _Process:
 
     @property
     def running(self) -> bool:
+        """True while the process has not ended."""
         return self._executor.running()
 
     def signal(self, sig: int) -> None:
+        """Send `sig` to the process group."""
         pid = self.pid
         if pid is None:
             return
@@ -148,10 +181,12 @@ class _Process:
             pass
 
     def pause(self) -> None:
+        """SIGSTOP the process group."""
         self.signal(signal.SIGSTOP)
         self.paused = True
 
     def resume(self) -> None:
+        """SIGCONT the process group."""
         self.signal(signal.SIGCONT)
         self.paused = False
 
@@ -182,7 +217,8 @@ class _Process:
             self._forget()
 
     def log_tail(self, lines: int = 40) -> str:
-        return _tail(self.log_path, lines)
+        """The last lines of its log."""
+        return tail(self.log_path, lines)
 
     def _forget(self) -> None:
         with _live_lock:
@@ -192,13 +228,12 @@ class _Process:
             self._log_file = None
 
 
-_NO_DIGITS = str.maketrans("0123456789", "ghijklmnop")
-_live: set[_Process] = set()
+_live: set[Process] = set()
 _live_lock = threading.Lock()
 
 
 @atexit.register
-def _kill_leftovers() -> None:
+def kill_leftovers() -> None:
     """At interpreter exit, SIGKILL every child a caller forgot to stop."""
     with _live_lock:
         leftovers = list(_live)
@@ -206,10 +241,10 @@ def _kill_leftovers() -> None:
         proc.signal(signal.SIGKILL)
 
 
-def _wait_until(
+def wait_until(
     what: str,
     ready: Callable[[], bool],
-    processes: Iterable[_Process],
+    processes: Iterable[Process],
     timeout: float,
 ) -> None:
     """Poll ready() until true; raise RuntimeError with log tails on early exit or timeout."""
@@ -231,7 +266,7 @@ def _wait_until(
         time.sleep(0.05)
 
 
-class _Service:
+class Service:
     """Something started and stopped; `with` starts it and always stops it."""
 
     def start(self) -> None:

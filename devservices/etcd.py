@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from server.devservices.process import (
+from devservices.process import (
     ETCD_BIN,
     LOOPBACK,
-    _http,
-    _Process,
-    _Service,
-    _wait_until,
+    Process,
+    Service,
     free_port,
+    http_request,
+    wait_until,
 )
 
 
@@ -30,7 +30,7 @@ class _EtcdMember:
         self.peer_port = free_port()
         self.data_dir = base_dir / f"{name}.etcd"
         self.log_path = base_dir / f"{name}.log"
-        self.process: _Process | None = None
+        self.process: Process | None = None
 
     @property
     def client_url(self) -> str:
@@ -45,7 +45,7 @@ class _EtcdMember:
         return self.process is not None and self.process.running and not self.process.paused
 
 
-class EtcdCluster(_Service):
+class EtcdCluster(Service):
     """An etcd cluster of `size` members (1 for single-node) on loopback, data in base_dir."""
 
     def __init__(self, size: int, base_dir: Path, *, startup_timeout: float = 30.0) -> None:
@@ -149,7 +149,7 @@ class EtcdCluster(_Service):
         if not member.alive:
             return None
         try:
-            status, body = _http(
+            status, body = http_request(
                 "POST", member.client_port, "/v3/maintenance/status", b"{}", timeout=1.0
             )
         except (OSError, http.client.HTTPException):
@@ -196,7 +196,7 @@ class EtcdCluster(_Service):
         if not member.alive:
             return False
         try:
-            status, body = _http("GET", member.client_port, "/health", timeout=1.0)
+            status, body = http_request("GET", member.client_port, "/health", timeout=1.0)
         except (OSError, http.client.HTTPException):
             return False
         if status != 200:
@@ -239,13 +239,13 @@ class EtcdCluster(_Service):
             "--initial-cluster-token",
             self._token,
         ]
-        process = _Process(f"etcd {member.name}", command, member.log_path, stop_timeout=10.0)
+        process = Process(f"etcd {member.name}", command, member.log_path, stop_timeout=10.0)
         member.process = process
         process.start()
 
     def _wait_healthy(self, members: Iterable[_EtcdMember]) -> None:
         members = list(members)
-        _wait_until(
+        wait_until(
             "etcd",
             lambda: all(self.is_member_healthy(m.name) for m in members),
             [m.process for m in members if m.process is not None],

@@ -1,17 +1,18 @@
 """Throwaway etcd, MariaDB and configcenter processes on loopback for tests, scripts, benches."""
 
-from server.devservices.etcd import EtcdCluster
-from server.devservices.mariadb import MariaDBServer
-from server.devservices.process import (
+from devservices.etcd import EtcdCluster
+from devservices.mariadb import MariaDBServer
+from devservices.process import (
     DEFAULT_ADMIN_PASSWORD,
     ETCD_BIN,
     LOOPBACK,
     MARIADB_INSTALL_DB_BIN,
     MARIADBD_BIN,
     REPO_ROOT,
+    children_of,
     free_port,
 )
-from server.devservices.server_process import ServerProcess
+from devservices.server_process import ServerProcess
 
 __all__ = [
     "DEFAULT_ADMIN_PASSWORD",
@@ -23,5 +24,6 @@ __all__ = [
     "EtcdCluster",
     "MariaDBServer",
     "ServerProcess",
+    "children_of",
     "free_port",
 ]
