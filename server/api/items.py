@@ -12,6 +12,7 @@ from server.api.common import (
     services,
 )
 from server.api.schemas import PatchItemsBody, PutItemBody
+from server.domain.drafts import Precondition
 from server.errors import AppError, ErrorCode
 
 
@@ -33,12 +34,18 @@ async def get_item(request: web.Request) -> web.Response:
     return json_response(item.to_json(), headers={"ETag": f'"{item.revision}"'})
 
 
-async def put_item(request: web.Request) -> web.Response:
-    """PUT …/items/{key}; If-Match guards a revision, If-None-Match: * creates only."""
-    if_match = etag_revision(request.headers.get("If-Match"))
+def _precondition(request: web.Request) -> Precondition:
+    """If-Match (a revision) and If-None-Match (only `*`, create only) of an item write."""
+    revision = etag_revision(request.headers.get("If-Match"))
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None and if_none_match.strip() != "*":
         raise AppError(ErrorCode.INVALID_REQUEST, "If-None-Match on an item write must be *")
+    return Precondition(revision, absent=if_none_match is not None)
+
+
+async def put_item(request: web.Request) -> web.Response:
+    """PUT …/items/{key}; If-Match guards a revision, If-None-Match: * creates only."""
+    precondition = _precondition(request)
     body = await read_body(request, PutItemBody)
     item, created = await services(request).drafts.put_item(
         principal(request),
@@ -46,8 +53,7 @@ async def put_item(request: web.Request) -> web.Response:
         request.match_info["key"],
         body.value,
         body.comment,
-        if_match,
-        create_only=if_none_match is not None,
+        precondition,
     )
     return json_response(
         item.to_json(), status=201 if created else 200, headers={"ETag": f'"{item.revision}"'}
@@ -55,10 +61,10 @@ async def put_item(request: web.Request) -> web.Response:
 
 
 async def delete_item(request: web.Request) -> web.Response:
-    """DELETE …/items/{key}."""
-    if_match = etag_revision(request.headers.get("If-Match"))
+    """DELETE …/items/{key}; If-Match guards a revision."""
+    precondition = Precondition(etag_revision(request.headers.get("If-Match")))
     await services(request).drafts.delete_item(
-        principal(request), *_where(request), request.match_info["key"], if_match
+        principal(request), *_where(request), request.match_info["key"], precondition
     )
     return web.Response(status=204)
 

@@ -11,40 +11,8 @@ transaction that compares the claim's create_revision (the claim is still ours) 
 replica's watch applies it -> the lock is released (lease revoked). The store is the source
 of truth; etcd is the fast path and is repaired from the store.
 
-Failure cases, and what happens:
-
-1. Holder killed before the store commit: its lease expires (<= lock_ttl), the claim goes,
-   the next waiter proceeds. Nothing was committed.
-2. Holder killed after the commit, before the etcd write: the release is in the store only.
-   Once the claim has expired, the next refresh on any replica writes it to etcd (CAS).
-3. Holder paused (GC, SIGSTOP, partition) past its lease, before the commit: a newer holder
-   gets a larger token and records it on the env row; the paused holder's commit is refused
-   by the store (409 lock_lost). If nobody published meanwhile, its commit is accepted
-   (no one else wrote, versions are still latest + 1) and only its etcd write is refused.
-4. Holder paused after the commit: its etcd write is refused (the claim is gone). The commit
-   stands and is acknowledged (201); the next holder's newer release or the refresh
-   delivers it. A distribute never moves a record backwards: while the claim is ours no one
-   else can commit a newer version.
-5. etcd unreachable when publishing: acquiring fails within ~4 s with 503
-   coordinator_unavailable; the store is not touched.
-6. etcd unreachable after the commit: distribute gives up after ~4 s, applies the release
-   locally and answers 201; the refresh writes it to etcd when etcd is back.
-7. An etcd member or the leader dies: calls fail over to the next endpoint; the watch
-   resumes from its last revision; leases survive the election (a new leader renews them).
-8. The watch's revision was compacted: reload the prefix, replay the live events.
-9. A watch stalled without an error: the refresh sees a record the watch went past and the
-   cache lacks, applies it and restarts the watch on another endpoint.
-10. A release record deleted or damaged behind our back: the refresh restores it from the
-    store, with a compare on its absence or mod_revision, and never while a publish of that
-    env is in flight (a claim exists), so a repair never overwrites a newer record.
-11. etcd wiped or rebuilt: a new cluster id is a new fencing epoch (old fences do not block
-    publishes), and the refresh writes every env's latest release back.
-12. Events (token revoked, app deleted, user changed) while etcd is down: acted on locally
-    at once, queued in memory and written when etcd answers again. A replica that dies
-    first loses its queue: other replicas then drop a revoked token from their caches only
-    when the cache entry expires (5 minutes).
-13. A store restored from an older backup leaves etcd ahead of the store: counted and
-    logged, not repaired (versions never go down); delete `{prefix}/releases/` and restart.
+What each failure (a holder killed or paused, etcd members or all of etcd, the store, a
+replica) leads to is listed once, in docs/failures.md; keep it in step with this package.
 
 Fault injection for tests: `CONFIGCENTER_FAULT_HOLD_LOCK_SECONDS` (off by default) makes a
 holder sleep after acquiring the lock, before the store transaction (see etcd_lock).

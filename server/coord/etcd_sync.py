@@ -5,14 +5,23 @@
   A broken watch (member lost, failover) is created again from `last_revision + 1`; a
   compacted revision reloads the prefix (`reload`): every release record is applied and the
   events still alive (their lease is 60 s) newer than `last_revision` are replayed.
-- **Refresh** (every `refresh_interval`): read the store's latest releases, then the prefix.
-  An env whose record is missing or older than the store, and whose lock nobody claims (no
-  publish is in flight; a live holder distributes itself), is repaired with a compare-and-swap
-  on the record's mod_revision (or absence), so a repair never overwrites a newer write. A
-  record whose app the store no longer has is deleted the same way (after a second look at
-  the store). A record already in etcd at the previous refresh that the cache still lacks
-  is applied and the watch restarted on another endpoint (it is stalled or skipped it).
-  Every repair is counted and logged.
+- **Refresh** (every `refresh_interval`), one named step each:
+  1. `_catch_up_from_store`: while the watch is down, the cache takes the store's releases.
+  2. `_read_etcd`: one read of the prefix (release records, claimed locks); an etcd with
+     another cluster id or an older revision was replaced, so our revisions are forgotten
+     and the prefix reloaded.
+  3. `_repair_etcd`: an env whose record is missing or older than the store, and whose lock
+     nobody claims (no publish is in flight; a live holder distributes itself), is written
+     with a compare-and-swap on the record's mod_revision (or absence), so a repair never
+     overwrites a newer write. A record ahead of the store is reported once, left as is.
+  4. `_delete_stale`: a record whose app the store no longer has is deleted the same way
+     (after a second look at the store).
+  5. `_apply_missed`: a record already in etcd at the previous refresh that the cache still
+     lacks is applied, and the watch restarted on another endpoint (it is stalled or
+     skipped it).
+  6. `_fix_cache_ahead`: apps deleted (or re-created) while this replica missed the event
+     are dropped from the cache and loaded again from the store.
+  Every repair is counted and logged; `refresh` returns how many it made.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aetcd
@@ -50,8 +59,19 @@ EnvKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class _Entry:
+    """A release record as read from etcd, with the revision that last wrote it."""
+
     record: ReleaseRecord
     mod_revision: int
+
+
+@dataclass
+class _EtcdState:
+    """What one refresh read from etcd: the release records and the envs whose lock is claimed."""
+
+    revision: int
+    records: dict[EnvKey, _Entry] = field(default_factory=dict)
+    claimed: set[EnvKey] = field(default_factory=set)
 
 
 class ReleaseSync:
@@ -219,54 +239,78 @@ class ReleaseSync:
         cached_before = self.published.versions()
         stored = await self.source.latest_versions()
         if not self.watching:
-            for env_key, version in stored.items():
-                if self.published.version(*env_key) >= version:
-                    continue
-                release = await self.source.latest_release(*env_key)
-                if release is not None and self.published.apply(release):
-                    self.count(
-                        "cache_behind_store",
-                        "%s/%s version %d applied from the store (watch down)",
-                        release.app,
-                        release.env,
-                        release.version,
-                    )
+            await self._catch_up_from_store(stored)
+        state = await self._read_etcd()
+        await self._repair_etcd(stored, state)
+        await self._delete_stale(state.records, stored, state.claimed)
+        missed = await self._apply_missed(stored, state)
+        self._previous_snapshot = state.revision
+        await self._fix_cache_ahead(cached_before, stored, state.records)
+        if missed and self.watching:
+            await self.restart_watch(fail_over=True)
+        return sum(self.repairs.values()) - before
+
+    async def _catch_up_from_store(self, stored: dict[EnvKey, int]) -> None:
+        """While the watch is down, apply the store's releases the cache is behind on."""
+        for env_key, version in stored.items():
+            if self.published.version(*env_key) >= version:
+                continue
+            release = await self.source.latest_release(*env_key)
+            if release is not None and self.published.apply(release):
+                self.count(
+                    "cache_behind_store",
+                    "%s/%s version %d applied from the store (watch down)",
+                    release.app,
+                    release.env,
+                    release.version,
+                )
+
+    async def _read_etcd(self) -> _EtcdState:
+        """Read the prefix once: release records, claimed locks; reload if etcd was replaced."""
         seen = self.last_revision  # the watch may move on while we read
         snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=ETCD_WITHIN)
         header = snapshot.header
         if self.cluster_id is not None and (
             header.cluster_id != self.cluster_id or header.revision < seen
         ):
-            # etcd was wiped, rebuilt or restored: our revisions mean nothing there any more.
-            log.warning(
-                "etcd changed under us (cluster %x at revision %d, we were at %x/%d); reloading",
-                header.cluster_id,
-                header.revision,
-                self.cluster_id,
-                seen,
-            )
-            self.cluster_id = header.cluster_id
-            self.last_revision = 0
-            self._previous_snapshot = 0
-            self._need_reload = True
-            await self.restart_watch()
-        records: dict[EnvKey, _Entry] = {}
-        claimed: set[EnvKey] = set()
+            await self._forget_revisions(header.cluster_id, header.revision, seen)
+        state = _EtcdState(header.revision)
         for kv in snapshot:
             if kv.key.startswith(self.keys.releases):
                 try:
                     record = decode_release(kv.value)
                 except ValueError:
                     continue
-                records[(record.release.app, record.release.env)] = _Entry(record, kv.mod_revision)
+                env_key = (record.release.app, record.release.env)
+                state.records[env_key] = _Entry(record, kv.mod_revision)
             elif kv.key.startswith(self.keys.locks):
                 locked = self.keys.env_of(kv.key, self.keys.locks)
                 if locked is not None:
-                    claimed.add(locked)
+                    state.claimed.add(locked)
+        return state
+
+    async def _forget_revisions(self, cluster_id: int, revision: int, seen: int) -> None:
+        """etcd was wiped, rebuilt or restored: our revisions mean nothing there; reload."""
+        log.warning(
+            "etcd changed under us (cluster %x at revision %d, we were at %x/%d); reloading",
+            cluster_id,
+            revision,
+            self.cluster_id,
+            seen,
+        )
+        self.cluster_id = cluster_id
+        self.last_revision = 0
+        self._previous_snapshot = 0
+        self._need_reload = True
+        await self.restart_watch()
+
+    async def _repair_etcd(self, stored: dict[EnvKey, int], state: _EtcdState) -> None:
+        """Write the store's release where etcd's record is missing or older (no claim on the
+        env: a live holder distributes itself); report, once, a record ahead of the store."""
         for env_key, stored_version in stored.items():
-            entry = records.get(env_key)
+            entry = state.records.get(env_key)
             if entry is None or entry.record.version < stored_version:
-                if env_key not in claimed:
+                if env_key not in state.claimed:
                     release = await self.source.latest_release(*env_key)
                     if release is not None:
                         await self._repair_record(release, entry)
@@ -280,15 +324,17 @@ class ReleaseSync:
                         entry.record.version,
                         stored_version,
                     )
-        await self._delete_stale(records, stored, claimed)
+
+    async def _apply_missed(self, stored: dict[EnvKey, int], state: _EtcdState) -> bool:
+        """Apply records the watch should have brought by now; whether there were any."""
         missed = False
-        for env_key, entry in records.items():
+        for env_key, entry in state.records.items():
             version = entry.record.version
             if (
                 # in etcd for a whole interval: the watch should have brought it long ago
                 entry.mod_revision <= self._previous_snapshot
                 # unless the watch went past the snapshot (then a later change may explain)
-                and self.last_revision <= header.revision
+                and self.last_revision <= state.revision
                 and self.published.version(*env_key) < version
                 and env_key in stored  # a record the store lacks is stale, not missed
                 and version <= stored[env_key]
@@ -302,13 +348,10 @@ class ReleaseSync:
                     version,
                     self.last_revision,
                 )
-        self._previous_snapshot = header.revision
-        await self._fix_cache_ahead(cached_before, stored, records)
-        if missed and self.watching:
-            await self.restart_watch(fail_over=True)
-        return sum(self.repairs.values()) - before
+        return missed
 
     async def _repair_record(self, release: Release, entry: _Entry | None) -> None:
+        """Write one release to etcd, unless its record changed since we read it (CAS)."""
         key = self.keys.release(release.app, release.env)
 
         async def cas(c: aetcd.Client) -> bool:
@@ -333,6 +376,7 @@ class ReleaseSync:
     async def _delete_stale(
         self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, int], claimed: set[EnvKey]
     ) -> None:
+        """Delete records of envs the store does not have (nobody publishing them)."""
         candidates = {k: e for k, e in records.items() if k not in stored and k not in claimed}
         if not candidates:
             return

@@ -1,8 +1,14 @@
-"""Editing an env's draft: items, batches, and the diff against the latest release."""
+"""Editing an env's draft: items, batches, and the diff against the latest release.
+
+Every write to a draft goes through `write_change`: one new draft revision for all of a
+change's items, nothing at all for an empty change. A batch (PATCH) and a rollback both say
+what the draft should hold and let `reconcile_draft` work out the change.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from server.domain.apps import require_env
 from server.domain.context import DomainContext
@@ -10,7 +16,118 @@ from server.domain.diff import Diff, diff_items
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment, validate_key, validate_value
 from server.errors import AppError, ErrorCode, not_found
-from server.records import Item, utc_now
+from server.records import EnvRef, Item, utc_now
+from server.store.queries import Queries
+
+
+@dataclass(frozen=True)
+class DraftChange:
+    """The writes that take a draft to its next revision: items added, updated, keys deleted."""
+
+    revision: int
+    added: tuple[Item, ...] = ()
+    updated: tuple[Item, ...] = ()
+    deleted: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+    @property
+    def summary(self) -> str:
+        """The counts, as the audit log shows them."""
+        return f"{len(self.added)} added, {len(self.updated)} changed, {len(self.deleted)} deleted"
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """What an item write expects: the item at a revision, or no item (If-None-Match: *)."""
+
+    revision: int | None = None
+    absent: bool = False
+
+    def check(self, key: str, existing: Item | None) -> None:
+        """Refuse the write (412) when the item is not as expected."""
+        if self.revision is not None and (existing is None or existing.revision != self.revision):
+            current = existing.revision if existing else "none"
+            raise AppError(
+                ErrorCode.PRECONDITION_FAILED,
+                f"item {key!r} is at revision {current}, not {self.revision}; reload and retry",
+            )
+        if self.absent and existing is not None:
+            raise AppError(
+                ErrorCode.PRECONDITION_FAILED, f"item {key!r} already exists (If-None-Match: *)"
+            )
+
+
+NO_PRECONDITION = Precondition()
+
+
+def plan_reconcile(
+    current: Mapping[str, Item], target: Mapping[str, str], revision: int, now: str, actor: str
+) -> DraftChange:
+    """The change that makes the draft's values equal target.
+
+    A new key gets an empty comment, a changed one keeps its comment, and an unchanged one is
+    not written at all (it keeps its revision, author and time).
+    """
+    added = tuple(
+        Item(k, v, "", revision, now, actor) for k, v in target.items() if k not in current
+    )
+    updated = tuple(
+        Item(k, v, current[k].comment, revision, now, actor)
+        for k, v in target.items()
+        if k in current and current[k].value != v
+    )
+    deleted = tuple(k for k in current if k not in target)
+    return DraftChange(revision, added, updated, deleted)
+
+
+def check_items_limit(before: int, after: int, limit: int) -> None:
+    """Refuse a write that grows a draft past the limit (413 too_many_items).
+
+    A draft already past a since-lowered limit may still change and shrink.
+    """
+    if after > limit and after > before:
+        raise AppError(ErrorCode.TOO_MANY_ITEMS, f"an env holds at most {limit} items")
+
+
+async def write_change(q: Queries, ref: EnvRef, change: DraftChange) -> None:
+    """Store a change under its draft revision, in the caller's transaction."""
+    if not change:
+        return
+    await q.set_draft_revision(ref.id, change.revision)
+    if change.added:
+        await q.insert_items(ref.id, change.added)
+    if change.updated:
+        await q.update_items(ref.id, change.updated)
+    if change.deleted:
+        await q.delete_items(ref.id, change.deleted)
+
+
+async def reconcile_draft(
+    q: Queries,
+    ref: EnvRef,
+    current: Mapping[str, Item],
+    target: Mapping[str, str],
+    actor: str,
+    now: str,
+    max_items: int | None = None,
+) -> DraftChange:
+    """Make the draft (current, read in this transaction) hold exactly target's values.
+
+    Used by a batch edit and by a rollback; max_items refuses a draft that would grow past it.
+    Returns what was written (empty when the draft already matched).
+    """
+    if max_items is not None:
+        check_items_limit(len(current), len(target), max_items)
+    change = plan_reconcile(current, target, ref.draft_revision + 1, now, actor)
+    await write_change(q, ref, change)
+    return change
+
+
+async def draft_items(q: Queries, ref: EnvRef) -> dict[str, Item]:
+    """The draft by key."""
+    return {item.key: item for item in await q.items(ref.id)}
 
 
 class DraftService:
@@ -45,75 +162,33 @@ class DraftService:
         key: str,
         value: str,
         comment: str | None,
-        if_match: int | None,
-        create_only: bool = False,
+        precondition: Precondition = NO_PRECONDITION,
     ) -> tuple[Item, bool]:
-        """Create or replace one item; returns (item, created).
-
-        if_match guards the revision; create_only refuses to replace an existing item.
-        """
+        """Create or replace one item (a comment of None keeps the old one); (item, created)."""
         principal.require_write(app)
-        key = validate_key(key)
-        value = validate_value(value, self.ctx.limits.max_value_bytes)
-        if comment is not None:
-            comment = validate_comment(comment)
+        key, value, comment = self._valid_item(key, value, comment)
         now = utc_now()
         async with self.ctx.store.transaction() as q:
             ref = await require_env(q, app, env, lock=True)
             existing = await q.item(ref.id, key)
-            if if_match is not None and (existing is None or existing.revision != if_match):
-                current = existing.revision if existing else "none"
-                raise AppError(
-                    ErrorCode.PRECONDITION_FAILED,
-                    f"item {key!r} is at revision {current}, not {if_match}; reload and retry",
-                )
-            if create_only and existing is not None:
-                raise AppError(
-                    ErrorCode.PRECONDITION_FAILED, f"item {key!r} already exists (If-None-Match: *)"
-                )
-            if (
-                existing is not None
-                and existing.value == value
-                and comment
-                in (
-                    None,
-                    existing.comment,
-                )
-            ):
-                return existing, False
-            if (
-                existing is None
-                and await q.count_items(ref.id) >= self.ctx.limits.max_items_per_env
-            ):
-                raise _too_many(self.ctx.limits.max_items_per_env)
-            revision = ref.draft_revision + 1
-            item = Item(
-                key,
-                value,
-                comment if comment is not None else (existing.comment if existing else ""),
-                revision,
-                now,
-                principal.name,
-            )
-            await q.set_draft_revision(ref.id, revision)
+            precondition.check(key, existing)
+            if existing is not None and _unchanged(existing, value, comment):
+                return existing, False  # a retried write changes nothing
             if existing is None:
-                await q.insert_items(ref.id, [item])
-            else:
-                await q.update_items(ref.id, [item])
-            await q.add_audit(
-                now,
-                principal.name,
-                "item.create" if existing is None else "item.update",
-                f"{app}/{env}/{key}",
-                f"{'created' if existing is None else 'changed'} {key} "
-                f"({len(value.encode())} bytes)",
-                app,
-                env,
-            )
+                size = await q.count_items(ref.id)
+                check_items_limit(size, size + 1, self.ctx.limits.max_items_per_env)
+            item = _next_item(existing, key, value, comment, ref.draft_revision + 1, now, principal)
+            await write_change(q, ref, _item_change(existing, item))
+            await _audit_put(q, item, created=existing is None, app=app, env=env)
         return item, existing is None
 
     async def delete_item(
-        self, principal: Principal, app: str, env: str, key: str, if_match: int | None
+        self,
+        principal: Principal,
+        app: str,
+        env: str,
+        key: str,
+        precondition: Precondition = NO_PRECONDITION,
     ) -> None:
         """Remove one item from the draft."""
         principal.require_write(app)
@@ -124,13 +199,8 @@ class DraftService:
             existing = await q.item(ref.id, key)
             if existing is None:
                 raise not_found(f"item {key!r}")
-            if if_match is not None and existing.revision != if_match:
-                raise AppError(
-                    ErrorCode.PRECONDITION_FAILED,
-                    f"item {key!r} is at revision {existing.revision}, not {if_match}",
-                )
-            await q.set_draft_revision(ref.id, ref.draft_revision + 1)
-            await q.delete_items(ref.id, [key])
+            precondition.check(key, existing)
+            await write_change(q, ref, DraftChange(ref.draft_revision + 1, deleted=(key,)))
             await q.add_audit(
                 now, principal.name, "item.delete", f"{app}/{env}/{key}", f"deleted {key}", app, env
             )
@@ -145,55 +215,21 @@ class DraftService:
     ) -> list[Item]:
         """Many edits in one transaction: all of them or none; returns the new draft."""
         principal.require_write(app)
-        limits = self.ctx.limits
-        values = {
-            validate_key(k): validate_value(v, limits.max_value_bytes) for k, v in to_set.items()
-        }
-        deletes = [validate_key(k) for k in to_delete]
-        if len(set(deletes)) != len(deletes):
-            raise AppError(ErrorCode.INVALID_REQUEST, "a key is listed twice in delete")
-        both = sorted(set(values) & set(deletes))
-        if both:
-            raise AppError(
-                ErrorCode.INVALID_REQUEST, f"keys both set and deleted: {', '.join(both)}"
-            )
-        if not values and not deletes:
-            raise AppError(ErrorCode.INVALID_REQUEST, "nothing to change: give set and/or delete")
+        values, deletes = self._valid_batch(to_set, to_delete)
         now = utc_now()
         async with self.ctx.store.transaction() as q:
             ref = await require_env(q, app, env, lock=True)
-            current = {item.key: item for item in await q.items(ref.id)}
+            current = await draft_items(q, ref)
             missing = [k for k in deletes if k not in current]
             if missing:
                 raise not_found(f"items {', '.join(repr(k) for k in missing[:10])}")
-            size_after = len(current) + len([k for k in values if k not in current]) - len(deletes)
-            if size_after > limits.max_items_per_env:
-                raise _too_many(limits.max_items_per_env)
-            revision = ref.draft_revision + 1
-            changed = {k: v for k, v in values.items() if k not in current or current[k].value != v}
-            new = [
-                Item(k, v, "", revision, now, principal.name)
-                for k, v in changed.items()
-                if k not in current
-            ]
-            updated = [
-                Item(k, v, current[k].comment, revision, now, principal.name)
-                for k, v in changed.items()
-                if k in current
-            ]
-            if new or updated or deletes:
-                await q.set_draft_revision(ref.id, revision)
-                await q.insert_items(ref.id, new)
-                await q.update_items(ref.id, updated)
-                await q.delete_items(ref.id, deletes)
+            target = {k: item.value for k, item in current.items() if k not in deletes} | values
+            change = await reconcile_draft(
+                q, ref, current, target, principal.name, now, self.ctx.limits.max_items_per_env
+            )
+            if change:
                 await q.add_audit(
-                    now,
-                    principal.name,
-                    "items.patch",
-                    f"{app}/{env}",
-                    f"{len(new)} added, {len(updated)} changed, {len(deletes)} deleted",
-                    app,
-                    env,
+                    now, principal.name, "items.patch", f"{app}/{env}", change.summary, app, env
                 )
             return await q.items(ref.id)
 
@@ -207,6 +243,65 @@ class DraftService:
         base = latest.items if latest else {}
         return diff_items(base, draft, latest.version if latest else None)
 
+    def _valid_item(self, key: str, value: str, comment: str | None) -> tuple[str, str, str | None]:
+        """One item's key, value and comment, validated (400/413 before any store work)."""
+        key = validate_key(key)
+        value = validate_value(value, self.ctx.limits.max_value_bytes)
+        return key, value, validate_comment(comment) if comment is not None else None
 
-def _too_many(limit: int) -> AppError:
-    return AppError(ErrorCode.TOO_MANY_ITEMS, f"an env holds at most {limit} items")
+    def _valid_batch(
+        self, to_set: Mapping[str, str], to_delete: Sequence[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        """A batch's values and deletions, validated: no key twice, something to do."""
+        limit = self.ctx.limits.max_value_bytes
+        values = {validate_key(k): validate_value(v, limit) for k, v in to_set.items()}
+        deletes = [validate_key(k) for k in to_delete]
+        if len(set(deletes)) != len(deletes):
+            raise AppError(ErrorCode.INVALID_REQUEST, "a key is listed twice in delete")
+        both = sorted(set(values) & set(deletes))
+        if both:
+            raise AppError(
+                ErrorCode.INVALID_REQUEST, f"keys both set and deleted: {', '.join(both)}"
+            )
+        if not values and not deletes:
+            raise AppError(ErrorCode.INVALID_REQUEST, "nothing to change: give set and/or delete")
+        return values, set(deletes)
+
+
+def _unchanged(existing: Item, value: str, comment: str | None) -> bool:
+    """Whether a put would leave the item as it is (no comment given keeps the old one)."""
+    return existing.value == value and comment in (None, existing.comment)
+
+
+def _next_item(
+    existing: Item | None,
+    key: str,
+    value: str,
+    comment: str | None,
+    revision: int,
+    now: str,
+    principal: Principal,
+) -> Item:
+    """The item a put writes; no comment keeps the existing one (or none for a new item)."""
+    if comment is None:
+        comment = existing.comment if existing else ""
+    return Item(key, value, comment, revision, now, principal.name)
+
+
+def _item_change(existing: Item | None, item: Item) -> DraftChange:
+    if existing is None:
+        return DraftChange(item.revision, added=(item,))
+    return DraftChange(item.revision, updated=(item,))
+
+
+async def _audit_put(q: Queries, item: Item, *, created: bool, app: str, env: str) -> None:
+    size = len(item.value.encode())
+    await q.add_audit(
+        item.updated_at,
+        item.updated_by,
+        "item.create" if created else "item.update",
+        f"{app}/{env}/{item.key}",
+        f"{'created' if created else 'changed'} {item.key} ({size} bytes)",
+        app,
+        env,
+    )

@@ -10,10 +10,11 @@ from server.domain.apps import require_env
 from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
+from server.domain.drafts import draft_items, reconcile_draft
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
-from server.records import EnvRef, Fence, Item, Release, utc_now
+from server.records import EnvRef, Fence, Release, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -159,30 +160,13 @@ class ReleaseService:
                 items=target.items,
                 rollback_of=version,
             )
-            await self._reset_draft(q, ref, target.items, now, principal.name)
+            # No items limit here: the draft goes back to what was once published.
+            current = await draft_items(q, ref)
+            await reconcile_draft(q, ref, current, target.items, principal.name, now)
             summary = f"rolled back to version {version} as version {release.version}"
             return _Planned(release, canonical_json(target.items), "release.rollback", summary)
 
         return await self._release(principal, app, env, plan)
-
-    @staticmethod
-    async def _reset_draft(
-        q: Queries, ref: EnvRef, items: dict[str, str], now: str, actor: str
-    ) -> None:
-        current = {item.key: item for item in await q.items(ref.id)}
-        revision = ref.draft_revision + 1
-        new = [Item(k, v, "", revision, now, actor) for k, v in items.items() if k not in current]
-        changed = [
-            Item(k, v, current[k].comment, revision, now, actor)
-            for k, v in items.items()
-            if k in current and current[k].value != v
-        ]
-        gone = [k for k in current if k not in items]
-        if new or changed or gone:
-            await q.set_draft_revision(ref.id, revision)
-            await q.insert_items(ref.id, new)
-            await q.update_items(ref.id, changed)
-            await q.delete_items(ref.id, gone)
 
     async def list_releases(
         self, principal: Principal, app: str, env: str, limit: int, before: int | None

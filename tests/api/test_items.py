@@ -156,6 +156,24 @@ async def test_patch_is_all_or_nothing(api: Api) -> None:
         assert await api.snapshot() == before
 
 
+async def test_patch_keeps_comments_and_leaves_unchanged_items_alone(api: Api) -> None:
+    await api.app_with_env()
+    await api.call("PUT", f"{ITEMS}/a", {"value": "1", "comment": "first"})
+    kept = (await api.call("PUT", f"{ITEMS}/b", {"value": "2", "comment": "second"})).body
+    done = await api.call("PATCH", ITEMS, {"set": {"a": "10", "b": "2"}})
+    assert done.status == 200
+    items = {i["key"]: i for i in done.body["items"]}
+    assert items["a"]["comment"] == "first"
+    assert items["a"]["revision"] > kept["revision"]
+    assert items["b"] == kept
+    # A batch of the values the draft already has writes nothing: no revision, no audit.
+    before = await api.snapshot()
+    again = await api.call("PATCH", ITEMS, {"set": {"a": "10", "b": "2"}})
+    assert again.status == 200
+    assert [i["key"] for i in again.body["items"]] == ["a", "b"]
+    assert await api.snapshot() == before
+
+
 async def test_items_per_env_limit(api_factory: AppFactory, sqlite_url: str) -> None:
     api = await api_factory(sqlite_url, max_items_per_env=3)
     await api.app_with_env()

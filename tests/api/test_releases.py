@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from typing import Any
 
 from tests.api.helpers import Api, AppFactory
 
@@ -97,6 +98,82 @@ async def test_rollback_makes_a_new_release_and_resets_the_draft(api: Api) -> No
     same = await api.call("POST", f"{ENV}/releases/3/rollback", {})
     assert same.status == 409
     assert (await api.call("POST", f"{ENV}/releases/42/rollback", {})).status == 404
+
+
+async def draft(api: Api) -> dict[str, dict[str, Any]]:
+    """The draft's items by key, as the API shows them."""
+    answer = await api.call("GET", f"{ENV}/items")
+    assert answer.status == 200, answer.text
+    return {item["key"]: item for item in answer.body["items"]}
+
+
+async def test_rollback_reconciles_the_draft_key_by_key(api: Api) -> None:
+    await api.app_with_env()
+    await api.call("PUT", f"{ENV}/items/same", {"value": "s", "comment": "left alone"})
+    await api.call("PUT", f"{ENV}/items/changed", {"value": "1", "comment": "tuned"})
+    await api.call("PUT", f"{ENV}/items/dropped", {"value": "d", "comment": "was here"})
+    assert (await api.publish("shop", "prod")).status == 201
+    edit = {"set": {"changed": "2", "added": "a"}, "delete": ["dropped"]}
+    assert (await api.call("PATCH", f"{ENV}/items", edit)).status == 200
+    assert (await api.publish("shop", "prod")).status == 201
+    before = await draft(api)
+    rolled = await api.call("POST", f"{ENV}/releases/1/rollback", {})
+    assert rolled.status == 201, rolled.text
+    after = await draft(api)
+    values = {k: i["value"] for k, i in after.items()}
+    assert values == {"same": "s", "changed": "1", "dropped": "d"}
+    # An unchanged key is not written: same revision, author and time.
+    assert after["same"] == before["same"]
+    # Everything the rollback wrote shares one new draft revision.
+    revision = after["changed"]["revision"]
+    assert revision > max(i["revision"] for i in before.values())
+    assert after["dropped"]["revision"] == revision
+    # A changed key keeps its comment; a key the draft lacked comes back without one
+    # (releases hold values only).
+    assert after["changed"]["comment"] == "tuned"
+    assert after["dropped"]["comment"] == ""
+
+
+async def test_rollback_to_the_draft_it_already_has_rewrites_no_item(api: Api) -> None:
+    await api.app_with_env()
+    await api.set_items("shop", "prod", {"a": "1", "b": "2"})
+    assert (await api.publish("shop", "prod")).status == 201
+    await api.set_items("shop", "prod", {"a": "10"})
+    assert (await api.publish("shop", "prod")).status == 201
+    await api.set_items("shop", "prod", {"a": "1"})  # the draft is release 1 again
+    before = await draft(api)
+    rolled = await api.call("POST", f"{ENV}/releases/1/rollback", {})
+    assert rolled.status == 201, rolled.text
+    assert rolled.body["items"] == {"a": "1", "b": "2"}
+    assert await draft(api) == before
+
+
+async def test_rollback_restores_more_items_than_a_since_lowered_limit(
+    api_factory: AppFactory, sqlite_url: str
+) -> None:
+    roomy = await api_factory(sqlite_url)
+    await roomy.app_with_env()
+    await roomy.set_items("shop", "prod", {"a": "1", "b": "2", "c": "3", "d": "4"})
+    assert (await roomy.publish("shop", "prod")).status == 201
+    trim = {"delete": ["b", "c", "d"]}
+    assert (await roomy.call("PATCH", f"{ENV}/items", trim)).status == 200
+    assert (await roomy.publish("shop", "prod")).status == 201
+    # The same store, restarted with room for two items per env.
+    tight = await api_factory(sqlite_url, max_items_per_env=2)
+    rolled = await tight.call("POST", f"{ENV}/releases/1/rollback", {})
+    assert rolled.status == 201, rolled.text
+    assert sorted(await draft(tight)) == ["a", "b", "c", "d"]
+    # Past the limit the draft may change and shrink, but not grow.
+    assert (await tight.call("PATCH", f"{ENV}/items", {"set": {"a": "9"}})).status == 200
+    assert (await tight.call("PUT", f"{ENV}/items/b", {"value": "9"})).status == 200
+    swap = {"set": {"e": "5"}, "delete": ["a"]}
+    assert (await tight.call("PATCH", f"{ENV}/items", swap)).status == 200
+    grow = await tight.call("PATCH", f"{ENV}/items", {"set": {"f": "6"}})
+    assert grow.status == 413
+    assert grow.body["error"]["code"] == "too_many_items"
+    assert (await tight.call("PUT", f"{ENV}/items/f", {"value": "6"})).status == 413
+    assert (await tight.call("PATCH", f"{ENV}/items", {"delete": ["b"]})).status == 200
+    assert sorted(await draft(tight)) == ["c", "d", "e"]
 
 
 async def test_twenty_concurrent_publishes_give_versions_one_to_twenty(api: Api) -> None:

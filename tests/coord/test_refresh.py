@@ -1,0 +1,154 @@
+"""The scheduled refresh on a real etcd, one test per step that repairs something.
+
+Steps covered elsewhere: etcd repaired where its record is missing, older or stale, and
+never while a publish holds the lock (`test_refresh_repairs_etcd_from_the_store`); a record
+a stalled watch missed (`test_refresh_delivers_what_a_stalled_watch_missed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import aetcd
+import pytest
+
+from server.coord.etcd_keys import decode_release, encode_release
+from server.devservices import EtcdCluster
+from tests.coord.conftest import Node, NodeFactory, StoreReleases, make_release
+
+pytestmark = pytest.mark.etcd
+
+
+async def refresh_until(
+    node: Node, condition: Callable[[], object], within: float = 15.0, what: str = "state"
+) -> None:
+    """Run the node's refresh until condition holds (bounded); a refresh may find etcd away."""
+    deadline = time.monotonic() + within
+    while True:
+        await node.etcd.refresh_once()
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reached within {within} s")
+        await asyncio.sleep(0.1)
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], within: float = 10.0, what: str = "state"
+) -> None:
+    """Poll an async condition until it is true (bounded)."""
+    deadline = time.monotonic() + within
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not reached within {within} s")
+        await asyncio.sleep(0.05)
+
+
+async def stop_watch(node: Node) -> None:
+    """End the node's watch task for good, as when etcd's stream cannot be re-created."""
+    watch = next(t for t in node.etcd._tasks if t.get_name() == "etcd-watch")
+    watch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await watch
+    assert not node.etcd.sync.watching
+
+
+async def publish(node: Node, store: StoreReleases, version: int, app: str = "shop") -> None:
+    """Commit a release and distribute it, as a publish on node does."""
+    async with node.coordinator.publish_lock(app, "prod") as fence:
+        await node.coordinator.distribute(
+            await store.commit(make_release(app, "prod", version)), fence
+        )
+
+
+async def test_catch_up_from_store_while_the_watch_is_down(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    await stop_watch(a)
+    # Another replica committed and distributed version 2; this one heard nothing.
+    release = await store.commit(make_release("shop", "prod", 2))
+    await raw_etcd.put(a.etcd.keys.release("shop", "prod"), encode_release(release))
+    assert a.published.version("shop", "prod") == 0
+    assert await a.etcd.sync.refresh() == 1
+    assert a.published.version("shop", "prod") == 2
+    assert a.etcd.sync.repairs["cache_behind_store"] == 1
+    assert await a.etcd.sync.refresh() == 0  # nothing left to repair
+
+
+@pytest.fixture
+def other_etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """A second one-member etcd: another cluster id, its own revisions."""
+    with EtcdCluster(1, tmp_path / "other-etcd") as cluster:
+        yield cluster
+
+
+async def test_a_replaced_etcd_is_reloaded_and_written_back(
+    etcd_single: EtcdCluster,
+    other_etcd: EtcdCluster,
+    node_factory: NodeFactory,
+    store: StoreReleases,
+) -> None:
+    # The node starts on either cluster; when that one is gone it lands on the other, as on
+    # an etcd rebuilt from nothing (the clusters outlive the node: they are set up first).
+    clusters = {c.client_endpoints[0]: c for c in (etcd_single, other_etcd)}
+    a = await node_factory("etcd", endpoints=list(clusters))
+    await publish(a, store, 1)
+    await a.etcd.refresh_once()
+    assert sum(a.etcd.sync.repairs.values()) == 0
+    first_cluster = a.etcd.sync.cluster_id
+    old = a.etcd.conn.endpoint
+    (new,) = (endpoint for endpoint in clusters if endpoint != old)
+    clusters[old].stop()
+    await refresh_until(a, lambda: a.etcd.sync.repairs["etcd_missing"] == 1, what="write-back")
+    assert a.etcd.conn.endpoint == new
+    assert a.etcd.sync.cluster_id not in (None, first_cluster)
+    host, port = new.rsplit(":", 1)
+    async with aetcd.Client(host, int(port)) as client:
+        key = a.etcd.keys.release("shop", "prod")
+        got = await client.get(key)
+        assert got is not None
+        assert decode_release(got.value).version == 1
+        # The watch follows the new cluster from its own revisions.
+        await client.put(key, encode_release(await store.commit(make_release("shop", "prod", 2))))
+
+        async def delivered() -> bool:
+            return a.published.version("shop", "prod") == 2
+
+        await eventually(delivered, what="release 2 through the new watch")
+
+
+async def test_a_record_ahead_of_the_store_is_reported_once_and_left(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    await publish(a, store, 1)
+    # etcd has a version the store never committed (the store was restored from a backup).
+    key = a.etcd.keys.release("shop", "prod")
+    await raw_etcd.put(key, encode_release(make_release("shop", "prod", 7)))
+    await a.etcd.refresh_once()
+    await a.etcd.refresh_once()
+    assert a.etcd.sync.repairs["etcd_ahead_of_store"] == 1
+    got = await raw_etcd.get(key)
+    assert got is not None
+    assert decode_release(got.value).version == 7
+
+
+async def test_an_app_deleted_while_its_event_was_missed_leaves_the_cache(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    await publish(a, store, 1)
+    await publish(a, store, 1, app="kept")
+    assert a.published.version("shop", "prod") == 1
+    # Deleted in the store by a replica that died before announcing it.
+    await store.drop_app("shop")
+    await a.etcd.refresh_once()
+    assert a.published.get("shop", "prod") is None
+    assert a.published.version("kept", "prod") == 1
+    assert a.etcd.sync.repairs["cache_stale"] == 1
+    assert a.etcd.sync.repairs["etcd_stale"] == 1
+    assert await raw_etcd.get(a.etcd.keys.release("shop", "prod")) is None
