@@ -1,6 +1,6 @@
 // Shared pieces: messages, dialogs, empty states, field errors, the diff view.
 
-import { h, append, clear, uid, plural } from "./dom.js";
+import { append, clear, h, plural, uid } from "./dom.js";
 
 const alerts = () => document.getElementById("alerts");
 const statusRegion = () => document.getElementById("status");
@@ -14,7 +14,13 @@ export function flash(message, kind = "error", { title, timeout } = {}) {
   const banner = h(
     "div",
     { class: `banner banner-${kind}` },
-    h("div", { class: "banner-text" }, title ? h("strong", { text: title }) : null, title ? " " : null, message),
+    h(
+      "div",
+      { class: "banner-text" },
+      title ? h("strong", { text: title }) : null,
+      title ? " " : null,
+      message,
+    ),
   );
   const dismiss = h("button", {
     type: "button",
@@ -38,7 +44,7 @@ export function clearAlerts() {
 
 /** Show an API error in the alert region. */
 export function showError(error, prefix) {
-  const text = error && error.message ? error.message : String(error);
+  const text = error?.message ? error.message : String(error);
   return flash(prefix ? `${prefix}: ${text}` : text, "error");
 }
 
@@ -90,7 +96,11 @@ export function setFieldError(f, message) {
 }
 
 /** A button with visible text. */
-export function button(text, onclick, { kind = "", small = false, type = "button", ...attrs } = {}) {
+export function button(
+  text,
+  onclick,
+  { kind = "", small = false, type = "button", ...attrs } = {},
+) {
   const classes = ["btn", kind ? `btn-${kind}` : "", small ? "btn-small" : ""].filter(Boolean);
   return h("button", { type, class: classes.join(" "), text, onclick, ...attrs });
 }
@@ -115,7 +125,10 @@ export async function busy(btn, action) {
 export function openDialog({ title, wide = false, build }) {
   return new Promise((resolve) => {
     const titleId = uid("dlg");
-    const dialog = h("dialog", { class: `dialog${wide ? " dialog-wide" : ""}`, "aria-labelledby": titleId });
+    const dialog = h("dialog", {
+      class: `dialog${wide ? " dialog-wide" : ""}`,
+      "aria-labelledby": titleId,
+    });
     let done = false;
     const opener = document.activeElement;
     const close = (value) => {
@@ -159,7 +172,16 @@ export function setAlert(region, message) {
  * { comment } when confirmed, null otherwise. action(values) runs inside the dialog; an
  * error it throws is shown there and the dialog stays open.
  */
-export function confirmAction({ title, body, confirmText, danger = false, typed, comment, action, wide }) {
+export function confirmAction({
+  title,
+  body,
+  confirmText,
+  danger = false,
+  typed,
+  comment,
+  action,
+  wide,
+}) {
   return openDialog({
     title,
     wide,
@@ -170,7 +192,10 @@ export function confirmAction({ title, body, confirmText, danger = false, typed,
       let typedField = null;
       let commentField = null;
       if (typed) {
-        typedField = field(`Type ${typed} to confirm`, { autocomplete: "off", spellcheck: "false" });
+        typedField = field(`Type ${typed} to confirm`, {
+          autocomplete: "off",
+          spellcheck: "false",
+        });
         form.append(typedField.wrap);
       }
       if (comment) {
@@ -262,7 +287,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
       h(
         "section",
         { class: `diff-section diff-${kind}` },
-        h("h3", { class: "diff-heading" }, h("span", { class: `diff-mark diff-mark-${kind}`, "aria-hidden": "true" }), `${label} (${count})`),
+        h(
+          "h3",
+          { class: "diff-heading" },
+          h("span", { class: `diff-mark diff-mark-${kind}`, "aria-hidden": "true" }),
+          `${label} (${count})`,
+        ),
         h("ul", { class: "diff-list" }, rows),
       ),
     );
@@ -272,7 +302,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
     "Added",
     c.added,
     Object.entries(diff.added).map(([key, value]) =>
-      h("li", { class: "diff-row" }, h("code", { class: "diff-key", text: key }), valueBlock(value, "value-added")),
+      h(
+        "li",
+        { class: "diff-row" },
+        h("code", { class: "diff-key", text: key }),
+        valueBlock(value, "value-added"),
+      ),
     ),
   );
   section(
@@ -300,7 +335,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
     "Removed",
     c.removed,
     Object.entries(diff.removed).map(([key, value]) =>
-      h("li", { class: "diff-row" }, h("code", { class: "diff-key", text: key }), valueBlock(value, "value-removed")),
+      h(
+        "li",
+        { class: "diff-row" },
+        h("code", { class: "diff-key", text: key }),
+        valueBlock(value, "value-removed"),
+      ),
     ),
   );
   return list;
@@ -316,8 +356,13 @@ export function card(title, actions, ...body) {
   return h(
     "section",
     { class: "card" },
-    title || (actions && actions.length)
-      ? h("div", { class: "card-head" }, title ? h("h2", { class: "card-title", text: title }) : h("span"), h("div", { class: "card-actions" }, actions || []))
+    title || actions?.length
+      ? h(
+          "div",
+          { class: "card-head" },
+          title ? h("h2", { class: "card-title", text: title }) : h("span"),
+          h("div", { class: "card-actions" }, actions || []),
+        )
       : null,
     body,
   );
@@ -332,13 +377,30 @@ export function pageHead({ crumbs = [], title, subtitle, actions = [], extra }) 
       ? h(
           "nav",
           { class: "crumbs", "aria-label": "Breadcrumb" },
-          h("ol", {}, crumbs.map(([label, href]) => h("li", {}, href ? h("a", { href, text: label }) : h("span", { "aria-current": "page", text: label })))),
+          h(
+            "ol",
+            {},
+            crumbs.map(([label, href]) =>
+              h(
+                "li",
+                {},
+                href
+                  ? h("a", { href, text: label })
+                  : h("span", { "aria-current": "page", text: label }),
+              ),
+            ),
+          ),
         )
       : null,
     h(
       "div",
       { class: "page-title-row" },
-      h("div", { class: "page-title-wrap" }, h("h1", { class: "page-title", tabindex: "-1", text: title }), extra || null),
+      h(
+        "div",
+        { class: "page-title-wrap" },
+        h("h1", { class: "page-title", tabindex: "-1", text: title }),
+        extra || null,
+      ),
       actions.length ? h("div", { class: "page-actions" }, actions) : null,
     ),
     subtitle ? h("p", { class: "page-subtitle", text: subtitle }) : null,
@@ -359,7 +421,15 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
       "table",
       { class: "table" },
       caption ? h("caption", { class: "sr-only", text: caption }) : null,
-      h("thead", {}, h("tr", {}, columns.map((col) => h("th", { scope: "col", class: col.cls || null, text: col.label })))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((col) => h("th", { scope: "col", class: col.cls || null, text: col.label })),
+        ),
+      ),
       h(
         "tbody",
         {},

@@ -1,15 +1,15 @@
 // One env: the draft (items, badge, publish), history (releases, view, compare, roll back),
 // and the live channel that keeps the page current when someone publishes elsewhere.
 
-import { api, ApiError, envPath, seg } from "../api.js";
-import { h, replace, plural, timeEl, exactTime, uid } from "../dom.js";
+import { ApiError, api, envPath, seg } from "../api.js";
+import { exactTime, h, plural, replace, timeEl, uid } from "../dom.js";
 import { live } from "../live.js";
 import {
   badge,
   busy,
-  cell,
   button,
   card,
+  cell,
   confirmAction,
   diffCounts,
   diffMaps,
@@ -48,10 +48,16 @@ async function ownRelease(app, env, request) {
 function liveIndicator() {
   const dot = h("span", { class: "live-dot", "aria-hidden": "true" });
   const text = h("span", { class: "live-text" });
-  const el = h("span", { class: "live", title: "Updates from other operators arrive here as they happen" }, dot, text);
+  const el = h(
+    "span",
+    { class: "live", title: "Updates from other operators arrive here as they happen" },
+    dot,
+    text,
+  );
   const stop = live.onState((state) => {
     el.dataset.state = state;
-    text.textContent = state === "live" ? "Live" : state === "offline" ? "Offline, retrying…" : "Connecting…";
+    text.textContent =
+      state === "live" ? "Live" : state === "offline" ? "Offline, retrying…" : "Connecting…";
   });
   return { el, stop };
 }
@@ -60,7 +66,9 @@ function tabs(label, entries) {
   return h(
     "nav",
     { class: "tabs", "aria-label": label },
-    entries.map(([text, href, current]) => h("a", { class: "tab", href, text, "aria-current": current ? "page" : null })),
+    entries.map(([text, href, current]) =>
+      h("a", { class: "tab", href, text, "aria-current": current ? "page" : null }),
+    ),
   );
 }
 
@@ -73,8 +81,12 @@ function addressable(key) {
 export async function envView(main, params) {
   const { app, env, section } = params;
   const base = envPath(app, env);
-  const [info, firstDiff] = await Promise.all([api("GET", `/apps/${seg(app)}`), api("GET", `${base}/diff`)]);
-  if (!info.envs.includes(env)) throw new ApiError(404, "not_found", `env ${env} of app ${app} not found`);
+  const [info, firstDiff] = await Promise.all([
+    api("GET", `/apps/${seg(app)}`),
+    api("GET", `${base}/diff`),
+  ]);
+  if (!info.envs.includes(env))
+    throw new ApiError(404, "not_found", `env ${env} of app ${app} not found`);
 
   const indicator = liveIndicator();
   const sectionBody = h("div", { class: "section-body" });
@@ -83,7 +95,11 @@ export async function envView(main, params) {
   replace(
     main,
     pageHead({
-      crumbs: [["Apps", "#/apps"], [app, `#/apps/${seg(app)}`], [env, null]],
+      crumbs: [
+        ["Apps", "#/apps"],
+        [app, `#/apps/${seg(app)}`],
+        [env, null],
+      ],
       title: `${app} / ${env}`,
       extra: indicator.el,
     }),
@@ -93,7 +109,11 @@ export async function envView(main, params) {
       info.envs.length > 1
         ? tabs(
             "Envs",
-            info.envs.map((e) => [e, envHref(app, e, section === "history" ? "history" : ""), e === env]),
+            info.envs.map((e) => [
+              e,
+              envHref(app, e, section === "history" ? "history" : ""),
+              e === env,
+            ]),
           )
         : null,
       tabs("Sections", [
@@ -116,8 +136,10 @@ export async function envView(main, params) {
       detail = null;
     }
     const who = detail ? detail.author : "someone";
-    const what = detail && detail.rollback_of ? `rolled back ${app}/${env} to v${detail.rollback_of}` : `published ${app}/${env}`;
-    const note = detail && detail.comment ? `: “${detail.comment}”.` : ".";
+    const what = detail?.rollback_of
+      ? `rolled back ${app}/${env} to v${detail.rollback_of}`
+      : `published ${app}/${env}`;
+    const note = detail?.comment ? `: “${detail.comment}”.` : ".";
     flash(`${who} ${what} as v${frame.version}${note} The page is up to date.`, "live", {
       title: `New release v${frame.version}.`,
       timeout: 15000,
@@ -128,7 +150,8 @@ export async function envView(main, params) {
   if (section === "draft") await draftSection(sectionBody, ctx, firstDiff);
   else if (section === "history") await historySection(sectionBody, ctx);
   else if (section === "release") await releaseSection(sectionBody, ctx, Number(params.a));
-  else if (section === "compare") await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
+  else if (section === "compare")
+    await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
 
   return () => {
     stopWatch();
@@ -143,7 +166,12 @@ async function draftSection(root, ctx, firstDiff) {
   const state = { items: [], diff: firstDiff, editing: new Map(), rows: new Map() };
 
   const statusBox = h("div", { class: "draft-status" });
-  const filter = field("Filter items", { type: "search", placeholder: "Key, value or comment", autocomplete: "off", spellcheck: "false" });
+  const filter = field("Filter items", {
+    type: "search",
+    placeholder: "Key, value or comment",
+    autocomplete: "off",
+    spellcheck: "false",
+  });
   filter.wrap.classList.add("field-inline");
   const addPanel = h("div", { class: "card card-form", hidden: true });
   const tableBox = h("div", {});
@@ -152,7 +180,10 @@ async function draftSection(root, ctx, firstDiff) {
   const addBtn = button("Add item", () => openAdd(), { kind: "primary" });
 
   async function load() {
-    const [items, diff] = await Promise.all([api("GET", `${base}/items`), api("GET", `${base}/diff`)]);
+    const [items, diff] = await Promise.all([
+      api("GET", `${base}/items`),
+      api("GET", `${base}/diff`),
+    ]);
     state.items = items.items.slice().sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     state.diff = diff;
     ctx.latest = diff.base_version;
@@ -169,7 +200,10 @@ async function draftSection(root, ctx, firstDiff) {
     const d = state.diff;
     const c = diffCounts(d);
     const dirty = c.added + c.changed + c.removed > 0;
-    const publishBtn = button("Publish", () => openPublish(), { kind: "primary", disabled: !dirty });
+    const publishBtn = button("Publish", () => openPublish(), {
+      kind: "primary",
+      disabled: !dirty,
+    });
     let badgeEl;
     let text;
     if (!d.base_version) {
@@ -186,8 +220,20 @@ async function draftSection(root, ctx, firstDiff) {
     }
     replace(
       statusBox,
-      h("div", { class: "draft-status-text" }, badgeEl, h("span", { class: "draft-status-detail", text })),
-      h("div", { class: "draft-status-actions" }, dirty && d.base_version ? button("Review changes", () => openPublish(), { small: false }) : null, publishBtn),
+      h(
+        "div",
+        { class: "draft-status-text" },
+        badgeEl,
+        h("span", { class: "draft-status-detail", text }),
+      ),
+      h(
+        "div",
+        { class: "draft-status-actions" },
+        dirty && d.base_version
+          ? button("Review changes", () => openPublish(), { small: false })
+          : null,
+        publishBtn,
+      ),
     );
     renderRemoved();
   }
@@ -203,8 +249,26 @@ async function draftSection(root, ctx, firstDiff) {
       h(
         "div",
         { class: "removed-note" },
-        h("p", { class: "strong", text: `Deleted from the draft, still published in v${state.diff.base_version}:` }),
-        h("ul", { class: "removed-list" }, removed.map(([key, value]) => h("li", {}, h("code", { class: "key key-removed", text: key }), " ", h("span", { class: "muted value-inline", text: value.length > 80 ? `${value.slice(0, 80)}…` : value })))),
+        h("p", {
+          class: "strong",
+          text: `Deleted from the draft, still published in v${state.diff.base_version}:`,
+        }),
+        h(
+          "ul",
+          { class: "removed-list" },
+          removed.map(([key, value]) =>
+            h(
+              "li",
+              {},
+              h("code", { class: "key key-removed", text: key }),
+              " ",
+              h("span", {
+                class: "muted value-inline",
+                text: value.length > 80 ? `${value.slice(0, 80)}…` : value,
+              }),
+            ),
+          ),
+        ),
       ),
     );
   }
@@ -228,7 +292,12 @@ async function draftSection(root, ctx, firstDiff) {
     for (const item of state.items) {
       const row = state.rows.get(item.key);
       if (!row) continue;
-      const match = !q || state.editing.has(item.key) || item.key.toLowerCase().includes(q) || item.value.toLowerCase().includes(q) || (item.comment || "").toLowerCase().includes(q);
+      const match =
+        !q ||
+        state.editing.has(item.key) ||
+        item.key.toLowerCase().includes(q) ||
+        item.value.toLowerCase().includes(q) ||
+        (item.comment || "").toLowerCase().includes(q);
       row.hidden = !match;
       if (match) shown += 1;
     }
@@ -237,14 +306,35 @@ async function draftSection(root, ctx, firstDiff) {
   }
 
   function viewRow(item) {
-    const editBtn = button("Edit", () => startEdit(item.key), { small: true, "aria-label": `Edit ${item.key}` });
-    const delBtn = button("Delete", () => deleteItem(item), { small: true, kind: "ghost-danger", "aria-label": `Delete ${item.key}` });
+    const editBtn = button("Edit", () => startEdit(item.key), {
+      small: true,
+      "aria-label": `Edit ${item.key}`,
+    });
+    const delBtn = button("Delete", () => deleteItem(item), {
+      small: true,
+      kind: "ghost-danger",
+      "aria-label": `Delete ${item.key}`,
+    });
     return h(
       "tr",
       { dataset: { key: item.key } },
-      cell("col-key", "Key", h("code", { class: "key", text: item.key }), h("span", { class: "key-tag" }, tagFor(item.key))),
-      cell("col-value", "Value", h("pre", { class: "value", text: item.value === "" ? "" : item.value }), item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null),
-      cell("col-comment", "Comment", item.comment ? h("span", { text: item.comment }) : h("span", { class: "muted", text: "—" })),
+      cell(
+        "col-key",
+        "Key",
+        h("code", { class: "key", text: item.key }),
+        h("span", { class: "key-tag" }, tagFor(item.key)),
+      ),
+      cell(
+        "col-value",
+        "Value",
+        h("pre", { class: "value", text: item.value === "" ? "" : item.value }),
+        item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null,
+      ),
+      cell(
+        "col-comment",
+        "Comment",
+        item.comment ? h("span", { text: item.comment }) : h("span", { class: "muted", text: "—" }),
+      ),
       cell("col-editor", "Last editor", h("span", { class: "editor", text: item.updated_by })),
       cell("col-time", "Updated", timeEl(item.updated_at)),
       cell("col-actions", "Actions", h("div", { class: "row-actions" }, editBtn, delBtn)),
@@ -254,12 +344,29 @@ async function draftSection(root, ctx, firstDiff) {
   function editRow(item, draft) {
     const valueId = uid("v");
     const commentId = uid("c");
-    const value = h("textarea", { id: valueId, class: "mono", rows: Math.min(8, Math.max(2, draft.value.split("\n").length)), value: draft.value, "aria-describedby": `${valueId}-error` });
-    const comment = h("input", { id: commentId, type: "text", value: draft.comment, maxlength: 1000, "aria-describedby": `${commentId}-error` });
+    const value = h("textarea", {
+      id: valueId,
+      class: "mono",
+      rows: Math.min(8, Math.max(2, draft.value.split("\n").length)),
+      value: draft.value,
+      "aria-describedby": `${valueId}-error`,
+    });
+    const comment = h("input", {
+      id: commentId,
+      type: "text",
+      value: draft.comment,
+      maxlength: 1000,
+      "aria-describedby": `${commentId}-error`,
+    });
     const valueError = h("p", { class: "field-error", id: `${valueId}-error`, hidden: true });
     const commentError = h("p", { class: "field-error", id: `${commentId}-error`, hidden: true });
     const conflictBox = h("div", { class: "conflict-box" });
-    const saveBtn = button("Save", null, { kind: "primary", small: true, type: "submit", "aria-label": `Save ${item.key}` });
+    const saveBtn = button("Save", null, {
+      kind: "primary",
+      small: true,
+      type: "submit",
+      "aria-label": `Save ${item.key}`,
+    });
     const cancelBtn = button("Cancel", () => stopEdit(item.key), { small: true });
     const formId = uid("edit");
     const form = h("form", { id: formId, class: "row-form", novalidate: true });
@@ -282,7 +389,12 @@ async function draftSection(root, ctx, firstDiff) {
     const row = h(
       "tr",
       { class: "editing", dataset: { key: item.key } },
-      cell("col-key", "Key", h("code", { class: "key", text: item.key }), h("span", { class: "key-tag" }, tagFor(item.key))),
+      cell(
+        "col-key",
+        "Key",
+        h("code", { class: "key", text: item.key }),
+        h("span", { class: "key-tag" }, tagFor(item.key)),
+      ),
       cell(
         "col-value",
         "Value",
@@ -375,12 +487,26 @@ async function draftSection(root, ctx, firstDiff) {
           h(
             "thead",
             {},
-            h("tr", {}, ["Key", "Value", "Comment", "Last editor", "Updated", "Actions"].map((label) => h("th", { scope: "col", text: label, class: label === "Actions" ? "col-actions" : null }))),
+            h(
+              "tr",
+              {},
+              ["Key", "Value", "Comment", "Last editor", "Updated", "Actions"].map((label) =>
+                h("th", {
+                  scope: "col",
+                  text: label,
+                  class: label === "Actions" ? "col-actions" : null,
+                }),
+              ),
+            ),
           ),
           body,
         ),
       ),
-      h("div", { class: "filter-empty", hidden: true }, emptyState("No item matches the filter", "Clear the filter to see every item.")),
+      h(
+        "div",
+        { class: "filter-empty", hidden: true },
+        emptyState("No item matches the filter", "Clear the filter to see every item."),
+      ),
     );
     applyFilter();
   }
@@ -401,9 +527,13 @@ async function draftSection(root, ctx, firstDiff) {
   function startEdit(key) {
     const item = state.items.find((i) => i.key === key);
     if (!item) return;
-    state.editing.set(key, { value: item.value, comment: item.comment || "", revision: item.revision });
+    state.editing.set(key, {
+      value: item.value,
+      comment: item.comment || "",
+      revision: item.revision,
+    });
     const row = replaceRow(key);
-    if (row && row.focusValue) row.focusValue();
+    if (row?.focusValue) row.focusValue();
   }
 
   function stopEdit(key) {
@@ -438,14 +568,21 @@ async function draftSection(root, ctx, firstDiff) {
       const result = await api("PATCH", `${base}/items`, { set: { [key]: value } });
       return result.items.find((i) => i.key === key);
     }
-    return api("PUT", `${base}/items/${seg(key)}`, { value, comment }, { ifMatch: revision, createOnly });
+    return api(
+      "PUT",
+      `${base}/items/${seg(key)}`,
+      { value, comment },
+      { ifMatch: revision, createOnly },
+    );
   }
 
   async function saveEdit(key, draft, fields, conflictBox, saveBtn) {
     clearFieldErrors(fields);
     replace(conflictBox);
     try {
-      const saved = await busy(saveBtn, () => putItem(key, draft.value, draft.comment, draft.revision));
+      const saved = await busy(saveBtn, () =>
+        putItem(key, draft.value, draft.comment, draft.revision),
+      );
       state.editing.delete(key);
       state.items = state.items.map((i) => (i.key === key ? saved : i));
       replaceRow(key);
@@ -466,16 +603,24 @@ async function draftSection(root, ctx, firstDiff) {
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
     }
-    const useTheirs = button(theirs ? "Use their version" : "Discard my edit", async () => {
-      state.editing.delete(key);
-      await reload();
-    }, { small: true });
-    const keepMine = button(theirs ? "Overwrite with mine" : "Save mine as new", async () => {
-      draft.revision = theirs ? theirs.revision : null;
-      const row = state.rows.get(key);
-      const form = row && row.querySelector("form");
-      if (form) form.requestSubmit();
-    }, { small: true, kind: "danger" });
+    const useTheirs = button(
+      theirs ? "Use their version" : "Discard my edit",
+      async () => {
+        state.editing.delete(key);
+        await reload();
+      },
+      { small: true },
+    );
+    const keepMine = button(
+      theirs ? "Overwrite with mine" : "Save mine as new",
+      async () => {
+        draft.revision = theirs ? theirs.revision : null;
+        const row = state.rows.get(key);
+        const form = row?.querySelector("form");
+        if (form) form.requestSubmit();
+      },
+      { small: true, kind: "danger" },
+    );
     replace(
       box,
       h(
@@ -483,7 +628,13 @@ async function draftSection(root, ctx, firstDiff) {
         { class: "conflict", role: "alert" },
         h("p", { class: "strong", text: "Conflict: not saved." }),
         theirs
-          ? h("p", {}, `${theirs.updated_by} changed ${key} `, timeEl(theirs.updated_at), " while you were editing. Their value:")
+          ? h(
+              "p",
+              {},
+              `${theirs.updated_by} changed ${key} `,
+              timeEl(theirs.updated_at),
+              " while you were editing. Their value:",
+            )
           : h("p", { text: `${key} was deleted by someone else while you were editing.` }),
         theirs ? h("pre", { class: "value value-theirs", text: theirs.value }) : null,
         h("div", { class: "row-actions" }, useTheirs, keepMine),
@@ -501,7 +652,15 @@ async function draftSection(root, ctx, firstDiff) {
       body: h(
         "div",
         { class: "stack" },
-        h("p", {}, "This removes ", h("code", { class: "key", text: item.key }), " from the draft of ", h("strong", { text: `${app}/${env}` }), ". Clients keep the published value until you publish."),
+        h(
+          "p",
+          {},
+          "This removes ",
+          h("code", { class: "key", text: item.key }),
+          " from the draft of ",
+          h("strong", { text: `${app}/${env}` }),
+          ". Clients keep the published value until you publish.",
+        ),
         h("pre", { class: "value value-removed", text: item.value }),
       ),
       confirmText: "Delete",
@@ -509,13 +668,17 @@ async function draftSection(root, ctx, firstDiff) {
       action: async () => {
         try {
           if (addressable(item.key)) {
-            await api("DELETE", `${base}/items/${seg(item.key)}`, undefined, { ifMatch: item.revision });
+            await api("DELETE", `${base}/items/${seg(item.key)}`, undefined, {
+              ifMatch: item.revision,
+            });
           } else {
             await api("PATCH", `${base}/items`, { delete: [item.key] });
           }
         } catch (error) {
           if (error instanceof ApiError && error.status === 412) {
-            throw new Error(`Someone else changed ${item.key} meanwhile; it was not deleted. Close this dialog to see their value.`);
+            throw new Error(
+              `Someone else changed ${item.key} meanwhile; it was not deleted. Close this dialog to see their value.`,
+            );
           }
           throw error;
         }
@@ -531,7 +694,15 @@ async function draftSection(root, ctx, firstDiff) {
   }
 
   function openAdd() {
-    const key = field("Key", { required: true, autocomplete: "off", spellcheck: "false", maxlength: 255, placeholder: "db.url", class: "mono", hint: "Letters, digits and _ . : / - (case-sensitive)." });
+    const key = field("Key", {
+      required: true,
+      autocomplete: "off",
+      spellcheck: "false",
+      maxlength: 255,
+      placeholder: "db.url",
+      class: "mono",
+      hint: "Letters, digits and _ . : / - (case-sensitive).",
+    });
     const value = field("Value", { multiline: true, rows: 3, class: "mono", spellcheck: "false" });
     const comment = field("Comment", { maxlength: 1000, placeholder: "Why this value (optional)" });
     const save = button("Save", null, { kind: "primary", type: "submit" });
@@ -541,10 +712,15 @@ async function draftSection(root, ctx, firstDiff) {
       key.wrap,
       comment.wrap,
       h("div", { class: "span-2" }, value.wrap),
-      h("div", { class: "form-actions span-2" }, button("Cancel", () => {
-        addPanel.hidden = true;
-        addBtn.focus();
-      }), save),
+      h(
+        "div",
+        { class: "form-actions span-2" },
+        button("Cancel", () => {
+          addPanel.hidden = true;
+          addBtn.focus();
+        }),
+        save,
+      ),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -567,8 +743,10 @@ async function draftSection(root, ctx, firstDiff) {
         await reload();
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
-        if (error.status === 412) setFieldError(key, `“${k}” was just added by someone else; reload to see it.`);
-        else if (error.code === "invalid_key" || error.status === 404 || error.status === 405) setFieldError(key, error.message);
+        if (error.status === 412)
+          setFieldError(key, `“${k}” was just added by someone else; reload to see it.`);
+        else if (error.code === "invalid_key" || error.status === 404 || error.status === 405)
+          setFieldError(key, error.message);
         else if (/comment/.test(error.code)) setFieldError(comment, error.message);
         else if (error.status === 400 || error.status === 413) setFieldError(value, error.message);
         else showError(error, `Could not add ${k}`);
@@ -597,8 +775,17 @@ async function draftSection(root, ctx, firstDiff) {
       body: h(
         "div",
         { class: "stack" },
-        h("p", { class: "muted", text: diff.base_version ? `Changes since v${diff.base_version} (${diffSummary(diff)}). Clients get them as v${next} right away.` : `The first release, v1, with ${plural(c.added, "item")}. Clients get it right away.` }),
-        h("div", { class: "dialog-diff" }, diffView(diff, { emptyText: "The draft equals the latest release: nothing to publish." })),
+        h("p", {
+          class: "muted",
+          text: diff.base_version
+            ? `Changes since v${diff.base_version} (${diffSummary(diff)}). Clients get them as v${next} right away.`
+            : `The first release, v1, with ${plural(c.added, "item")}. Clients get it right away.`,
+        }),
+        h(
+          "div",
+          { class: "dialog-diff" },
+          diffView(diff, { emptyText: "The draft equals the latest release: nothing to publish." }),
+        ),
       ),
       comment: { label: "Release comment", placeholder: "What changes and why" },
       confirmText: "Publish",
@@ -607,7 +794,10 @@ async function draftSection(root, ctx, firstDiff) {
       },
     });
     if (release) {
-      flash(`Published ${app}/${env} v${release.version}${release.comment ? `: “${release.comment}”` : ""}.`, "success");
+      flash(
+        `Published ${app}/${env} v${release.version}${release.comment ? `: “${release.comment}”` : ""}.`,
+        "success",
+      );
       await reload();
     }
   }
@@ -629,7 +819,12 @@ async function draftSection(root, ctx, firstDiff) {
     h(
       "section",
       { class: "card" },
-      h("div", { class: "card-head" }, h("h2", { class: "card-title" }, "Items ", countEl), h("div", { class: "card-actions" }, filter.wrap, addBtn)),
+      h(
+        "div",
+        { class: "card-head" },
+        h("h2", { class: "card-title" }, "Items ", countEl),
+        h("div", { class: "card-actions" }, filter.wrap, addBtn),
+      ),
       tableBox,
       removedBox,
     ),
@@ -658,17 +853,33 @@ function rollbackDialog(ctx, target) {
       body: h(
         "div",
         { class: "stack" },
-        h("p", { text: `This publishes v${next} with the items of v${target}, and resets the draft to them. Clients get it right away.` }),
-        lose ? h("p", { class: "banner banner-warn", text: `The draft has unpublished changes (${diffSummary(draftDiff)}); rolling back discards them.` }) : null,
-        h("h3", { class: "sub-title", text: `What clients will see change (v${ctx.latest} → v${next})` }),
-        h("div", { class: "dialog-diff" }, diffView(change, { emptyText: `v${target} has the same items as v${ctx.latest}.` })),
+        h("p", {
+          text: `This publishes v${next} with the items of v${target}, and resets the draft to them. Clients get it right away.`,
+        }),
+        lose
+          ? h("p", {
+              class: "banner banner-warn",
+              text: `The draft has unpublished changes (${diffSummary(draftDiff)}); rolling back discards them.`,
+            })
+          : null,
+        h("h3", {
+          class: "sub-title",
+          text: `What clients will see change (v${ctx.latest} → v${next})`,
+        }),
+        h(
+          "div",
+          { class: "dialog-diff" },
+          diffView(change, { emptyText: `v${target} has the same items as v${ctx.latest}.` }),
+        ),
       ),
       comment: { label: "Comment", placeholder: `Roll back to v${target}` },
       confirmText: "Roll back",
       danger: true,
       action: async ({ comment }) => {
         const created = await ownRelease(app, env, () =>
-          api("POST", `${base}/releases/${target}/rollback`, { comment: comment || `Roll back to v${target}` }),
+          api("POST", `${base}/releases/${target}/rollback`, {
+            comment: comment || `Roll back to v${target}`,
+          }),
         );
         ctx.latest = created.version;
         return created;
@@ -689,12 +900,18 @@ async function historySection(root, ctx) {
   const compareBtn = button("Compare", () => {
     const a = Number(fromSel.value);
     const b = Number(toSel.value);
-    if (a && b) window.location.hash = `${envHref(app, env)}/compare/${Math.min(a, b)}/${Math.max(a, b)}`;
+    if (a && b)
+      window.location.hash = `${envHref(app, env)}/compare/${Math.min(a, b)}/${Math.max(a, b)}`;
   });
   const compareBar = h(
     "form",
     { class: "compare-bar", novalidate: true },
-    h("div", { class: "field field-inline" }, h("label", { for: fromSel.id, text: "From" }), fromSel),
+    h(
+      "div",
+      { class: "field field-inline" },
+      h("label", { for: fromSel.id, text: "From" }),
+      fromSel,
+    ),
     h("div", { class: "field field-inline" }, h("label", { for: toSel.id, text: "To" }), toSel),
     compareBtn,
   );
@@ -714,9 +931,21 @@ async function historySection(root, ctx) {
   function fillSelects() {
     const keepFrom = fromSel.value;
     const keepTo = toSel.value;
-    replace(fromSel, releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })));
-    replace(toSel, releases.map((r) => h("option", { value: r.version, text: `v${r.version}${r.version === ctx.latest ? " (latest)" : ""}` })));
-    fromSel.value = keepFrom || String(releases.length > 1 ? releases[1].version : releases[0].version);
+    replace(
+      fromSel,
+      releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })),
+    );
+    replace(
+      toSel,
+      releases.map((r) =>
+        h("option", {
+          value: r.version,
+          text: `v${r.version}${r.version === ctx.latest ? " (latest)" : ""}`,
+        }),
+      ),
+    );
+    fromSel.value =
+      keepFrom || String(releases.length > 1 ? releases[1].version : releases[0].version);
     toSel.value = keepTo || String(releases[0].version);
   }
 
@@ -743,9 +972,26 @@ async function historySection(root, ctx) {
           {
             label: "Version",
             cls: "col-version",
-            cell: (r) => h("span", { class: "version-cell" }, h("a", { class: "version", href: `${envHref(app, env)}/releases/${r.version}`, text: `v${r.version}` }), r.version === latest ? badge("latest", "ok") : null, r.rollback_of ? badge(`rollback of v${r.rollback_of}`, "muted") : null),
+            cell: (r) =>
+              h(
+                "span",
+                { class: "version-cell" },
+                h("a", {
+                  class: "version",
+                  href: `${envHref(app, env)}/releases/${r.version}`,
+                  text: `v${r.version}`,
+                }),
+                r.version === latest ? badge("latest", "ok") : null,
+                r.rollback_of ? badge(`rollback of v${r.rollback_of}`, "muted") : null,
+              ),
           },
-          { label: "Comment", cell: (r) => (r.comment ? h("span", { text: r.comment }) : h("span", { class: "muted", text: "No comment" })) },
+          {
+            label: "Comment",
+            cell: (r) =>
+              r.comment
+                ? h("span", { text: r.comment })
+                : h("span", { class: "muted", text: "No comment" }),
+          },
           { label: "Author", cell: (r) => h("span", { text: r.author }) },
           { label: "Published", cell: (r) => timeEl(r.created_at) },
           {
@@ -755,24 +1001,42 @@ async function historySection(root, ctx) {
               h(
                 "div",
                 { class: "row-actions" },
-                h("a", { class: "btn btn-small", href: `${envHref(app, env)}/releases/${r.version}`, text: "View", "aria-label": `View v${r.version}` }),
+                h("a", {
+                  class: "btn btn-small",
+                  href: `${envHref(app, env)}/releases/${r.version}`,
+                  text: "View",
+                  "aria-label": `View v${r.version}`,
+                }),
                 r.version !== latest
-                  ? button("Roll back", async () => {
-                      if (await rollbackDialog(ctx, r.version)) await reload();
-                    }, { small: true, "aria-label": `Roll back to v${r.version}` })
+                  ? button(
+                      "Roll back",
+                      async () => {
+                        if (await rollbackDialog(ctx, r.version)) await reload();
+                      },
+                      { small: true, "aria-label": `Roll back to v${r.version}` },
+                    )
                   : null,
               ),
           },
         ],
         releases,
-        { caption: `Releases of ${app}/${env}`, rowAttrs: (r) => ({ dataset: { version: r.version } }) },
+        {
+          caption: `Releases of ${app}/${env}`,
+          rowAttrs: (r) => ({ dataset: { version: r.version } }),
+        },
       ),
       more
-        ? h("div", { class: "load-more" }, button("Load older releases", async (event) => {
-            const older = await busy(event.currentTarget, () => load(releases[releases.length - 1].version));
-            releases = releases.concat(older);
-            render();
-          }))
+        ? h(
+            "div",
+            { class: "load-more" },
+            button("Load older releases", async (event) => {
+              const older = await busy(event.currentTarget, () =>
+                load(releases[releases.length - 1].version),
+              );
+              releases = releases.concat(older);
+              render();
+            }),
+          )
         : null,
     );
   }
@@ -804,16 +1068,33 @@ async function releaseSection(root, ctx, version) {
         h(
           "div",
           { class: "card-head" },
-          h("h2", { class: "card-title" }, `Release v${release.version} `, isLatest ? badge("latest", "ok") : null, release.rollback_of ? badge(`rollback of v${release.rollback_of}`, "muted") : null),
+          h(
+            "h2",
+            { class: "card-title" },
+            `Release v${release.version} `,
+            isLatest ? badge("latest", "ok") : null,
+            release.rollback_of ? badge(`rollback of v${release.rollback_of}`, "muted") : null,
+          ),
           h(
             "div",
             { class: "card-actions" },
             h("a", { class: "btn", href: envHref(app, env, "history"), text: "All releases" }),
-            !isLatest && ctx.latest ? h("a", { class: "btn", href: `${envHref(app, env)}/compare/${release.version}/${ctx.latest}`, text: `Compare with v${ctx.latest}` }) : null,
+            !isLatest && ctx.latest
+              ? h("a", {
+                  class: "btn",
+                  href: `${envHref(app, env)}/compare/${release.version}/${ctx.latest}`,
+                  text: `Compare with v${ctx.latest}`,
+                })
+              : null,
             !isLatest
-              ? button("Roll back", async () => {
-                  if (await rollbackDialog(ctx, release.version)) window.location.hash = envHref(app, env, "history");
-                }, { kind: "danger" })
+              ? button(
+                  "Roll back",
+                  async () => {
+                    if (await rollbackDialog(ctx, release.version))
+                      window.location.hash = envHref(app, env, "history");
+                  },
+                  { kind: "danger" },
+                )
               : null,
           ),
         ),
@@ -822,14 +1103,32 @@ async function releaseSection(root, ctx, version) {
           { class: "meta" },
           h("div", {}, h("dt", { text: "Author" }), h("dd", { text: release.author })),
           h("div", {}, h("dt", { text: "Published" }), h("dd", {}, exactTime(release.created_at))),
-          h("div", {}, h("dt", { text: "Comment" }), h("dd", { text: release.comment || "No comment" })),
-          h("div", {}, h("dt", { text: "Checksum" }), h("dd", {}, h("code", { class: "checksum", text: release.checksum }))),
+          h(
+            "div",
+            {},
+            h("dt", { text: "Comment" }),
+            h("dd", { text: release.comment || "No comment" }),
+          ),
+          h(
+            "div",
+            {},
+            h("dt", { text: "Checksum" }),
+            h("dd", {}, h("code", { class: "checksum", text: release.checksum })),
+          ),
         ),
         entries.length
           ? table(
               [
-                { label: "Key", cls: "col-key", cell: ([k]) => h("code", { class: "key", text: k }) },
-                { label: "Value", cls: "col-value", cell: ([, v]) => h("pre", { class: "value", text: v }) },
+                {
+                  label: "Key",
+                  cls: "col-key",
+                  cell: ([k]) => h("code", { class: "key", text: k }),
+                },
+                {
+                  label: "Value",
+                  cls: "col-value",
+                  cell: ([, v]) => h("pre", { class: "value", text: v }),
+                },
               ],
               entries,
               { caption: `Items of v${release.version}` },
@@ -850,8 +1149,16 @@ async function compareSection(root, ctx, a, b) {
     api("GET", `${base}/releases/${b}`),
     api("GET", `${base}/releases?limit=200`),
   ]);
-  const fromSel = h("select", { id: uid("from") }, list.releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })));
-  const toSel = h("select", { id: uid("to") }, list.releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })));
+  const fromSel = h(
+    "select",
+    { id: uid("from") },
+    list.releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })),
+  );
+  const toSel = h(
+    "select",
+    { id: uid("to") },
+    list.releases.map((r) => h("option", { value: r.version, text: `v${r.version}` })),
+  );
   fromSel.value = String(a);
   toSel.value = String(b);
   const go = () => {
@@ -860,7 +1167,12 @@ async function compareSection(root, ctx, a, b) {
   const bar = h(
     "form",
     { class: "compare-bar", novalidate: true },
-    h("div", { class: "field field-inline" }, h("label", { for: fromSel.id, text: "From" }), fromSel),
+    h(
+      "div",
+      { class: "field field-inline" },
+      h("label", { for: fromSel.id, text: "From" }),
+      fromSel,
+    ),
     h("div", { class: "field field-inline" }, h("label", { for: toSel.id, text: "To" }), toSel),
     button("Compare", null, { type: "submit" }),
   );
@@ -870,15 +1182,36 @@ async function compareSection(root, ctx, a, b) {
   });
   const diff = diffMaps(left.items, right.items);
   const side = (r) =>
-    h("div", { class: "compare-side" }, h("a", { class: "version", href: `${envHref(app, env)}/releases/${r.version}`, text: `v${r.version}` }), h("span", { class: "muted" }, ` by ${r.author}, `, timeEl(r.created_at)), r.comment ? h("p", { class: "compare-comment", text: r.comment }) : null);
+    h(
+      "div",
+      { class: "compare-side" },
+      h("a", {
+        class: "version",
+        href: `${envHref(app, env)}/releases/${r.version}`,
+        text: `v${r.version}`,
+      }),
+      h("span", { class: "muted" }, ` by ${r.author}, `, timeEl(r.created_at)),
+      r.comment ? h("p", { class: "compare-comment", text: r.comment }) : null,
+    );
   ctx.refresh = async () => {};
   replace(
     root,
     h(
       "section",
       { class: "card" },
-      h("div", { class: "card-head" }, h("h2", { class: "card-title", text: `Compare v${a} → v${b}` }), h("div", { class: "card-actions" }, bar)),
-      h("div", { class: "compare-head" }, side(left), h("span", { class: "compare-arrow", "aria-hidden": "true", text: "→" }), side(right)),
+      h(
+        "div",
+        { class: "card-head" },
+        h("h2", { class: "card-title", text: `Compare v${a} → v${b}` }),
+        h("div", { class: "card-actions" }, bar),
+      ),
+      h(
+        "div",
+        { class: "compare-head" },
+        side(left),
+        h("span", { class: "compare-arrow", "aria-hidden": "true", text: "→" }),
+        side(right),
+      ),
       h("p", { class: "muted", text: `Going from v${a} to v${b}: ${diffSummary(diff)}.` }),
       diffView(diff, { emptyText: `v${a} and v${b} have the same items.` }),
     ),
