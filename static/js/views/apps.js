@@ -2,6 +2,7 @@
 
 import { ApiError, api, me, seg } from "../api.js";
 import { h, plural, replace } from "../dom.js";
+import { envHref } from "../links.js";
 import {
   badge,
   busy,
@@ -15,11 +16,6 @@ import {
   setFieldError,
   showError,
 } from "../ui.js";
-
-/** Href of an env's draft. */
-export function envHref(app, env, section = "") {
-  return `#/apps/${seg(app)}/${seg(env)}${section ? `/${section}` : ""}`;
-}
 
 function splitEnvs(text) {
   return text
