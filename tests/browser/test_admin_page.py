@@ -342,6 +342,16 @@ def test_history_view_compare_and_roll_back(signed_in: Page, server: Server) -> 
     expect(page.locator(".diff-removed")).to_have_count(0)
     assert_accessible(page)
     shot(page, "05-compare")
+    # The comparison has the same bar, set to what it shows; it opens the order chosen.
+    expect(page.get_by_label("From", exact=True)).to_have_value("1")
+    expect(page.get_by_label("To", exact=True)).to_have_value("3")
+    page.get_by_label("From", exact=True).select_option("3")
+    page.get_by_label("To", exact=True).select_option("1")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare v3 → v1")).to_be_visible()
+    expect(page.locator(".diff-changed pre")).to_have_text(["three", "one"])
+    expect(page.locator(".diff-removed .diff-key")).to_have_text(["x"])
+    expect(page.locator(".diff-added")).to_have_count(0)
 
     page.get_by_role("link", name="History").click()
     page.locator('tr[data-version="1"]').get_by_role("button", name="Roll back").click()

@@ -2,12 +2,11 @@
 // handling, deleting.
 
 import { ApiError, api, seg } from "../../api.js";
-import { h, replace, timeEl, uid } from "../../dom.js";
+import { h, replace } from "../../dom.js";
 import {
   badge,
   busy,
   button,
-  cell,
   confirmAction,
   emptyState,
   field,
@@ -16,6 +15,7 @@ import {
   showError,
 } from "../../ui.js";
 import { deleteItem, putItem } from "./item-requests.js";
+import { conflictNotice, editRow, viewRow } from "./item-rows.js";
 
 const COLUMNS = ["Key", "Value", "Comment", "Last editor", "Updated", "Actions"];
 
@@ -71,131 +71,18 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
     if (empty) empty.hidden = shown > 0 || !state.items.length;
   }
 
-  const keyCell = (item) =>
-    cell(
-      "col-key",
-      "Key",
-      h("code", { class: "key", text: item.key }),
-      h("span", { class: "key-tag" }, tagFor(item.key)),
-    );
-  const editorCell = (item) =>
-    cell("col-editor", "Last editor", h("span", { class: "editor", text: item.updated_by }));
-  const timeCell = (item) => cell("col-time", "Updated", timeEl(item.updated_at));
-
-  function viewRow(item) {
-    const editBtn = button("Edit", () => startEdit(item.key), {
-      small: true,
-      "aria-label": `Edit ${item.key}`,
-    });
-    const delBtn = button("Delete", () => confirmDelete(item), {
-      small: true,
-      kind: "ghost-danger",
-      "aria-label": `Delete ${item.key}`,
-    });
-    return h(
-      "tr",
-      { dataset: { key: item.key } },
-      keyCell(item),
-      cell(
-        "col-value",
-        "Value",
-        h("pre", { class: "value", text: item.value === "" ? "" : item.value }),
-        item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null,
-      ),
-      cell(
-        "col-comment",
-        "Comment",
-        item.comment ? h("span", { text: item.comment }) : h("span", { class: "muted", text: "—" }),
-      ),
-      editorCell(item),
-      timeCell(item),
-      cell("col-actions", "Actions", h("div", { class: "row-actions" }, editBtn, delBtn)),
-    );
-  }
-
-  function editRow(item, draft) {
-    const valueId = uid("v");
-    const commentId = uid("c");
-    const value = h("textarea", {
-      id: valueId,
-      class: "mono",
-      rows: Math.min(8, Math.max(2, draft.value.split("\n").length)),
-      value: draft.value,
-      "aria-describedby": `${valueId}-error`,
-    });
-    const comment = h("input", {
-      id: commentId,
-      type: "text",
-      value: draft.comment,
-      maxlength: 1000,
-      "aria-describedby": `${commentId}-error`,
-    });
-    // The shape of ui.js's field(), so that setFieldError applies.
-    const errorOf = (id) => h("p", { class: "field-error", id: `${id}-error`, hidden: true });
-    const fields = {
-      value: { input: value, error: errorOf(valueId) },
-      comment: { input: comment, error: errorOf(commentId) },
-    };
-    const conflictBox = h("div", { class: "conflict-box" });
-    const saveBtn = button("Save", null, {
-      kind: "primary",
-      small: true,
-      type: "submit",
-      "aria-label": `Save ${item.key}`,
-    });
-    const cancelBtn = button("Cancel", () => stopEdit(item.key), { small: true });
-    const formId = uid("edit");
-    const form = h("form", { id: formId, class: "row-form", novalidate: true });
-    value.setAttribute("form", formId);
-    comment.setAttribute("form", formId);
-    saveBtn.setAttribute("form", formId);
-    value.addEventListener("input", () => {
-      draft.value = value.value;
-    });
-    comment.addEventListener("input", () => {
-      draft.comment = comment.value;
-    });
-    value.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
-      if (event.key === "Escape") stopEdit(item.key);
-    });
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
-      saveEdit(item.key, draft, fields, conflictBox, saveBtn);
-    });
-    const row = h(
-      "tr",
-      { class: "editing", dataset: { key: item.key } },
-      keyCell(item),
-      cell(
-        "col-value",
-        "Value",
-        h("label", { for: valueId, class: "sr-only", text: `Value of ${item.key}` }),
-        value,
-        fields.value.error,
-        conflictBox,
-      ),
-      cell(
-        "col-comment",
-        "Comment",
-        h("label", { for: commentId, class: "sr-only", text: `Comment on ${item.key}` }),
-        comment,
-        fields.comment.error,
-      ),
-      editorCell(item),
-      timeCell(item),
-      cell("col-actions", "Actions", form, h("div", { class: "row-actions" }, cancelBtn, saveBtn)),
-    );
-    row.focusValue = () => {
-      value.focus();
-      value.setSelectionRange(value.value.length, value.value.length);
-    };
-    return row;
-  }
-
   function buildRow(item) {
     const draft = editing.get(item.key);
-    return draft ? editRow(item, draft) : viewRow(item);
+    if (!draft) {
+      return viewRow(item, tagFor(item.key), {
+        onEdit: () => startEdit(item.key),
+        onDelete: () => confirmDelete(item),
+      });
+    }
+    return editRow(item, draft, tagFor(item.key), {
+      onSave: (parts) => saveEdit(item.key, draft, parts),
+      onCancel: () => stopEdit(item.key),
+    });
   }
 
   /** Update the rows in place: a row being edited keeps its inputs, caret and focus. */
@@ -317,7 +204,7 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
     }
   }
 
-  async function saveEdit(key, draft, fields, conflictBox, saveBtn) {
+  async function saveEdit(key, draft, { fields, conflictBox, saveBtn }) {
     for (const f of Object.values(fields)) setFieldError(f, "");
     replace(conflictBox);
     try {
@@ -347,41 +234,19 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
     } catch (error) {
       if (!(error instanceof ApiError) || error.status !== 404) throw error;
     }
-    const useTheirs = button(
-      theirs ? "Use their version" : "Discard my edit",
-      async () => {
-        editing.delete(key);
-        await reload();
-      },
-      { small: true },
-    );
-    const keepMine = button(
-      theirs ? "Overwrite with mine" : "Save mine as new",
-      async () => {
-        draft.revision = theirs ? theirs.revision : null;
-        const form = rows.get(key)?.querySelector("form");
-        if (form) form.requestSubmit();
-      },
-      { small: true, kind: "danger" },
-    );
     replace(
       conflictBox,
-      h(
-        "div",
-        { class: "conflict", role: "alert" },
-        h("p", { class: "strong", text: "Conflict: not saved." }),
-        theirs
-          ? h(
-              "p",
-              {},
-              `${theirs.updated_by} changed ${key} `,
-              timeEl(theirs.updated_at),
-              " while you were editing. Their value:",
-            )
-          : h("p", { text: `${key} was deleted by someone else while you were editing.` }),
-        theirs ? h("pre", { class: "value value-theirs", text: theirs.value }) : null,
-        h("div", { class: "row-actions" }, useTheirs, keepMine),
-      ),
+      conflictNotice(key, theirs, {
+        onUseTheirs: async () => {
+          editing.delete(key);
+          await reload();
+        },
+        onKeepMine: async () => {
+          draft.revision = theirs ? theirs.revision : null;
+          const form = rows.get(key)?.querySelector("form");
+          if (form) form.requestSubmit();
+        },
+      }),
     );
     if (theirs) {
       const item = state.items.find((i) => i.key === key);
