@@ -3,9 +3,11 @@
 import { ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearAlerts, emptyState, pageHead, showError } from "./ui.js";
-import { auditView, clusterView, tokensView } from "./views/admin.js";
 import { appsView, appView } from "./views/apps.js";
+import { auditView } from "./views/audit.js";
+import { clusterView } from "./views/cluster.js";
 import { envView } from "./views/env.js";
+import { tokensView } from "./views/tokens.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -25,48 +27,42 @@ function parseHash() {
   return { parts, query: Object.fromEntries(new URLSearchParams(search)) };
 }
 
+const isVersion = (text) => /^\d+$/.test(text || "");
+
+/** #/apps/APP/ENV[/history | /releases/V | /compare/A/B]: a section of the env view. */
+function resolveEnv(app, env, [section, a, b]) {
+  const at = (params, title) => ({
+    view: envView,
+    params: { app, env, ...params },
+    nav: "apps",
+    title: `${title}${app}/${env}`,
+  });
+  if (!section) return at({ section: "draft" }, "");
+  if (section === "history" && !a) return at({ section: "history" }, "History · ");
+  if (section === "releases" && isVersion(a) && !b)
+    return at({ section: "release", a }, `v${a} · `);
+  if (section === "compare" && isVersion(a) && isVersion(b)) {
+    return at({ section: "compare", a, b }, `v${a} → v${b} · `);
+  }
+  return null;
+}
+
+/** The view of an address, its params, the nav link it belongs to and the page title. */
 function resolve({ parts, query }) {
   const [first, ...rest] = parts;
-  if (!first || (first === "apps" && rest.length === 0))
+  if (!first || (first === "apps" && rest.length === 0)) {
     return { view: appsView, nav: "apps", title: "Apps" };
-  if (first === "apps") {
-    const [app, env, section, a, b] = rest;
-    if (!env) return { view: appView, params: { app }, nav: "apps", title: app };
-    if (!section)
-      return {
-        view: envView,
-        params: { app, env, section: "draft" },
-        nav: "apps",
-        title: `${app}/${env}`,
-      };
-    if (section === "history" && !a)
-      return {
-        view: envView,
-        params: { app, env, section: "history" },
-        nav: "apps",
-        title: `History · ${app}/${env}`,
-      };
-    if (section === "releases" && /^\d+$/.test(a || "") && !b)
-      return {
-        view: envView,
-        params: { app, env, section: "release", a },
-        nav: "apps",
-        title: `v${a} · ${app}/${env}`,
-      };
-    if (section === "compare" && /^\d+$/.test(a || "") && /^\d+$/.test(b || ""))
-      return {
-        view: envView,
-        params: { app, env, section: "compare", a, b },
-        nav: "apps",
-        title: `v${a} → v${b} · ${app}/${env}`,
-      };
   }
-  if (first === "audit" && !rest.length)
+  if (first === "apps") {
+    const [app, env, ...more] = rest;
+    if (!env) return { view: appView, params: { app }, nav: "apps", title: app };
+    return resolveEnv(app, env, more);
+  }
+  if (rest.length) return null;
+  if (first === "audit")
     return { view: auditView, params: query, nav: "audit", title: "Audit log" };
-  if (first === "tokens" && !rest.length)
-    return { view: tokensView, nav: "tokens", title: "Tokens" };
-  if (first === "cluster" && !rest.length)
-    return { view: clusterView, nav: "cluster", title: "Cluster" };
+  if (first === "tokens") return { view: tokensView, nav: "tokens", title: "Tokens" };
+  if (first === "cluster") return { view: clusterView, nav: "cluster", title: "Cluster" };
   return null;
 }
 

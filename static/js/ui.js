@@ -1,6 +1,6 @@
 // Shared pieces: messages, dialogs, empty states, field errors, the diff view.
 
-import { append, clear, h, plural, uid } from "./dom.js";
+import { append, clear, h, plural, replace, uid } from "./dom.js";
 
 const alerts = () => document.getElementById("alerts");
 const statusRegion = () => document.getElementById("status");
@@ -56,6 +56,19 @@ export function emptyState(title, text, ...actions) {
     h("p", { class: "empty-title", text: title }),
     text ? h("p", { class: "empty-text", text }) : null,
     actions.length ? h("div", { class: "empty-actions" }, actions) : null,
+  );
+}
+
+/** The page an operator without the admin scope sees instead of an admin page. */
+export function needsAdmin(main, what) {
+  replace(
+    main,
+    pageHead({ title: what }),
+    emptyState(
+      "Admins only",
+      `The ${what.toLowerCase()} needs the admin scope. Ask an admin for access.`,
+      h("a", { class: "btn", href: "#/apps", text: "Back to apps" }),
+    ),
   );
 }
 
@@ -116,6 +129,18 @@ export async function busy(btn, action) {
     btn.disabled = wasDisabled;
     btn.removeAttribute("aria-busy");
   }
+}
+
+/**
+ * The "Load older ..." button under a list: fetchOlder() runs while the button is busy, then
+ * onLoaded(its result).
+ */
+export function loadMore(text, fetchOlder, onLoaded) {
+  return h(
+    "div",
+    { class: "load-more" },
+    button(text, async (event) => onLoaded(await busy(event.currentTarget, fetchOlder))),
+  );
 }
 
 /**

@@ -381,6 +381,35 @@ def test_history_view_compare_and_roll_back(signed_in: Page, server: Server) -> 
     assert {i["key"]: i["value"] for i in draft} == {"k": "one"}
 
 
+def test_older_releases_and_audit_entries_load_a_page_at_a_time(
+    signed_in: Page, server: Server
+) -> None:
+    page = signed_in
+    server.app("paged", ["prod"])
+    for n in range(1, 52):
+        server.ok("PUT", "/api/v1/apps/paged/envs/prod/items/n", {"value": str(n)})
+        server.publish("paged", "prod", f"release {n}")
+
+    page.goto(env_url("paged", "prod", "/history"))
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("v51")
+    more = page.get_by_role("button", name="Load older releases")
+    more.click()
+    expect(rows).to_have_count(51)
+    expect(rows.last).to_contain_text("release 1")
+    expect(more).to_have_count(0)
+
+    # One app.create, 51 item writes and 51 publishes: a page of 100, then 3 more.
+    page.goto("/#/audit?app=paged")
+    expect(rows).to_have_count(100)
+    more = page.get_by_role("button", name="Load older entries")
+    more.click()
+    expect(rows).to_have_count(103)
+    expect(rows.last).to_contain_text("app.create")
+    expect(more).to_have_count(0)
+
+
 # ------------------------------------------------------------------ live
 
 

@@ -3,7 +3,7 @@
 import { api } from "../../api.js";
 import { h, replace, timeEl } from "../../dom.js";
 import { envHref, releaseHref } from "../../links.js";
-import { badge, busy, button, card, emptyState, table } from "../../ui.js";
+import { badge, button, card, emptyState, loadMore, table } from "../../ui.js";
 import { compareBar } from "./compare.js";
 import { rollbackDialog } from "./publish.js";
 
@@ -96,16 +96,13 @@ export async function historySection(root, ctx) {
         rowAttrs: (r) => ({ dataset: { version: r.version } }),
       }),
       more
-        ? h(
-            "div",
-            { class: "load-more" },
-            button("Load older releases", async (event) => {
-              const older = await busy(event.currentTarget, () =>
-                load(releases[releases.length - 1].version),
-              );
+        ? loadMore(
+            "Load older releases",
+            () => load(releases[releases.length - 1].version),
+            (older) => {
               releases = releases.concat(older);
               render();
-            }),
+            },
           )
         : null,
     );
