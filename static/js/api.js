@@ -40,7 +40,11 @@ export async function api(method, path, body, { ifMatch, createOnly } = {}) {
       cache: "no-store",
     });
   } catch {
-    throw new ApiError(0, "network", "The server cannot be reached. Check the connection and try again.");
+    throw new ApiError(
+      0,
+      "network",
+      "The server cannot be reached. Check the connection and try again.",
+    );
   }
   const text = await response.text();
   let data = null;
@@ -56,7 +60,7 @@ export async function api(method, path, body, { ifMatch, createOnly } = {}) {
     throw new ApiError(401, "unauthorized", "Your session has ended. Sign in again.");
   }
   if (!response.ok) {
-    const error = (data && data.error) || {};
+    const error = data?.error || {};
     throw new ApiError(
       response.status,
       error.code || `http_${response.status}`,

@@ -28,7 +28,8 @@ export function h(tag, attrs = {}, ...children) {
     if (name === "class") el.className = value;
     else if (name === "text") el.textContent = String(value);
     else if (name === "value") el.value = String(value);
-    else if (name === "checked" || name === "disabled" || name === "hidden") el[name] = Boolean(value);
+    else if (name === "checked" || name === "disabled" || name === "hidden")
+      el[name] = Boolean(value);
     else if (name === "dataset") Object.assign(el.dataset, value);
     else if (name.startsWith("on") && typeof value === "function") {
       el.addEventListener(name.slice(2), value);

@@ -70,7 +70,8 @@ class Live {
     socket.addEventListener("open", () => {
       this.delay = MIN_DELAY;
       this.setState("live");
-      if (this.sub) this.send({ op: "subscribe", app: this.sub.app, env: this.sub.env, after: this.sub.after });
+      if (this.sub)
+        this.send({ op: "subscribe", app: this.sub.app, env: this.sub.env, after: this.sub.after });
     });
     socket.addEventListener("message", (event) => this.receive(event.data));
     socket.addEventListener("close", () => {

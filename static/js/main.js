@@ -4,8 +4,10 @@ import { ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
 import { clearAlerts, emptyState, pageHead, showError } from "./ui.js";
 import { appsView, appView } from "./views/apps.js";
+import { auditView } from "./views/audit.js";
+import { clusterView } from "./views/cluster.js";
 import { envView } from "./views/env.js";
-import { auditView, clusterView, tokensView } from "./views/admin.js";
+import { tokensView } from "./views/tokens.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -25,20 +27,42 @@ function parseHash() {
   return { parts, query: Object.fromEntries(new URLSearchParams(search)) };
 }
 
+const isVersion = (text) => /^\d+$/.test(text || "");
+
+/** #/apps/APP/ENV[/history | /releases/V | /compare/A/B]: a section of the env view. */
+function resolveEnv(app, env, [section, a, b]) {
+  const at = (params, title) => ({
+    view: envView,
+    params: { app, env, ...params },
+    nav: "apps",
+    title: `${title}${app}/${env}`,
+  });
+  if (!section) return at({ section: "draft" }, "");
+  if (section === "history" && !a) return at({ section: "history" }, "History · ");
+  if (section === "releases" && isVersion(a) && !b)
+    return at({ section: "release", a }, `v${a} · `);
+  if (section === "compare" && isVersion(a) && isVersion(b)) {
+    return at({ section: "compare", a, b }, `v${a} → v${b} · `);
+  }
+  return null;
+}
+
+/** The view of an address, its params, the nav link it belongs to and the page title. */
 function resolve({ parts, query }) {
   const [first, ...rest] = parts;
-  if (!first || (first === "apps" && rest.length === 0)) return { view: appsView, nav: "apps", title: "Apps" };
-  if (first === "apps") {
-    const [app, env, section, a, b] = rest;
-    if (!env) return { view: appView, params: { app }, nav: "apps", title: app };
-    if (!section) return { view: envView, params: { app, env, section: "draft" }, nav: "apps", title: `${app}/${env}` };
-    if (section === "history" && !a) return { view: envView, params: { app, env, section: "history" }, nav: "apps", title: `History · ${app}/${env}` };
-    if (section === "releases" && /^\d+$/.test(a || "") && !b) return { view: envView, params: { app, env, section: "release", a }, nav: "apps", title: `v${a} · ${app}/${env}` };
-    if (section === "compare" && /^\d+$/.test(a || "") && /^\d+$/.test(b || "")) return { view: envView, params: { app, env, section: "compare", a, b }, nav: "apps", title: `v${a} → v${b} · ${app}/${env}` };
+  if (!first || (first === "apps" && rest.length === 0)) {
+    return { view: appsView, nav: "apps", title: "Apps" };
   }
-  if (first === "audit" && !rest.length) return { view: auditView, params: query, nav: "audit", title: "Audit log" };
-  if (first === "tokens" && !rest.length) return { view: tokensView, nav: "tokens", title: "Tokens" };
-  if (first === "cluster" && !rest.length) return { view: clusterView, nav: "cluster", title: "Cluster" };
+  if (first === "apps") {
+    const [app, env, ...more] = rest;
+    if (!env) return { view: appView, params: { app }, nav: "apps", title: app };
+    return resolveEnv(app, env, more);
+  }
+  if (rest.length) return null;
+  if (first === "audit")
+    return { view: auditView, params: query, nav: "audit", title: "Audit log" };
+  if (first === "tokens") return { view: tokensView, nav: "tokens", title: "Tokens" };
+  if (first === "cluster") return { view: clusterView, nav: "cluster", title: "Cluster" };
   return null;
 }
 
@@ -46,7 +70,11 @@ function notFound(message) {
   replace(
     main,
     pageHead({ title: "Not found" }),
-    emptyState(message || "There is nothing at this address.", "It may have been deleted, or the link is mistyped.", h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" })),
+    emptyState(
+      message || "There is nothing at this address.",
+      "It may have been deleted, or the link is mistyped.",
+      h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" }),
+    ),
   );
 }
 
@@ -87,17 +115,35 @@ async function route() {
     }
   } catch (error) {
     if (mine !== generation) return;
-    if (error instanceof ApiError && error.status === 404) notFound(error.message.replace(/^./, (c) => c.toUpperCase()) + ".");
+    if (error instanceof ApiError && error.status === 404)
+      notFound(`${error.message.replace(/^./, (c) => c.toUpperCase())}.`);
     else if (error instanceof ApiError && error.status === 401) return;
     else if (error instanceof ApiError && error.status === 403) {
       replace(
         main,
         pageHead({ title: "No access" }),
-        emptyState("Your account may not open this page.", "Ask an admin for a write:APP scope on this app, or go back to the apps you can see.", h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" })),
+        emptyState(
+          "Your account may not open this page.",
+          "Ask an admin for a write:APP scope on this app, or go back to the apps you can see.",
+          h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" }),
+        ),
       );
       showError(error);
     } else {
-      replace(main, pageHead({ title: "Something went wrong" }), emptyState("This page could not be loaded.", "Try again in a moment.", h("button", { type: "button", class: "btn btn-primary", text: "Try again", onclick: route })));
+      replace(
+        main,
+        pageHead({ title: "Something went wrong" }),
+        emptyState(
+          "This page could not be loaded.",
+          "Try again in a moment.",
+          h("button", {
+            type: "button",
+            class: "btn btn-primary",
+            text: "Try again",
+            onclick: route,
+          }),
+        ),
+      );
       showError(error);
     }
   } finally {

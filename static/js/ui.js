@@ -1,6 +1,6 @@
 // Shared pieces: messages, dialogs, empty states, field errors, the diff view.
 
-import { h, append, clear, uid, plural } from "./dom.js";
+import { append, clear, h, plural, replace, uid } from "./dom.js";
 
 const alerts = () => document.getElementById("alerts");
 const statusRegion = () => document.getElementById("status");
@@ -14,7 +14,13 @@ export function flash(message, kind = "error", { title, timeout } = {}) {
   const banner = h(
     "div",
     { class: `banner banner-${kind}` },
-    h("div", { class: "banner-text" }, title ? h("strong", { text: title }) : null, title ? " " : null, message),
+    h(
+      "div",
+      { class: "banner-text" },
+      title ? h("strong", { text: title }) : null,
+      title ? " " : null,
+      message,
+    ),
   );
   const dismiss = h("button", {
     type: "button",
@@ -38,7 +44,7 @@ export function clearAlerts() {
 
 /** Show an API error in the alert region. */
 export function showError(error, prefix) {
-  const text = error && error.message ? error.message : String(error);
+  const text = error?.message ? error.message : String(error);
   return flash(prefix ? `${prefix}: ${text}` : text, "error");
 }
 
@@ -50,6 +56,19 @@ export function emptyState(title, text, ...actions) {
     h("p", { class: "empty-title", text: title }),
     text ? h("p", { class: "empty-text", text }) : null,
     actions.length ? h("div", { class: "empty-actions" }, actions) : null,
+  );
+}
+
+/** The page an operator without the admin scope sees instead of an admin page. */
+export function needsAdmin(main, what) {
+  replace(
+    main,
+    pageHead({ title: what }),
+    emptyState(
+      "Admins only",
+      `The ${what.toLowerCase()} needs the admin scope. Ask an admin for access.`,
+      h("a", { class: "btn", href: "#/apps", text: "Back to apps" }),
+    ),
   );
 }
 
@@ -90,7 +109,11 @@ export function setFieldError(f, message) {
 }
 
 /** A button with visible text. */
-export function button(text, onclick, { kind = "", small = false, type = "button", ...attrs } = {}) {
+export function button(
+  text,
+  onclick,
+  { kind = "", small = false, type = "button", ...attrs } = {},
+) {
   const classes = ["btn", kind ? `btn-${kind}` : "", small ? "btn-small" : ""].filter(Boolean);
   return h("button", { type, class: classes.join(" "), text, onclick, ...attrs });
 }
@@ -109,13 +132,28 @@ export async function busy(btn, action) {
 }
 
 /**
+ * The "Load older ..." button under a list: fetchOlder() runs while the button is busy, then
+ * onLoaded(its result).
+ */
+export function loadMore(text, fetchOlder, onLoaded) {
+  return h(
+    "div",
+    { class: "load-more" },
+    button(text, async (event) => onLoaded(await busy(event.currentTarget, fetchOlder))),
+  );
+}
+
+/**
  * A modal dialog. build(dialog, close) fills the dialog; close(value) resolves the promise.
  * Escape or "Cancel" resolves with null.
  */
 export function openDialog({ title, wide = false, build }) {
   return new Promise((resolve) => {
     const titleId = uid("dlg");
-    const dialog = h("dialog", { class: `dialog${wide ? " dialog-wide" : ""}`, "aria-labelledby": titleId });
+    const dialog = h("dialog", {
+      class: `dialog${wide ? " dialog-wide" : ""}`,
+      "aria-labelledby": titleId,
+    });
     let done = false;
     const opener = document.activeElement;
     const close = (value) => {
@@ -159,7 +197,16 @@ export function setAlert(region, message) {
  * { comment } when confirmed, null otherwise. action(values) runs inside the dialog; an
  * error it throws is shown there and the dialog stays open.
  */
-export function confirmAction({ title, body, confirmText, danger = false, typed, comment, action, wide }) {
+export function confirmAction({
+  title,
+  body,
+  confirmText,
+  danger = false,
+  typed,
+  comment,
+  action,
+  wide,
+}) {
   return openDialog({
     title,
     wide,
@@ -170,7 +217,10 @@ export function confirmAction({ title, body, confirmText, danger = false, typed,
       let typedField = null;
       let commentField = null;
       if (typed) {
-        typedField = field(`Type ${typed} to confirm`, { autocomplete: "off", spellcheck: "false" });
+        typedField = field(`Type ${typed} to confirm`, {
+          autocomplete: "off",
+          spellcheck: "false",
+        });
         form.append(typedField.wrap);
       }
       if (comment) {
@@ -262,7 +312,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
       h(
         "section",
         { class: `diff-section diff-${kind}` },
-        h("h3", { class: "diff-heading" }, h("span", { class: `diff-mark diff-mark-${kind}`, "aria-hidden": "true" }), `${label} (${count})`),
+        h(
+          "h3",
+          { class: "diff-heading" },
+          h("span", { class: `diff-mark diff-mark-${kind}`, "aria-hidden": "true" }),
+          `${label} (${count})`,
+        ),
         h("ul", { class: "diff-list" }, rows),
       ),
     );
@@ -272,7 +327,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
     "Added",
     c.added,
     Object.entries(diff.added).map(([key, value]) =>
-      h("li", { class: "diff-row" }, h("code", { class: "diff-key", text: key }), valueBlock(value, "value-added")),
+      h(
+        "li",
+        { class: "diff-row" },
+        h("code", { class: "diff-key", text: key }),
+        valueBlock(value, "value-added"),
+      ),
     ),
   );
   section(
@@ -300,7 +360,12 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
     "Removed",
     c.removed,
     Object.entries(diff.removed).map(([key, value]) =>
-      h("li", { class: "diff-row" }, h("code", { class: "diff-key", text: key }), valueBlock(value, "value-removed")),
+      h(
+        "li",
+        { class: "diff-row" },
+        h("code", { class: "diff-key", text: key }),
+        valueBlock(value, "value-removed"),
+      ),
     ),
   );
   return list;
@@ -316,8 +381,13 @@ export function card(title, actions, ...body) {
   return h(
     "section",
     { class: "card" },
-    title || (actions && actions.length)
-      ? h("div", { class: "card-head" }, title ? h("h2", { class: "card-title", text: title }) : h("span"), h("div", { class: "card-actions" }, actions || []))
+    title || actions?.length
+      ? h(
+          "div",
+          { class: "card-head" },
+          title ? h("h2", { class: "card-title", text: title }) : h("span"),
+          h("div", { class: "card-actions" }, actions || []),
+        )
       : null,
     body,
   );
@@ -332,13 +402,30 @@ export function pageHead({ crumbs = [], title, subtitle, actions = [], extra }) 
       ? h(
           "nav",
           { class: "crumbs", "aria-label": "Breadcrumb" },
-          h("ol", {}, crumbs.map(([label, href]) => h("li", {}, href ? h("a", { href, text: label }) : h("span", { "aria-current": "page", text: label })))),
+          h(
+            "ol",
+            {},
+            crumbs.map(([label, href]) =>
+              h(
+                "li",
+                {},
+                href
+                  ? h("a", { href, text: label })
+                  : h("span", { "aria-current": "page", text: label }),
+              ),
+            ),
+          ),
         )
       : null,
     h(
       "div",
       { class: "page-title-row" },
-      h("div", { class: "page-title-wrap" }, h("h1", { class: "page-title", tabindex: "-1", text: title }), extra || null),
+      h(
+        "div",
+        { class: "page-title-wrap" },
+        h("h1", { class: "page-title", tabindex: "-1", text: title }),
+        extra || null,
+      ),
       actions.length ? h("div", { class: "page-actions" }, actions) : null,
     ),
     subtitle ? h("p", { class: "page-subtitle", text: subtitle }) : null,
@@ -359,7 +446,15 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
       "table",
       { class: "table" },
       caption ? h("caption", { class: "sr-only", text: caption }) : null,
-      h("thead", {}, h("tr", {}, columns.map((col) => h("th", { scope: "col", class: col.cls || null, text: col.label })))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((col) => h("th", { scope: "col", class: col.cls || null, text: col.label })),
+        ),
+      ),
       h(
         "tbody",
         {},

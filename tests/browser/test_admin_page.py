@@ -342,6 +342,16 @@ def test_history_view_compare_and_roll_back(signed_in: Page, server: Server) -> 
     expect(page.locator(".diff-removed")).to_have_count(0)
     assert_accessible(page)
     shot(page, "05-compare")
+    # The comparison has the same bar, set to what it shows; it opens the order chosen.
+    expect(page.get_by_label("From", exact=True)).to_have_value("1")
+    expect(page.get_by_label("To", exact=True)).to_have_value("3")
+    page.get_by_label("From", exact=True).select_option("3")
+    page.get_by_label("To", exact=True).select_option("1")
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_role("heading", name="Compare v3 → v1")).to_be_visible()
+    expect(page.locator(".diff-changed pre")).to_have_text(["three", "one"])
+    expect(page.locator(".diff-removed .diff-key")).to_have_text(["x"])
+    expect(page.locator(".diff-added")).to_have_count(0)
 
     page.get_by_role("link", name="History").click()
     page.locator('tr[data-version="1"]').get_by_role("button", name="Roll back").click()
@@ -369,6 +379,35 @@ def test_history_view_compare_and_roll_back(signed_in: Page, server: Server) -> 
     assert release["rollback_of"] == 1
     draft = server.ok("GET", "/api/v1/apps/hist/envs/prod/items")["items"]
     assert {i["key"]: i["value"] for i in draft} == {"k": "one"}
+
+
+def test_older_releases_and_audit_entries_load_a_page_at_a_time(
+    signed_in: Page, server: Server
+) -> None:
+    page = signed_in
+    server.app("paged", ["prod"])
+    for n in range(1, 52):
+        server.ok("PUT", "/api/v1/apps/paged/envs/prod/items/n", {"value": str(n)})
+        server.publish("paged", "prod", f"release {n}")
+
+    page.goto(env_url("paged", "prod", "/history"))
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(50)
+    expect(rows.first).to_contain_text("v51")
+    more = page.get_by_role("button", name="Load older releases")
+    more.click()
+    expect(rows).to_have_count(51)
+    expect(rows.last).to_contain_text("release 1")
+    expect(more).to_have_count(0)
+
+    # One app.create, 51 item writes and 51 publishes: a page of 100, then 3 more.
+    page.goto("/#/audit?app=paged")
+    expect(rows).to_have_count(100)
+    more = page.get_by_role("button", name="Load older entries")
+    more.click()
+    expect(rows).to_have_count(103)
+    expect(rows.last).to_contain_text("app.create")
+    expect(more).to_have_count(0)
 
 
 # ------------------------------------------------------------------ live

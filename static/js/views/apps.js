@@ -1,7 +1,8 @@
 // The apps list (filter, create) and one app (envs, add env, delete).
 
-import { api, ApiError, me, seg } from "../api.js";
-import { h, replace, plural } from "../dom.js";
+import { ApiError, api, me, seg } from "../api.js";
+import { h, plural, replace } from "../dom.js";
+import { envHref } from "../links.js";
 import {
   badge,
   busy,
@@ -15,11 +16,6 @@ import {
   setFieldError,
   showError,
 } from "../ui.js";
-
-/** Href of an env's draft. */
-export function envHref(app, env, section = "") {
-  return `#/apps/${seg(app)}/${seg(env)}${section ? `/${section}` : ""}`;
-}
 
 function splitEnvs(text) {
   return text
@@ -37,7 +33,10 @@ function newAppForm(onCreated, onCancel) {
     placeholder: "checkout-service",
     hint: "Lower-case letters, digits, and _ . - (up to 64).",
   });
-  const description = field("Description", { maxlength: 1000, placeholder: "What this app is (optional)" });
+  const description = field("Description", {
+    maxlength: 1000,
+    placeholder: "What this app is (optional)",
+  });
   const envs = field("Envs", {
     autocomplete: "off",
     spellcheck: "false",
@@ -75,7 +74,8 @@ function newAppForm(onCreated, onCancel) {
       const msg = error.message;
       if (/env name|env names|envs per app/.test(msg)) setFieldError(envs, msg);
       else if (/description/.test(msg)) setFieldError(description, msg);
-      else if (error.code === "invalid_name" || error.code === "exists" || error.status === 403) setFieldError(name, msg);
+      else if (error.code === "invalid_name" || error.code === "exists" || error.status === 403)
+        setFieldError(name, msg);
       else showError(error, "Could not create the app");
     }
   });
@@ -100,7 +100,10 @@ export async function appsView(main) {
   const openNew = () => {
     const { form, focus } = newAppForm(
       (app) => {
-        flash(`App ${app.name} created with ${plural(app.envs.length, "env")}: ${app.envs.join(", ")}.`, "success");
+        flash(
+          `App ${app.name} created with ${plural(app.envs.length, "env")}: ${app.envs.join(", ")}.`,
+          "success",
+        );
         window.location.hash = envHref(app.name, app.envs[0]);
       },
       () => {
@@ -137,11 +140,15 @@ export async function appsView(main) {
     if (!shown.length) {
       replace(
         listWrap,
-        emptyState(`No app matches “${filter.input.value.trim()}”`, "Check the spelling, or clear the filter to see every app.", button("Clear filter", () => {
-          filter.input.value = "";
-          render();
-          filter.input.focus();
-        })),
+        emptyState(
+          `No app matches “${filter.input.value.trim()}”`,
+          "Check the spelling, or clear the filter to see every app.",
+          button("Clear filter", () => {
+            filter.input.value = "";
+            render();
+            filter.input.focus();
+          }),
+        ),
       );
       return;
     }
@@ -158,9 +165,17 @@ export async function appsView(main) {
               "div",
               { class: "app-card-head" },
               h("a", { class: "app-name", href: envHref(a.name, a.envs[0]), text: a.name }),
-              h("a", { class: "btn btn-ghost btn-small", href: `#/apps/${seg(a.name)}`, text: "Settings", "aria-label": `Settings of ${a.name}` }),
+              h("a", {
+                class: "btn btn-ghost btn-small",
+                href: `#/apps/${seg(a.name)}`,
+                text: "Settings",
+                "aria-label": `Settings of ${a.name}`,
+              }),
             ),
-            h("p", { class: a.description ? "app-desc" : "app-desc muted", text: a.description || "No description" }),
+            h("p", {
+              class: a.description ? "app-desc" : "app-desc muted",
+              text: a.description || "No description",
+            }),
             h(
               "div",
               { class: "env-chips", "aria-label": `Envs of ${a.name}` },
@@ -177,7 +192,9 @@ export async function appsView(main) {
     main,
     pageHead({
       title: "Apps",
-      subtitle: apps.length ? `${plural(apps.length, "app")} you can see. Pick an env to edit its draft.` : null,
+      subtitle: apps.length
+        ? `${plural(apps.length, "app")} you can see. Pick an env to edit its draft.`
+        : null,
       actions: [newBtn],
     }),
     newPanel,
@@ -226,7 +243,12 @@ export async function appView(main, { app }) {
         "li",
         {},
         h("a", { class: "env-link", href: envHref(app, e), text: e }),
-        h("span", { class: "env-links" }, h("a", { href: envHref(app, e), text: "Draft" }), h("a", { href: envHref(app, e, "history"), text: "History" })),
+        h(
+          "span",
+          { class: "env-links" },
+          h("a", { href: envHref(app, e), text: "Draft" }),
+          h("a", { href: envHref(app, e, "history"), text: "History" }),
+        ),
       ),
     ),
   );
@@ -237,7 +259,13 @@ export async function appView(main, { app }) {
       body: h(
         "div",
         { class: "stack" },
-        h("p", {}, "This deletes ", h("strong", { text: app }), `, its ${plural(info.envs.length, "env")}, every draft and every release. Clients reading it get 404 from now on. It cannot be undone.`),
+        h(
+          "p",
+          {},
+          "This deletes ",
+          h("strong", { text: app }),
+          `, its ${plural(info.envs.length, "env")}, every draft and every release. Clients reading it get 404 from now on. It cannot be undone.`,
+        ),
       ),
       confirmText: "Delete",
       danger: true,
@@ -255,7 +283,10 @@ export async function appView(main, { app }) {
   replace(
     main,
     pageHead({
-      crumbs: [["Apps", "#/apps"], [app, null]],
+      crumbs: [
+        ["Apps", "#/apps"],
+        [app, null],
+      ],
       title: app,
       subtitle: info.description || "No description.",
       extra: badge(`created ${new Date(info.created_at).toLocaleDateString()}`, "muted"),
@@ -269,7 +300,15 @@ export async function appView(main, { app }) {
           h(
             "div",
             { class: "danger-row" },
-            h("div", {}, h("p", { class: "strong", text: "Delete this app" }), h("p", { class: "muted", text: "Removes every env, draft and release. You will be asked to type the app name." })),
+            h(
+              "div",
+              {},
+              h("p", { class: "strong", text: "Delete this app" }),
+              h("p", {
+                class: "muted",
+                text: "Removes every env, draft and release. You will be asked to type the app name.",
+              }),
+            ),
             button("Delete app", deleteApp, { kind: "danger" }),
           ),
         )

@@ -1,0 +1,94 @@
+// One release of an env: its items and details, compare with the latest, roll back.
+
+import { api } from "../../api.js";
+import { exactTime, h, replace } from "../../dom.js";
+import { compareHref, envHref } from "../../links.js";
+import { badge, button, emptyState, table } from "../../ui.js";
+import { rollbackDialog } from "./publish.js";
+
+function details(release) {
+  const entry = (term, ...value) => h("div", {}, h("dt", { text: term }), h("dd", {}, value));
+  return h(
+    "dl",
+    { class: "meta" },
+    entry("Author", release.author),
+    entry("Published", exactTime(release.created_at)),
+    entry("Comment", release.comment || "No comment"),
+    entry("Checksum", h("code", { class: "checksum", text: release.checksum })),
+  );
+}
+
+/** #/apps/APP/ENV/releases/V */
+export async function releaseSection(root, ctx, version) {
+  const { app, env, base } = ctx;
+  const release = await api("GET", `${base}/releases/${version}`);
+  const box = h("div", {});
+  const entries = Object.entries(release.items).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+  // Rendered again when a release arrives: "latest" and the actions follow ctx.latest.
+  const render = () => {
+    const isLatest = release.version === ctx.latest;
+    replace(
+      box,
+      h(
+        "section",
+        { class: "card" },
+        h(
+          "div",
+          { class: "card-head" },
+          h(
+            "h2",
+            { class: "card-title" },
+            `Release v${release.version} `,
+            isLatest ? badge("latest", "ok") : null,
+            release.rollback_of ? badge(`rollback of v${release.rollback_of}`, "muted") : null,
+          ),
+          h(
+            "div",
+            { class: "card-actions" },
+            h("a", { class: "btn", href: envHref(app, env, "history"), text: "All releases" }),
+            !isLatest && ctx.latest
+              ? h("a", {
+                  class: "btn",
+                  href: compareHref(app, env, release.version, ctx.latest),
+                  text: `Compare with v${ctx.latest}`,
+                })
+              : null,
+            !isLatest
+              ? button(
+                  "Roll back",
+                  async () => {
+                    if (await rollbackDialog(ctx, release.version))
+                      window.location.hash = envHref(app, env, "history");
+                  },
+                  { kind: "danger" },
+                )
+              : null,
+          ),
+        ),
+        details(release),
+        entries.length
+          ? table(
+              [
+                {
+                  label: "Key",
+                  cls: "col-key",
+                  cell: ([k]) => h("code", { class: "key", text: k }),
+                },
+                {
+                  label: "Value",
+                  cls: "col-value",
+                  cell: ([, v]) => h("pre", { class: "value", text: v }),
+                },
+              ],
+              entries,
+              { caption: `Items of v${release.version}` },
+            )
+          : emptyState("This release has no items", "Clients reading it get an empty config."),
+      ),
+    );
+  };
+  ctx.refresh = async () => render();
+  render();
+  replace(root, box);
+}
