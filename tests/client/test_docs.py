@@ -33,7 +33,7 @@ def readme_example() -> str:
     text = README.read_text(encoding="utf-8")
     section = text[text.index("## Use it from your service") :]
     section = section[: section.index("\n## ", 1)]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) == 1, "the README's service section should have one Python example"
     return blocks[0]
 
