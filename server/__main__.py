@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from server.config import Config, ConfigError, load_config
+from server.config import Config, ConfigError, load_config, with_server_address
 from server.coord.local import LocalCoordinator
 from server.domain.context import DomainContext
 from server.domain.scopes import Principal
@@ -38,6 +40,31 @@ def _setup_logging() -> None:
     )
 
 
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address of host:port, as aiohttp would make them."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _serve(config: Config, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -49,21 +76,34 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         pass
-    log.info(
-        "configcenter serving on http://%s:%d (store %s, %s)",
-        config.server.host,
-        config.server.port,
-        config.store.url.split("://")[0],
-        "standalone" if config.standalone else f"etcd {','.join(config.etcd.endpoints)}",
-    )
-    web.run_app(
-        create_app(config),
-        host=config.server.host,
-        port=config.server.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=5.0,
-    )
+    host, port = config.server.host, config.server.port
+    # Bound here, before the app starts, so a taken port is one clear line, not a traceback.
+    try:
+        sockets = _listen(host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            message = f"port {port} is in use; set CONFIGCENTER_SERVER_PORT or --port"
+        else:
+            message = f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        print(f"configcenter: {message}", file=sys.stderr)
+        return 2
+
+    async def announce(app: web.Application) -> None:
+        log.info(
+            "configcenter serving on %s (store %s, %s)",
+            ", ".join(_url(sock) for sock in sockets),
+            config.store.url.split("://")[0],
+            "standalone" if config.standalone else f"etcd {','.join(config.etcd.endpoints)}",
+        )
+
+    try:
+        app = create_app(config)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    app.on_startup.append(announce)  # after the app's own start-up: the store is open
+    web.run_app(app, sock=sockets, access_log=None, print=None, shutdown_timeout=5.0)
     return 0
 
 
@@ -127,6 +167,12 @@ async def _token_create(config: Config, args: argparse.Namespace) -> int:
     return await _with_services(config, action)
 
 
+def _port(value: str) -> int:
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="configcenter", description=__doc__)
@@ -134,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    serve.add_argument(
+        "--host", default=None, help="listen on this address (overrides [server] host)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=None, help="listen on this port (overrides [server] port)"
+    )
     migrate_cmd = commands.add_parser("migrate", help="apply pending schema migrations")
     migrate_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     user = commands.add_parser("user", help="manage users").add_subparsers(
@@ -173,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     try:
         config = load_config(args.config)
+        if args.command == "serve":
+            config = with_server_address(config, args.host, args.port)
     except ConfigError as exc:
         print(f"configcenter: config error: {exc}", file=sys.stderr)
         return 2

@@ -193,3 +193,15 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         sections[name] = cls(**kwargs)
     base_dir = path.resolve().parent if path.exists() else Path.cwd()
     return _check(Config(**sections, base_dir=base_dir))
+
+
+def with_server_address(config: Config, host: str | None, port: int | None) -> Config:
+    """config with [server] host and port replaced where given (serve --host/--port)."""
+    server = config.server
+    if host is not None:
+        if not host.strip():
+            raise ConfigError("--host: must not be empty")
+        server = dataclasses.replace(server, host=host)
+    if port is not None:
+        server = dataclasses.replace(server, port=port)
+    return _check(dataclasses.replace(config, server=server))

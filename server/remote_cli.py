@@ -25,6 +25,10 @@ class CliError(Exception):
     """One line for stderr; the command exits with code 1."""
 
 
+class UsageError(CliError):
+    """A command line that cannot run as given; one line for stderr, exit code 2."""
+
+
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `get` and `watch`; both run against a server over HTTP, not the local store."""
     get = commands.add_parser(
@@ -33,12 +37,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Print the latest release of APP/ENV, or the value of KEY.",
     )
     _common(get)
-    get.add_argument("key", nargs="?", metavar="KEY", help="print only this key's value")
+    get.add_argument("key", nargs="?", metavar="KEY", help="print only this key's value, as it is")
     get.add_argument(
         "--format",
         choices=FORMATS,
         default=None,
-        help="how to print the whole env (default json); not with KEY",
+        help="how to print the whole env (default json); not with KEY, whose value is raw",
     )
     get.set_defaults(remote=True, run=_sync(_get))
 
@@ -84,8 +88,11 @@ def _sync(
     def run(args: argparse.Namespace) -> int:
         try:
             if not args.token:
-                raise CliError("a token is needed: --token or CONFIGCENTER_TOKEN")
+                raise UsageError("a token is needed: --token or CONFIGCENTER_TOKEN")
             return asyncio.run(command(args))
+        except UsageError as exc:
+            print(f"configcenter {args.command}: {exc}", file=sys.stderr)
+            return 2
         except (CliError, ConfigClientError, ValueError) as exc:
             print(f"configcenter: {exc}", file=sys.stderr)
             return 1
@@ -98,10 +105,10 @@ def _sync(
 def _urls(value: str) -> list[str]:
     urls = [u.strip().rstrip("/") for u in value.split(",") if u.strip()]
     if not urls:
-        raise CliError("--url is empty")
+        raise UsageError("--url is empty")
     for url in urls:
         if not url.startswith(("http://", "https://")):
-            raise CliError(f"--url must start with http:// or https://: {url!r}")
+            raise UsageError(f"--url must start with http:// or https://: {url!r}")
     return urls
 
 
@@ -130,7 +137,7 @@ async def _fetch(args: argparse.Namespace, fmt: str) -> bytes:
 
 async def _get(args: argparse.Namespace) -> int:
     if args.key is not None and args.format is not None:
-        raise CliError("--format prints the whole env; drop KEY or --format")
+        raise UsageError("KEY prints one raw value and --format the whole env: give one")
     fmt = args.format or "json"
     body = await _fetch(args, fmt)
     if fmt != "json":

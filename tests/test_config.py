@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_config
+from server.config import ConfigError, load_config, with_server_address
 from server.store.migrations import discover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,17 @@ def test_environment_overrides() -> None:
     assert config.etcd.endpoints == ("127.0.0.1:2379", "127.0.0.1:22379")
     assert config.etcd.refresh_interval == 2.5
     assert not config.standalone
+
+
+def test_serve_flags_override_the_file_and_the_environment() -> None:
+    config = load_config(ROOT / "config.toml", environ={"CONFIGCENTER_SERVER_PORT": "9000"})
+    assert with_server_address(config, None, None) == config
+    moved = with_server_address(config, "0.0.0.0", 9100)  # noqa: S104 - only a value here
+    assert (moved.server.host, moved.server.port) == ("0.0.0.0", 9100)  # noqa: S104
+    assert moved.server.heartbeat_seconds == config.server.heartbeat_seconds
+    assert with_server_address(config, None, 0).server.port == 0  # any free port
+    with pytest.raises(ConfigError, match="--host"):
+        with_server_address(config, " ", None)
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server.devservices import MariaDBServer
-from tests.api.conftest import ADMIN_PASSWORD, AppFactory
+from devservices import MariaDBServer
+from tests.api.helpers import ADMIN_PASSWORD, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
 

@@ -1,4 +1,5 @@
-"""The examples in docs/client.md, pasted into an interactive Python against a real server."""
+"""The examples in README.md and docs/client.md, pasted into an interactive Python against a real
+server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from devservices import REPO_ROOT, ServerProcess
 from tests.client.helpers import Admin
 
 DOC = REPO_ROOT / "docs" / "client.md"
+README = REPO_ROOT / "README.md"
 DOC_URL = "http://127.0.0.1:8080"
 
 
@@ -23,6 +26,16 @@ def examples() -> list[str]:
     blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
     assert len(blocks) == 2, "docs/client.md should have the async and the sync example"
     return blocks
+
+
+def readme_example() -> str:
+    """The Python block of the README's "Use it from your service"."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Use it from your service") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "the README's service section should have one Python example"
+    return blocks[0]
 
 
 def paste(code: str, server: ServerProcess, token: str, cwd: Path) -> subprocess.Popen[str]:
@@ -105,3 +118,51 @@ def test_the_sync_example(
     lines = stdout.splitlines()
     assert re.fullmatch(r"version \d+ search True", lines[0]), stdout
     assert lines[-1] == "{'db.pool': '10', 'feature.search': 'on'}"
+
+
+def test_the_readme_example_sees_a_change_arrive(
+    admin: Admin, shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    status, _ = admin.server.request(
+        "GET",
+        "/api/v1/apps/shop",
+        headers={"Authorization": f"Bearer {admin.server.admin_token()}"},
+    )
+    if status == 404:
+        admin.call("POST", "/api/v1/apps", {"name": "shop", "envs": ["prod"]}, expect=201)
+    # A key of its own makes this publish a change whatever ran before on the shared server.
+    version = admin.publish("shop", {"pool.size": "10", "readme.run": uuid.uuid4().hex})
+    token = admin.token("read:shop")[1]
+    process = paste(readme_example(), shared_server, token, tmp_path)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert lines.get(timeout=30) == f"version {version} pool.size 10"
+        assert lines.get(timeout=30) == "waiting for a release: publish one from another shell"
+        # What the README tells the reader to do from another shell.
+        assert admin.publish("shop", {"pool.size": "30"}) == version + 1
+        assert (
+            lines.get(timeout=30)
+            == f"now version {version + 1} changed {{'pool.size': ('10', '30')}}"
+        )
+        assert process.wait(timeout=30) == 0  # it stops waiting and closes once a change came
+        assert (tmp_path / ".cache" / "shop@prod.json").is_file()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(timeout=10)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+        process.stdout.close()
+        process.stderr.close()
+    assert "Traceback" not in stderr, stderr
+    assert lines.empty()

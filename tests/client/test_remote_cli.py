@@ -37,13 +37,16 @@ def run_cli(
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
-    assert result.returncode == 1, result
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *fragments: str, code: int = 1
+) -> None:
+    """Exit code `code`, nothing on stdout, one line on stderr naming every fragment."""
+    assert result.returncode == code, result
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("configcenter: ")
+    assert lines[0].startswith("configcenter")
     for fragment in fragments:
         assert fragment in lines[0]
 
@@ -74,7 +77,10 @@ def test_get_as_a_subprocess(shared_server: ServerProcess, published: tuple[str,
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
     """The same command line in this process (cheaper than a subprocess for the many cases)."""
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse's usage errors
+        code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(args, code, out, err)
 
@@ -111,13 +117,45 @@ def test_get_errors_are_one_line_and_non_zero(
     assert_one_line_error(
         cli(capsys, "get", app, "prod", "--url", unreachable, "--token", token), "cannot reach"
     )
-    monkeypatch.setenv("CONFIGCENTER_TOKEN", "")
-    no_token = cli(capsys, "get", app, "prod", "--url", shared_server.url)
-    assert_one_line_error(no_token, "CONFIGCENTER_TOKEN")
-    both = cli(capsys, "get", app, "prod", "note", "--format", "yaml", *options)
-    assert_one_line_error(both, "--format")
     refused = cli(capsys, "watch", app, "prod", "--url", shared_server.url, "--token", "cc_bad")
     assert_one_line_error(refused, "401")
+
+
+def test_usage_errors_exit_2(
+    shared_server: ServerProcess,
+    published: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app, token = published
+    options = ["--url", shared_server.url, "--token", token]
+    # Caught by the command line parser: usage, then one error line.
+    for args in (
+        ("fetch", app, "prod"),  # unknown command
+        ("get", app),  # no ENV
+        ("watch",),  # no APP, no ENV
+        ("get", app, "prod", "--format", "xml", *options),
+        ("watch", app, "prod", "--format", "yaml", *options),
+        ("get", app, "prod", "--timeout", "soon", *options),
+    ):
+        result = cli(capsys, *args)
+        assert result.returncode == 2, args
+        assert result.stdout == ""
+        assert "error: " in result.stderr.splitlines()[-1], args
+        assert "Traceback" not in result.stderr
+    # Caught once parsed: one line.
+    both = cli(capsys, "get", app, "prod", "note", "--format", "yaml", *options)
+    assert_one_line_error(both, "KEY", "--format", code=2)
+    not_http = cli(capsys, "get", app, "prod", "--url", "127.0.0.1:8080", "--token", token)
+    assert_one_line_error(not_http, "http://", code=2)
+    monkeypatch.setenv("CONFIGCENTER_TOKEN", "")
+    for command in ("get", "watch"):
+        no_token = cli(capsys, command, app, "prod", "--url", shared_server.url)
+        assert_one_line_error(no_token, "CONFIGCENTER_TOKEN", code=2)
+    # And as a real process, as a shell sees it.
+    assert_one_line_error(
+        run_cli("get", app, "prod", "note", "--format", "json", *options), "--format", code=2
+    )
 
 
 def test_watch_prints_each_release_until_ctrl_c(
@@ -164,6 +202,9 @@ def test_watch_prints_each_release_until_ctrl_c(
         process.stderr.close()
     assert "Traceback" not in stderr
     assert lines.empty()
+    # The client's log lines went to stderr: stdout had the two releases and nothing else.
+    assert "subscribed at" in stderr
+    assert "applied version 2" in stderr
 
 
 def test_watch_text_lines(capsys: pytest.CaptureFixture[str]) -> None:

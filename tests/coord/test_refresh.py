@@ -15,9 +15,9 @@ from pathlib import Path
 import aetcd
 import pytest
 
+from devservices import EtcdCluster
 from server.coord.etcd_keys import decode_release, encode_release
-from server.devservices import EtcdCluster
-from tests.coord.conftest import Node, NodeFactory, StoreReleases, make_release
+from tests.coord.helpers import Node, NodeFactory, StoreReleases, make_release
 
 pytestmark = pytest.mark.etcd
 
@@ -49,7 +49,7 @@ async def eventually(
 
 async def stop_watch(node: Node) -> None:
     """End the node's watch task for good, as when etcd's stream cannot be re-created."""
-    watch = next(t for t in node.etcd._tasks if t.get_name() == "etcd-watch")
+    watch = node.etcd.tasks.task("etcd-watch")
     watch.cancel()
     with pytest.raises(asyncio.CancelledError):
         await watch

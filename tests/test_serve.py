@@ -1,0 +1,108 @@
+"""`configcenter serve`: where it listens, and one clear line when it cannot."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from devservices import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CONFIGCENTER_STORE_URL": f"sqlite:///{tmp_path}/store.db",
+        "CONFIGCENTER_SERVER_PORT": str(port),
+    }
+
+
+def _serve(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "server", "serve", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        # Once from the config (the env override), once from --port over another config port.
+        for args, env_port in (((), port), (("--port", str(port)), free_port())):
+            process = _serve(*args, env=_env(tmp_path, env_port))
+            stdout, stderr = process.communicate(timeout=60)
+            assert process.returncode == 2, stderr
+            assert stdout == ""
+            assert stderr.splitlines() == [
+                f"configcenter: port {port} is in use; set CONFIGCENTER_SERVER_PORT or --port"
+            ]
+
+
+def test_host_and_port_flags_override_the_config(tmp_path: Path) -> None:
+    port = free_port()
+    # The config says another port (and host): the flags win.
+    env = {**_env(tmp_path, free_port()), "CONFIGCENTER_SERVER_HOST": "localhost"}
+    process = _serve("--host", "127.0.0.1", "--port", str(port), env=env)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        while True:
+            line = lines.get(timeout=60)
+            assert "Traceback" not in line
+            if "serving on" in line:
+                break
+        assert f"serving on http://127.0.0.1:{port} " in line
+        # Logged once the socket is bound and the app started: it answers at once.
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/healthz")
+            assert connection.getresponse().status == 200
+        finally:
+            connection.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+        reader.join(timeout=10)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_a_bad_port_flag_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--port", "70000"],
+        cwd=ROOT,
+        env=_env(tmp_path, free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "argument --port" in result.stderr
+    assert "Traceback" not in result.stderr
