@@ -154,7 +154,7 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/items/{{key}}",
         items.delete_item,
         "Remove an item from the draft",
-        responses={204: "deleted"},
+        responses={204: "deleted", 412: "If-Match mismatch"},
         tag="draft",
     ),
     Route("GET", f"{ENV}/diff", items.get_diff, "Draft against the latest release", tag="draft"),

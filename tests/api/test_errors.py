@@ -17,6 +17,7 @@ from server.keys import STORE
 from server.middleware import PAGE, PUBLIC, SESSION_COOKIE, declare
 from tests.api.conftest import ADMIN_PASSWORD, Api, AppFactory, make_config
 
+ITEMS = "/api/v1/apps/shop/envs/prod/items"
 HTML = "text/html"
 
 
@@ -148,3 +149,29 @@ async def test_an_http_error_keeps_its_headers(api: Api) -> None:
     assert wrong_method.status == 405
     assert wrong_method.body["error"]["code"] == "method_not_allowed"
     assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "POST"}
+
+
+@pytest.mark.parametrize(
+    "tag", ["nonsense", '"abc"', 'W/"x"', '"1", "2"', '"²"', '"99999999999999999999"', '""']
+)
+async def test_if_match_with_any_tag_that_is_not_a_revision_is_412(api: Api, tag: str) -> None:
+    await api.app_with_env()
+    created = await api.call("PUT", f"{ITEMS}/k", {"value": "1"})
+    assert created.status == 201
+    before = await api.snapshot()
+    put = await api.call("PUT", f"{ITEMS}/k", {"value": "2"}, headers={"If-Match": tag})
+    assert put.status == 412, put.text
+    assert put.body["error"]["code"] == "precondition_failed"
+    deleted = await api.call("DELETE", f"{ITEMS}/k", headers={"If-Match": tag})
+    assert deleted.status == 412, deleted.text
+    absent = await api.call("PUT", f"{ITEMS}/new", {"value": "1"}, headers={"If-Match": tag})
+    assert absent.status == 412, absent.text
+    assert await api.snapshot() == before
+
+
+async def test_if_match_star_is_refused_as_unsupported(api: Api) -> None:
+    await api.app_with_env()
+    await api.call("PUT", f"{ITEMS}/k", {"value": "1"})
+    star = await api.call("PUT", f"{ITEMS}/k", {"value": "2"}, headers={"If-Match": "*"})
+    assert star.status == 400
+    assert star.body["error"]["code"] == "invalid_request"
