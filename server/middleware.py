@@ -91,7 +91,7 @@ def policy_of(request: web.Request) -> Policy:
 def error_response(code: str, status: int, message: str) -> web.Response:
     """The documented error envelope as a response."""
     return web.Response(
-        body=orjson.dumps(error_envelope(code, message)),
+        body=orjson.dumps(error_envelope(code, message), option=orjson.OPT_APPEND_NEWLINE),
         status=status,
         content_type="application/json",
     )

@@ -32,9 +32,12 @@ def principal(request: web.Request) -> Principal:
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """A JSON answer serialised with orjson."""
+    """A JSON answer serialised with orjson, ending with a newline."""
     return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+        body=orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
 
 

@@ -151,6 +151,22 @@ async def test_an_http_error_keeps_its_headers(api: Api) -> None:
     assert set(wrong_method.headers["Allow"].split(",")) == {"GET", "POST"}
 
 
+async def test_every_json_answer_ends_with_a_newline(api: Api) -> None:
+    await api.app_with_env()
+    answers = [
+        await api.call("GET", "/api/v1/apps"),
+        await api.call("GET", "/healthz", token=None),
+        await api.call("GET", "/api/openapi.json", token=None),
+        await api.call("GET", "/api/v1/apps/nope"),
+        await api.call("GET", "/api/v1/apps", token=None),
+        await api.call("POST", "/api/v1/apps", data=b"{not json"),
+    ]
+    assert [a.status for a in answers] == [200, 200, 200, 404, 401, 400]
+    for answer in answers:
+        assert answer.headers["Content-Type"].startswith("application/json")
+        assert answer.text.endswith("}\n"), answer.text[-40:]
+
+
 @pytest.mark.parametrize(
     "tag", ["nonsense", '"abc"', 'W/"x"', '"1", "2"', '"²"', '"99999999999999999999"', '""']
 )
