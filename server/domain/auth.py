@@ -18,7 +18,7 @@ from server.domain.context import DomainContext
 from server.domain.scopes import Principal, parse_scopes
 from server.domain.validation import validate_token_name, validate_user_name
 from server.errors import AppError, ErrorCode, not_found
-from server.records import Token, User, utc_now
+from server.records import AuditAction, Token, User, utc_now
 from server.store.db import IntegrityError
 
 log = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class AuthService:
             await q.add_audit(
                 now,
                 principal.name,
-                "token.create",
+                AuditAction.TOKEN_CREATE,
                 f"token:{token_id}",
                 f"created token {name} with scopes {' '.join(parsed)}",
             )
@@ -232,7 +232,7 @@ class AuthService:
                 await q.add_audit(
                     now,
                     principal.name,
-                    "token.revoke",
+                    AuditAction.TOKEN_REVOKE,
                     f"token:{token_id}",
                     f"revoked token {token.name}",
                 )
@@ -256,7 +256,7 @@ class AuthService:
                 await q.add_audit(
                     now,
                     actor,
-                    "user.create",
+                    AuditAction.USER_CREATE,
                     f"user:{name}",
                     f"created {'admin ' if is_admin else ''}user {name}",
                 )

@@ -10,7 +10,7 @@ from server.domain.diff import Diff, diff_items
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment, validate_key, validate_value
 from server.errors import AppError, ErrorCode, not_found
-from server.records import Item, utc_now
+from server.records import AuditAction, Item, utc_now
 
 
 class DraftService:
@@ -103,7 +103,7 @@ class DraftService:
             await q.add_audit(
                 now,
                 principal.name,
-                "item.create" if existing is None else "item.update",
+                AuditAction.ITEM_CREATE if existing is None else AuditAction.ITEM_UPDATE,
                 f"{app}/{env}/{key}",
                 f"{'created' if existing is None else 'changed'} {key} "
                 f"({len(value.encode())} bytes)",
@@ -132,7 +132,13 @@ class DraftService:
             await q.set_draft_revision(ref.id, ref.draft_revision + 1)
             await q.delete_items(ref.id, [key])
             await q.add_audit(
-                now, principal.name, "item.delete", f"{app}/{env}/{key}", f"deleted {key}", app, env
+                now,
+                principal.name,
+                AuditAction.ITEM_DELETE,
+                f"{app}/{env}/{key}",
+                f"deleted {key}",
+                app,
+                env,
             )
 
     async def patch_items(
@@ -189,7 +195,7 @@ class DraftService:
                 await q.add_audit(
                     now,
                     principal.name,
-                    "items.patch",
+                    AuditAction.ITEMS_PATCH,
                     f"{app}/{env}",
                     f"{len(new)} added, {len(updated)} changed, {len(deletes)} deleted",
                     app,

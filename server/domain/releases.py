@@ -13,7 +13,7 @@ from server.domain.diff import diff_items
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
-from server.records import EnvRef, Fence, Item, Release, utc_now
+from server.records import AuditAction, EnvRef, Fence, Item, Release, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -28,7 +28,7 @@ class _Planned:
 
     release: Release
     items_json: str
-    action: str
+    action: AuditAction
     summary: str
 
 
@@ -127,7 +127,7 @@ class ReleaseService:
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            return _Planned(release, text, "release.publish", summary)
+            return _Planned(release, text, AuditAction.RELEASE_PUBLISH, summary)
 
         return await self._release(principal, app, env, plan)
 
@@ -161,7 +161,9 @@ class ReleaseService:
             )
             await self._reset_draft(q, ref, target.items, now, principal.name)
             summary = f"rolled back to version {version} as version {release.version}"
-            return _Planned(release, canonical_json(target.items), "release.rollback", summary)
+            return _Planned(
+                release, canonical_json(target.items), AuditAction.RELEASE_ROLLBACK, summary
+            )
 
         return await self._release(principal, app, env, plan)
 
