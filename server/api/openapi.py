@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from server.api.common import json_response
+from server.middleware import SESSION_COOKIE
 
 if TYPE_CHECKING:
     from server.api.routes import Route
@@ -53,6 +54,8 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     if route.policy.needs_caller:
         operation["security"] = [{"bearer": []}, {"session": []}]
+        if route.policy.query_token:
+            operation["security"].append({"query_token": []})
         operation["responses"].setdefault("401", {"description": "no or bad token"})
         operation["responses"].setdefault("403", {"description": "missing scope"})
     return operation
@@ -75,7 +78,8 @@ def build_document(routes: Iterable[Route]) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": "cc_session"},
+                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+                "query_token": {"type": "apiKey", "in": "query", "name": "token"},
             },
             "schemas": {
                 "Error": {

@@ -193,7 +193,7 @@ ROUTES: tuple[Route, ...] = (
         watch_http.watch,
         "WebSocket push channel",
         responses={101: "switching protocols"},
-        query=("app", "env", "after", "token"),
+        query=("app", "env", "after"),
         policy=WEBSOCKET,
     ),
     Route(

@@ -6,6 +6,7 @@ import aiohttp
 import pytest
 from aiohttp.web import AbstractRoute
 
+from server.api.routes import ROUTES
 from server.domain.auth import csrf_token_for
 from server.middleware import CSRF_HEADER, POLICIES, SESSION_COOKIE
 from tests.api.conftest import ADMIN_PASSWORD, Api
@@ -145,6 +146,20 @@ async def test_no_token_is_401_exactly_on_the_routes_whose_policy_needs_a_caller
     # Routes that need a caller outnumber the public ones; both kinds are walked.
     kinds = {policy.needs_caller for policy in policies.values()}
     assert kinds == {True, False}
+
+
+async def test_the_openapi_document_takes_security_from_the_same_policy(api: Api) -> None:
+    paths = (await api.call("GET", "/api/openapi.json", token=None)).body["paths"]
+    for route in ROUTES:
+        operation = paths[route.path][route.method.lower()]
+        schemes = {name for option in operation.get("security", []) for name in option}
+        expected = {"bearer", "session"} if route.policy.needs_caller else set()
+        if route.policy.query_token:
+            expected.add("query_token")
+        assert schemes == expected, route.name
+    assert "query_token" in {
+        name for option in paths["/api/v1/watch"]["get"]["security"] for name in option
+    }
 
 
 async def test_unmatched_paths_keep_their_answers(api: Api) -> None:
