@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.api.answers import ConfigAnswers
-from server.api.openapi import get_openapi
 from server.api.routes import add_routes
 from server.config import Config
 from server.coord import create_coordinator
@@ -68,7 +67,6 @@ def create_app(config: Config) -> web.Application:
     app[TASKS] = BackgroundTasks()
 
     add_routes(app)
-    app.router.add_get("/api/openapi.json", get_openapi, name="get_openapi")
     _add_pages(app)
 
     app.cleanup_ctx.append(_store_ctx)

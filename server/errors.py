@@ -19,7 +19,6 @@ class ErrorCode(Enum):
     INVALID_SCOPE = ("invalid_scope", 400)
     INVALID_PASSWORD = ("invalid_password", 400)
     INVALID_FORMAT = ("invalid_format", 400)
-    INVALID_OP = ("invalid_op", 400)
     UNAUTHORIZED = ("unauthorized", 401)
     INVALID_CREDENTIALS = ("invalid_credentials", 401)
     FORBIDDEN = ("forbidden", 403)
@@ -48,6 +47,7 @@ class ErrorCode(Enum):
     LOCK_TIMEOUT = ("lock_timeout", 503)
     BUSY = ("busy", 503)
     # WebSocket-only: sent as error messages, never as an HTTP status.
+    INVALID_OP = ("invalid_op", 400)
     APP_DELETED = ("app_deleted", 410)
     TOO_MANY_SUBSCRIPTIONS = ("too_many_subscriptions", 409)
 
@@ -106,26 +106,6 @@ def error_envelope(code: str, message: str) -> dict[str, Any]:
 def not_found(what: str) -> AppError:
     """A 404 naming what is missing."""
     return AppError(ErrorCode.NOT_FOUND, f"{what} not found")
-
-
-def bad_request(message: str, error: ErrorCode = ErrorCode.INVALID_REQUEST) -> AppError:
-    """A 400 for input that fails validation."""
-    return AppError(error, message)
-
-
-def invalid_json(message: str) -> AppError:
-    """A 400 for a body that is not the JSON object a route takes."""
-    return AppError(ErrorCode.INVALID_JSON, message)
-
-
-def forbidden(message: str) -> AppError:
-    """A 403: the caller is known but may not do this."""
-    return AppError(ErrorCode.FORBIDDEN, message)
-
-
-def unauthorized(message: str) -> AppError:
-    """A 401: no caller could be established."""
-    return AppError(ErrorCode.UNAUTHORIZED, message)
 
 
 def exists(what: str) -> AppError:

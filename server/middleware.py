@@ -1,15 +1,20 @@
-"""Request ids, one log line per request, the error envelope, and authentication."""
+"""Request ids, one log line per request, every error answer, and authentication by route policy."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 
+import aiohttp_jinja2
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
+from yarl import URL
 
 from server.api.common import PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
@@ -23,23 +28,103 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.RequestKey("request_id", str)
 SESSION_COOKIE = "cc_session"
 CSRF_HEADER = "X-CSRF-Token"
+API_PREFIX = "/api/v1/"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_PUBLIC = frozenset({"/api/v1/login"})
+# aiohttp's own answer to an HTTPException is text/plain: these describe that body, not ours.
+_BODY_HEADERS = frozenset({hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH})
+
+
+class Access(enum.Enum):
+    """Who may call a route."""
+
+    PUBLIC = "public"
+    """Anyone: the handler itself checks what it needs (sign-in forms, health)."""
+    CALLER = "caller"
+    """A bearer token, or the admin page's session cookie (with its CSRF token on writes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a route asks of its callers, and how its errors are answered."""
+
+    access: Access = Access.CALLER
+    query_token: bool = False
+    """The token may come as ?token= (a browser's WebSocket cannot set headers)."""
+    same_origin: bool = False
+    """A session cookie counts only from this origin, also on a GET (a WebSocket upgrade)."""
+    page: bool = False
+    """An admin page route: errors are an HTML page, not the JSON envelope."""
+
+    @property
+    def needs_caller(self) -> bool:
+        """True when a request without credentials is a 401."""
+        return self.access is Access.CALLER
+
+
+CALLER = Policy()
+PUBLIC = Policy(Access.PUBLIC)
+WEBSOCKET = Policy(query_token=True, same_origin=True)
+PAGE = Policy(Access.PUBLIC, page=True)
+# Unmatched requests (404, 405) under /api/v1 need a caller first: without one, nothing
+# tells which routes exist. Elsewhere they are answered as they are.
+_UNMATCHED_API = CALLER
+_UNMATCHED = PUBLIC
+
+POLICIES = web.AppKey("route_policies", dict[web.AbstractRoute, Policy])
+"""The policy of every registered route, keyed by the route aiohttp matched."""
+
+
+def declare(app: web.Application, route: web.AbstractRoute, policy: Policy) -> None:
+    """Record the policy of a registered route."""
+    app.setdefault(POLICIES, {})[route] = policy
+
+
+def policy_of(request: web.Request) -> Policy:
+    """The policy of the route the request matched: one dict lookup."""
+    policy = request.app[POLICIES].get(request.match_info.route)
+    if policy is not None:
+        return policy
+    return _UNMATCHED_API if request.path.startswith(API_PREFIX) else _UNMATCHED
 
 
 def error_response(code: str, status: int, message: str) -> web.Response:
     """The documented error envelope as a response."""
     return web.Response(
-        body=orjson.dumps(error_envelope(code, message)),
+        body=orjson.dumps(error_envelope(code, message), option=orjson.OPT_APPEND_NEWLINE),
         status=status,
         content_type="application/json",
     )
 
 
+def error_answer(request: web.Request, code: str, status: int, message: str) -> web.Response:
+    """The answer to a failed request: an HTML page on the admin page's routes, else JSON."""
+    if not policy_of(request).page:
+        return error_response(code, status, message)
+    return aiohttp_jinja2.render_template(
+        "error.html",
+        request,
+        {
+            "status": status,
+            "code": code,
+            "message": message,
+            "request_id": request.get(REQUEST_ID, ""),
+            "title": _title(status),
+        },
+        status=status,
+    )
+
+
+def _title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id, turn every failure into the envelope, log one line."""
+    """Give the request an id, turn every failure into its answer, log one line."""
     given = request.headers.get("X-Request-Id")
     request_id = given if given and _REQUEST_ID_OK.match(given) else os.urandom(8).hex()
     request[REQUEST_ID] = request_id
@@ -48,7 +133,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except AppError as exc:
-        response = error_response(exc.code, exc.status, exc.message)
+        response = error_answer(request, exc.code, exc.status, exc.message)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
     except web.HTTPException as exc:
@@ -56,10 +141,18 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         code = ErrorCode.for_status(exc.status).code
         message = exc.reason if exc.status != 413 else "the request body is too large"
-        response = error_response(code, exc.status, message)
+        response = error_answer(request, code, exc.status, message)
+        for name, value in exc.headers.items():
+            if name not in _BODY_HEADERS:
+                response.headers[name] = value
     except Exception:
         log.exception("rid=%s unhandled error on %s %s", request_id, request.method, request.path)
-        response = error_response("internal", 500, f"internal error (request id {request_id})")
+        response = error_answer(
+            request,
+            ErrorCode.INTERNAL.code,
+            ErrorCode.INTERNAL.status,
+            f"internal error (request id {request_id})",
+        )
     elapsed = time.perf_counter() - started
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
@@ -78,25 +171,26 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _bearer(request: web.Request) -> str | None:
+def _bearer(request: web.Request, policy: Policy) -> str | None:
     header = request.headers.get("Authorization")
     if header is not None:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise AppError(ErrorCode.UNAUTHORIZED, "Authorization must be 'Bearer TOKEN'")
         return value.strip()
-    if request.path == "/api/v1/watch" and "token" in request.query:
+    if policy.query_token and "token" in request.query:
         return request.query["token"]
     return None
 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the caller of every /api/v1 route: bearer token, or session cookie plus CSRF."""
-    if not request.path.startswith("/api/v1/") or request.path in _PUBLIC:
+    """Resolve the caller where the route's policy asks: bearer token, or session cookie."""
+    policy = policy_of(request)
+    if policy.access is Access.PUBLIC:
         return await handler(request)
     auth = services(request).auth
-    secret = _bearer(request)
+    secret = _bearer(request, policy)
     if secret is not None:
         request[PRINCIPAL] = await auth.authenticate(secret)
         return await handler(request)
@@ -106,17 +200,31 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     principal = await auth.authenticate(cookie)
     if principal.kind != "session":
         raise AppError(ErrorCode.UNAUTHORIZED, "the session cookie is not a session")
-    if request.method in _UNSAFE and not check_csrf(cookie, request.headers.get(CSRF_HEADER)):
+    unsafe = request.method in _UNSAFE
+    if unsafe and not check_csrf(cookie, request.headers.get(CSRF_HEADER)):
         raise AppError(ErrorCode.CSRF_FAILED, "missing or wrong CSRF token")
-    if request.path == "/api/v1/watch" and not _same_origin(request):
-        raise AppError(ErrorCode.FORBIDDEN, "cross-site WebSocket refused")
+    if (unsafe or policy.same_origin) and not same_origin(request):
+        raise AppError(ErrorCode.FORBIDDEN, "a request from another origin is refused")
     request[PRINCIPAL] = principal
     request[SESSION_SECRET] = cookie
     return await handler(request)
 
 
-def _same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request) -> bool:
+    """False when the browser says the request came from another origin (scheme, host, port)."""
     origin = request.headers.get("Origin")
     if origin is None:
+        # Browsers send Origin on every cross-origin request that could change something.
         return True
-    return origin.split("://", 1)[-1] == request.host
+    try:
+        theirs = URL(origin)
+        ours = request.url
+    except ValueError:
+        return False
+    # An opaque origin ("null": sandboxed frames, file://) has no host and never matches.
+    return (
+        theirs.host is not None
+        and theirs.scheme == ours.scheme
+        and theirs.host == ours.host
+        and theirs.port == ours.port
+    )

@@ -7,7 +7,6 @@ import hmac
 import re
 import secrets
 from pathlib import Path
-from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -16,9 +15,9 @@ from aiohttp import web
 from server.api.common import services
 from server.domain.auth import check_csrf, csrf_token_for
 from server.domain.scopes import Principal
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 from server.keys import CONFIG
-from server.middleware import SESSION_COOKIE
+from server.middleware import PAGE, SESSION_COOKIE, declare, same_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -41,8 +40,6 @@ PAGE_ROUTES: tuple[tuple[str, str, str], ...] = (
 )
 """(method, path, summary) of every route registered here, for the OpenAPI document."""
 
-STATIC_VERSION = web.AppKey("static_version", str)
-
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
@@ -58,18 +55,23 @@ SECURITY_HEADERS = {
 
 def setup(app: web.Application) -> None:
     """Register the page routes, the static files, the templates and the security headers."""
-    aiohttp_jinja2.setup(
+    env = aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         autoescape=True,
         default_helpers=False,
     )
-    app[STATIC_VERSION] = _static_version(STATIC_DIR)
+    # A global, so that every page, the error page too, cache-busts the same URLs.
+    env.globals["static_version"] = _static_version(STATIC_DIR)
     app.router.add_get("/", get_admin_page, name="get_admin_page")
     app.router.add_get("/login", get_login_page, name="get_login_page")
     app.router.add_post("/login", post_login, name="post_login")
     app.router.add_post("/logout", post_logout, name="post_logout")
     app.router.add_static("/static/", STATIC_DIR, name="static")
+    for name in ("get_admin_page", "get_login_page", "post_login", "post_logout", "static"):
+        # Each page checks its own session; its errors are pages (GET and HEAD alike).
+        for route in app.router[name]:
+            declare(app, route, PAGE)
     app.on_response_prepare.append(_add_security_headers)
 
 
@@ -91,15 +93,6 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
         response.headers.setdefault("Cache-Control", "no-cache")
     elif response.content_type == "text/html":
         response.headers.setdefault("Cache-Control", "no-store")
-
-
-def _same_origin(request: web.Request) -> bool:
-    """False when the browser says the form came from another origin."""
-    origin = request.headers.get("Origin")
-    if origin is None or origin == "null":
-        # "null" is sent for opaque origins (sandboxed frames): never trusted as ours.
-        return origin is None
-    return origin.split("://", 1)[-1] == request.host
 
 
 async def _session(request: web.Request) -> tuple[str, Principal] | None:
@@ -131,13 +124,6 @@ def _to_sign_in(request: web.Request) -> web.Response:
     return response
 
 
-def _render(
-    template: str, request: web.Request, context: dict[str, Any], status: int = 200
-) -> web.Response:
-    context = {"static_version": request.app[STATIC_VERSION], **context}
-    return aiohttp_jinja2.render_template(template, request, context, status=status)
-
-
 def _next_page(value: object) -> str:
     """The admin page address to return to after signing in; anything else means the start."""
     if isinstance(value, str) and _NEXT.fullmatch(value):
@@ -150,7 +136,7 @@ def _login_form(
 ) -> web.Response:
     """The sign-in page with a fresh double-submit token."""
     token = secrets.token_urlsafe(24)
-    response = _render(
+    response = aiohttp_jinja2.render_template(
         "login.html",
         request,
         {"csrf_token": token, "error": error, "username": username, "next": next_page},
@@ -175,7 +161,7 @@ async def get_admin_page(request: web.Request) -> web.StreamResponse:
         return _to_sign_in(request)
     cookie, principal = session
     config = request.app[CONFIG]
-    return _render(
+    return aiohttp_jinja2.render_template(
         "app.html",
         request,
         {
@@ -204,7 +190,7 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     expected = request.cookies.get(LOGIN_COOKIE)
     next_page = _next_page(form.get("next"))
     if (
-        not _same_origin(request)
+        not same_origin(request)
         or not isinstance(presented, str)
         or not expected
         or not hmac.compare_digest(presented.encode(), expected.encode())
@@ -261,17 +247,13 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
     cookie, principal = session
     form = await request.post()
     presented = form.get(CSRF_FIELD)
-    if not _same_origin(request) or not check_csrf(
+    if not same_origin(request) or not check_csrf(
         cookie, presented if isinstance(presented, str) else None
     ):
-        return _render(
-            "refused.html",
-            request,
-            {
-                "reason": "The sign-out form was missing its security token or came from another "
-                "site, so you are still signed in."
-            },
-            status=403,
+        raise AppError(
+            ErrorCode.CSRF_FAILED,
+            "The sign-out form was missing its security token or came from another site, "
+            "so you are still signed in.",
         )
     await services(request).auth.logout(principal)
     response = _redirect("/login")

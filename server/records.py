@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -152,6 +153,26 @@ class Token:
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
         }
+
+
+class AuditAction(StrEnum):
+    """Every action an audit entry records, in one table (docs/api-notes.md lists them)."""
+
+    APP_CREATE = "app.create"
+    APP_DELETE = "app.delete"
+    ENV_CREATE = "env.create"
+    ITEM_CREATE = "item.create"
+    ITEM_UPDATE = "item.update"
+    ITEM_DELETE = "item.delete"
+    ITEMS_PATCH = "items.patch"
+    RELEASE_PUBLISH = "release.publish"
+    RELEASE_ROLLBACK = "release.rollback"
+    TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
+    TOKEN_REVOKE = "token.revoke"  # noqa: S105
+    USER_CREATE = "user.create"
+    LOGIN_OK = "login.ok"
+    LOGIN_FAILED = "login.failed"
+    LOGIN_LOCKED = "login.locked"
 
 
 @dataclass(frozen=True)

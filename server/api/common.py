@@ -32,9 +32,12 @@ def principal(request: web.Request) -> Principal:
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    """A JSON answer serialised with orjson."""
+    """A JSON answer serialised with orjson, ending with a newline."""
     return web.Response(
-        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+        body=orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE),
+        status=status,
+        content_type="application/json",
+        headers=headers,
     )
 
 
@@ -86,12 +89,19 @@ def int_query(
 
 
 def etag_revision(header: str | None) -> int | None:
-    """A revision from an If-Match header ("7", 7 or W/"7"), or a 400."""
+    """The revision an If-Match header names ("7", 7 or W/"7"), or a 412 for any other tag."""
     if header is None:
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise AppError(ErrorCode.INVALID_REQUEST, 'If-Match must be an item revision like "7"')
+    tag = header.strip()
+    if tag == "*":
+        raise AppError(ErrorCode.INVALID_REQUEST, 'If-Match: * is not supported; send "<revision>"')
+    value = tag.removeprefix("W/").strip('"')
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        # No item has this tag, so the precondition fails whatever the item is (RFC 9110 13.1.1).
+        raise AppError(
+            ErrorCode.PRECONDITION_FAILED,
+            f"If-Match {tag[:64]!r} is not a revision of this item; read its ETag and retry",
+        )
     return int(value)
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api import apps, auth, config, items, ops, releases
+from server.api import apps, auth, config, items, openapi, ops, releases
 from server.api import schemas as s
+from server.middleware import CALLER, PUBLIC, WEBSOCKET, Policy, declare
 from server.watch import http as watch_http
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -19,7 +20,7 @@ ENV = "/api/v1/apps/{app}/envs/{env}"
 
 @dataclass(frozen=True)
 class Route:
-    """One registered route and its documentation."""
+    """One registered route: who may call it, and its documentation."""
 
     method: str
     path: str
@@ -27,7 +28,7 @@ class Route:
     summary: str
     body: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
-    public: bool = False
+    policy: Policy = CALLER
     tag: str = "config"
     query: tuple[str, ...] = ()
 
@@ -47,17 +48,17 @@ ROUTES: tuple[Route, ...] = (
         responses={200: "config", 304: "not modified", 404: "never published"},
         query=("format", "after", "wait"),
     ),
-    Route("GET", "/healthz", ops.healthz, "Process is up", public=True, tag="ops"),
+    Route("GET", "/healthz", ops.healthz, "Process is up", policy=PUBLIC, tag="ops"),
     Route(
         "GET",
         "/readyz",
         ops.readyz,
         "Store and coordinator answer",
         responses={200: "ready", 503: "not ready"},
-        public=True,
+        policy=PUBLIC,
         tag="ops",
     ),
-    Route("GET", "/metrics", ops.get_metrics, "Prometheus metrics", public=True, tag="ops"),
+    Route("GET", "/metrics", ops.get_metrics, "Prometheus metrics", policy=PUBLIC, tag="ops"),
     Route(
         "POST",
         "/api/v1/login",
@@ -65,7 +66,7 @@ ROUTES: tuple[Route, ...] = (
         "Sign in; returns a session token",
         s.LoginBody,
         {200: "token", 401: "wrong credentials"},
-        public=True,
+        policy=PUBLIC,
         tag="auth",
     ),
     Route(
@@ -153,7 +154,7 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/items/{{key}}",
         items.delete_item,
         "Remove an item from the draft",
-        responses={204: "deleted"},
+        responses={204: "deleted", 412: "If-Match mismatch"},
         tag="draft",
     ),
     Route("GET", f"{ENV}/diff", items.get_diff, "Draft against the latest release", tag="draft"),
@@ -192,7 +193,8 @@ ROUTES: tuple[Route, ...] = (
         watch_http.watch,
         "WebSocket push channel",
         responses={101: "switching protocols"},
-        query=("app", "env", "after", "token"),
+        query=("app", "env", "after"),
+        policy=WEBSOCKET,
     ),
     Route(
         "GET", "/api/v1/cluster", ops.get_cluster, "Replicas, etcd members, lock holders", tag="ops"
@@ -205,10 +207,20 @@ ROUTES: tuple[Route, ...] = (
         tag="ops",
         query=("app", "limit", "before"),
     ),
+    Route(
+        "GET",
+        "/api/openapi.json",
+        openapi.get_openapi,
+        "This document",
+        responses={200: "OpenAPI 3.1"},
+        policy=PUBLIC,
+        tag="ops",
+    ),
 )
 
 
 def add_routes(app: web.Application, routes: tuple[Route, ...] = ROUTES) -> None:
-    """Register every route under its handler's name."""
+    """Register every route under its handler's name, with its policy for the middleware."""
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        registered = app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        declare(app, registered, route.policy)

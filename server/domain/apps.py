@@ -7,7 +7,7 @@ from server.domain.scopes import Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
 from server.errors import AppError, ErrorCode, not_found
 from server.events import AppDeleted
-from server.records import App, EnvRef, utc_now
+from server.records import App, AuditAction, EnvRef, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -69,7 +69,7 @@ class AppService:
                 await q.add_audit(
                     now,
                     principal.name,
-                    "app.create",
+                    AuditAction.APP_CREATE,
                     name,
                     f"created app {name} with envs {', '.join(env_names)}",
                     app=name,
@@ -96,7 +96,13 @@ class AppService:
                     raise AppError(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENVS_PER_APP} envs")
                 await q.insert_env(app_id, env, now)
                 await q.add_audit(
-                    now, principal.name, "env.create", f"{app}/{env}", f"added env {env}", app, env
+                    now,
+                    principal.name,
+                    AuditAction.ENV_CREATE,
+                    f"{app}/{env}",
+                    f"added env {env}",
+                    app,
+                    env,
                 )
                 updated = await q.get_app(app)
         except IntegrityError:
@@ -114,6 +120,6 @@ class AppService:
                 raise not_found(f"app {name!r}")
             await q.delete_app(app_id)
             await q.add_audit(
-                now, principal.name, "app.delete", name, f"deleted app {name}", app=name
+                now, principal.name, AuditAction.APP_DELETE, name, f"deleted app {name}", app=name
             )
         await self.ctx.coordinator.announce(AppDeleted(name))

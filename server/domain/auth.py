@@ -16,7 +16,7 @@ from server.domain.throttle import SignInThrottle, name_subject
 from server.domain.validation import validate_token_name, validate_user_name
 from server.errors import AppError, ErrorCode, not_found
 from server.events import TokenRevoked, UserChanged
-from server.records import Token, User, utc_after, utc_now
+from server.records import AuditAction, Token, User, utc_after, utc_now
 from server.store.db import IntegrityError
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,11 @@ class AuthService:
             )
             await q.clear_login_attempts(name_subject(user.name))
             await q.add_audit(
-                utc_now(), user.name, "login.ok", f"token:{token_id}", f"signed in from {address}"
+                utc_now(),
+                user.name,
+                AuditAction.LOGIN_OK,
+                f"token:{token_id}",
+                f"signed in from {address}",
             )
         principal = Principal(user.name, frozenset(scopes), token_id, "session")
         return Session(secret, expires, principal)
@@ -213,7 +217,7 @@ class AuthService:
             await q.add_audit(
                 now,
                 principal.name,
-                "token.create",
+                AuditAction.TOKEN_CREATE,
                 f"token:{token_id}",
                 f"created token {name} with scopes {' '.join(parsed)}",
             )
@@ -240,7 +244,7 @@ class AuthService:
                 await q.add_audit(
                     now,
                     principal.name,
-                    "token.revoke",
+                    AuditAction.TOKEN_REVOKE,
                     f"token:{token_id}",
                     f"revoked token {token.name}",
                 )
@@ -265,7 +269,7 @@ class AuthService:
                 await q.add_audit(
                     now,
                     actor,
-                    "user.create",
+                    AuditAction.USER_CREATE,
                     f"user:{name}",
                     f"created {'admin ' if is_admin else ''}user {name}",
                 )

@@ -16,7 +16,7 @@ from server.domain.diff import Diff, diff_items
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment, validate_key, validate_value
 from server.errors import AppError, ErrorCode, not_found
-from server.records import EnvRef, Item, utc_now
+from server.records import AuditAction, EnvRef, Item, utc_now
 from server.store.queries import Queries
 
 
@@ -202,7 +202,13 @@ class DraftService:
             precondition.check(key, existing)
             await write_change(q, ref, DraftChange(ref.draft_revision + 1, deleted=(key,)))
             await q.add_audit(
-                now, principal.name, "item.delete", f"{app}/{env}/{key}", f"deleted {key}", app, env
+                now,
+                principal.name,
+                AuditAction.ITEM_DELETE,
+                f"{app}/{env}/{key}",
+                f"deleted {key}",
+                app,
+                env,
             )
 
     async def patch_items(
@@ -229,7 +235,13 @@ class DraftService:
             )
             if change:
                 await q.add_audit(
-                    now, principal.name, "items.patch", f"{app}/{env}", change.summary, app, env
+                    now,
+                    principal.name,
+                    AuditAction.ITEMS_PATCH,
+                    f"{app}/{env}",
+                    change.summary,
+                    app,
+                    env,
                 )
             return await q.items(ref.id)
 
@@ -299,7 +311,7 @@ async def _audit_put(q: Queries, item: Item, *, created: bool, app: str, env: st
     await q.add_audit(
         item.updated_at,
         item.updated_by,
-        "item.create" if created else "item.update",
+        AuditAction.ITEM_CREATE if created else AuditAction.ITEM_UPDATE,
         f"{app}/{env}/{item.key}",
         f"{'created' if created else 'changed'} {item.key} ({size} bytes)",
         app,

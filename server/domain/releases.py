@@ -14,7 +14,7 @@ from server.domain.drafts import draft_items, reconcile_draft
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
-from server.records import EnvRef, Fence, Release, utc_now
+from server.records import AuditAction, EnvRef, Fence, Release, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -29,7 +29,7 @@ class _Planned:
 
     release: Release
     items_json: str
-    action: str
+    action: AuditAction
     summary: str
 
 
@@ -128,7 +128,7 @@ class ReleaseService:
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            return _Planned(release, text, "release.publish", summary)
+            return _Planned(release, text, AuditAction.RELEASE_PUBLISH, summary)
 
         return await self._release(principal, app, env, plan)
 
@@ -164,7 +164,9 @@ class ReleaseService:
             current = await draft_items(q, ref)
             await reconcile_draft(q, ref, current, target.items, principal.name, now)
             summary = f"rolled back to version {version} as version {release.version}"
-            return _Planned(release, canonical_json(target.items), "release.rollback", summary)
+            return _Planned(
+                release, canonical_json(target.items), AuditAction.RELEASE_ROLLBACK, summary
+            )
 
         return await self._release(principal, app, env, plan)
 

@@ -12,7 +12,7 @@ import math
 import time
 
 from server.errors import AppError, ErrorCode
-from server.records import Attempts, utc_now
+from server.records import Attempts, AuditAction, utc_now
 from server.store.store import Store
 
 FREE_FAILURES_PER_NAME = 5
@@ -96,12 +96,18 @@ class SignInThrottle:
             await q.save_login_attempts(addr, after_addr)
             at = utc_now()
             actor = f"anonymous@{address}"
-            await q.add_audit(at, actor, "login.failed", name, f"wrong password for {username}")
+            await q.add_audit(
+                at, actor, AuditAction.LOGIN_FAILED, name, f"wrong password for {username}"
+            )
             for subject, after in ((name, after_name), (addr, after_addr)):
                 if after.locked_until > now:
                     seconds = math.ceil(after.locked_until - now)
                     await q.add_audit(
-                        at, actor, "login.locked", subject, f"{subject} locked for {seconds} s"
+                        at,
+                        actor,
+                        AuditAction.LOGIN_LOCKED,
+                        subject,
+                        f"{subject} locked for {seconds} s",
                     )
 
     async def sweep(self) -> int:

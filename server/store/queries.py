@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 import orjson
 
-from server.records import App, Attempts, AuditEntry, EnvRef, Item, Release, Token, User
+from server.records import (
+    App,
+    Attempts,
+    AuditAction,
+    AuditEntry,
+    EnvRef,
+    Item,
+    Release,
+    Token,
+    User,
+)
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (
@@ -453,7 +463,7 @@ class Queries:
         self,
         at: str,
         actor: str,
-        action: str,
+        action: AuditAction,
         target: str,
         summary: str,
         app: str | None = None,
@@ -463,7 +473,7 @@ class Queries:
         await self.conn.execute(
             "INSERT INTO audit (at, actor, action, app, env, target, summary) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, actor, action, app, env, target[:512], summary),
+            (at, actor, action.value, app, env, target[:512], summary),
         )
 
     async def audit(self, app: str | None, limit: int, before: int | None) -> list[AuditEntry]:

@@ -1,12 +1,16 @@
-"""Login, tokens, scopes and revocation."""
+"""Login, tokens, scopes, revocation, and the auth policy of every route."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp.web import AbstractRoute
 
+from server.api.routes import ROUTES
+from server.domain.auth import csrf_token_for
+from server.middleware import CSRF_HEADER, POLICIES, SESSION_COOKIE
 from tests.api.helpers import ADMIN_PASSWORD, Api
 
 
@@ -90,7 +94,7 @@ async def test_scopes_are_enforced(api: Api) -> None:
         {"name": "x"},
     ],
 )
-async def test_bad_token_requests_change_nothing(api: Api, body: dict[str, Any]) -> None:
+async def test_bad_token_requests_change_nothing(api: Api, body: dict[str, object]) -> None:
     before = await api.snapshot()
     answer = await api.call("POST", "/api/v1/tokens", body)
     assert answer.status == 400, answer.text
@@ -131,3 +135,128 @@ async def test_a_non_ascii_csrf_token_is_refused_not_a_500(api: Api) -> None:
     for token in ("tökén".encode(), b"\xff\xfe"):
         head = b"DELETE /api/v1/apps/x HTTP/1.1\r\n" + cookie + b"X-CSRF-Token: " + token + b"\r\n"
         assert await _raw_status(api, head) == b"403", token
+
+
+# Values for the path placeholders of every route: enough to reach the auth check.
+_PLACEHOLDERS = {"app": "shop", "env": "prod", "key": "k", "id": "1", "version": "1"}
+
+
+def _request_path(route: AbstractRoute) -> str:
+    """A concrete path that the route matches."""
+    assert route.resource is not None
+    info = route.resource.get_info()
+    if "prefix" in info:  # the static files
+        return f"{info['prefix']}/app.css"
+    template = str(info.get("formatter") or info["path"])
+    return template.format(**_PLACEHOLDERS)
+
+
+async def test_no_token_is_401_exactly_on_the_routes_whose_policy_needs_a_caller(
+    api: Api,
+) -> None:
+    policies = api.app[POLICIES]
+    undeclared = []
+    wrong = []
+    for route in api.app.router.routes():
+        policy = policies.get(route)
+        if policy is None:
+            undeclared.append(f"{route.method} {route.resource and route.resource.canonical}")
+            continue
+        path = _request_path(route)
+        async with api.client.request(route.method, path, allow_redirects=False) as response:
+            status = response.status
+        # A public route answers without a caller: neither 401 nor a failure for lack of one.
+        expected = status == 401 if policy.needs_caller else status != 401 and status < 500
+        if not expected:
+            wrong.append(f"{route.method} {path}: {status} with policy {policy}")
+    assert undeclared == []
+    assert wrong == []
+    # Routes that need a caller outnumber the public ones; both kinds are walked.
+    kinds = {policy.needs_caller for policy in policies.values()}
+    assert kinds == {True, False}
+
+
+async def test_the_openapi_document_takes_security_from_the_same_policy(api: Api) -> None:
+    paths = (await api.call("GET", "/api/openapi.json", token=None)).body["paths"]
+    for route in ROUTES:
+        operation = paths[route.path][route.method.lower()]
+        schemes = {name for option in operation.get("security", []) for name in option}
+        expected = {"bearer", "session"} if route.policy.needs_caller else set()
+        if route.policy.query_token:
+            expected.add("query_token")
+        assert schemes == expected, route.name
+    assert "query_token" in {
+        name for option in paths["/api/v1/watch"]["get"]["security"] for name in option
+    }
+
+
+async def test_unmatched_paths_keep_their_answers(api: Api) -> None:
+    # Under /api/v1 a caller comes first: without one, nothing tells which routes exist.
+    assert (await api.call("GET", "/api/v1/nothing-here", token=None)).status == 401
+    assert (await api.call("GET", "/api/v1/nothing-here")).status == 404
+    assert (await api.call("PUT", "/api/v1/me", token=None)).status == 401
+    elsewhere = await api.call("GET", "/nothing-here", token=None)
+    assert elsewhere.status == 404
+    assert elsewhere.body["error"]["code"] == "not_found"
+
+
+async def test_a_query_token_counts_only_where_the_route_allows_it(api: Api) -> None:
+    refused = await api.call("GET", f"/api/v1/apps?token={api.token}", token=None)
+    assert refused.status == 401
+    ws = await api.client.ws_connect(f"/api/v1/watch?token={api.token}")
+    await ws.close()
+
+
+async def _session_cookie(api: Api) -> dict[str, str]:
+    login = await api.call(
+        "POST", "/api/v1/login", {"username": "admin", "password": ADMIN_PASSWORD}, token=None
+    )
+    return {"Cookie": f"{SESSION_COOKIE}={login.body['token']}"}
+
+
+def _origins(api: Api) -> tuple[str, list[str]]:
+    """Our origin, and others that differ from it in scheme, host or port only."""
+    host, port = api.client.host, api.client.port
+    assert port is not None
+    ours = f"http://{host}:{port}"
+    return ours, [f"https://{host}:{port}", f"http://localhost:{port}", f"http://{host}:{port + 1}"]
+
+
+async def test_a_session_websocket_needs_the_same_scheme_host_and_port(api: Api) -> None:
+    cookie = await _session_cookie(api)
+    ours, others = _origins(api)
+    ws = await api.client.ws_connect("/api/v1/watch", headers={**cookie, "Origin": ours})
+    await ws.close()
+    for origin in [*others, "null"]:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.client.ws_connect("/api/v1/watch", headers={**cookie, "Origin": origin})
+        assert refused.value.status == 403, origin
+    # A bearer token is not a browser's ambient credential: no origin check.
+    with_token = await api.client.ws_connect(
+        "/api/v1/watch",
+        headers={"Authorization": f"Bearer {api.token}", "Origin": others[0]},
+    )
+    await with_token.close()
+
+
+async def test_a_session_write_from_another_origin_is_refused(api: Api) -> None:
+    cookie = await _session_cookie(api)
+    secret = cookie["Cookie"].split("=", 1)[1]
+    headers = {**cookie, CSRF_HEADER: csrf_token_for(secret)}
+    ours, others = _origins(api)
+    before = await api.snapshot()
+    for origin in others:
+        refused = await api.call(
+            "POST",
+            "/api/v1/apps",
+            {"name": "evil"},
+            token=None,
+            headers={**headers, "Origin": origin},
+        )
+        assert refused.status == 403, origin
+        assert refused.body["error"]["code"] == "forbidden"
+    assert await api.snapshot() == before
+    created = await api.call(
+        "POST", "/api/v1/apps", {"name": "good"}, token=None, headers={**headers, "Origin": ours}
+    )
+    assert created.status == 201, created.text
