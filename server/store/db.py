@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -177,39 +177,56 @@ class SqliteDatabase:
         self._reader = await self._connect()
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        connections = (self._reader, self._writer)
+        # Forgotten before they close: a query that comes meanwhile is told the store is gone.
+        self._reader = self._writer = None
+        for conn in connections:
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+
+    @contextlib.contextmanager
+    def _as_unavailable(self, conn: aiosqlite.Connection) -> Iterator[None]:
+        """SQLite's operational errors, and any error of a connection closed meanwhile, as 503."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) from exc
+        except (sqlite3.ProgrammingError, ValueError) as exc:
+            # sqlite3 says ProgrammingError while aiosqlite closes, ValueError once it has.
+            if conn is self._reader or conn is self._writer:
+                raise  # still open: a programming error indeed
+            raise unavailable(exc) from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        if self._writer is None:
+        writer = self._writer
+        if writer is None:
             raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
         async with self._write_lock:
+            with self._as_unavailable(writer):
+                await writer.execute("BEGIN IMMEDIATE")
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise unavailable(exc) from exc
-            try:
-                yield _SqliteConnection(self._writer)
+                yield _SqliteConnection(writer)
             except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            try:
-                await self._writer.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                await self._writer.execute("ROLLBACK")
-                raise unavailable(exc) from exc
+                if writer is self._writer:
+                    await writer.execute("ROLLBACK")
+                    raise
+                # Closed under the transaction: nothing was committed.
+                raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store closed") from None
+            with self._as_unavailable(writer):
+                try:
+                    await writer.execute("COMMIT")
+                except sqlite3.OperationalError:
+                    await writer.execute("ROLLBACK")
+                    raise
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[Connection]:
-        if self._reader is None:
+        reader = self._reader
+        if reader is None:
             raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
-        try:
-            yield _SqliteConnection(self._reader)
-        except sqlite3.OperationalError as exc:
-            raise unavailable(exc) from exc
+        with self._as_unavailable(reader):
+            yield _SqliteConnection(reader)
 
     def migration_lock(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         return self.transaction()

@@ -306,7 +306,10 @@ async def test_a_store_outage_is_an_error_message_and_the_socket_stays_open(
 ) -> None:
     await api.app_with_env()
     await api.call("POST", "/api/v1/apps/shop/envs", {"name": "later"})
+    first = await publish(api, {"a": "1"})
     ws = await connect(api, "?app=shop&env=prod")
+    # The subscription at open is in place once its release arrives; only then the outage.
+    assert (await receive(ws))["version"] == first
     store = api.app[STORE]
     await store.close()
     try:

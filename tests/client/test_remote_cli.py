@@ -97,7 +97,7 @@ def test_get_formats(
     as_yaml = cli(capsys, "get", app, "prod", "--format", "yaml", *options)
     assert yaml.safe_load(as_yaml.stdout) == ITEMS
     dotenv = cli(capsys, "get", app, "prod", "--format", "dotenv", *options)
-    assert 'FEATURE_ON="true"' in dotenv.stdout.splitlines()
+    assert "FEATURE_ON='true'" in dotenv.stdout.splitlines()
     as_json = cli(capsys, "get", app, "prod", "--format", "json", *options)
     assert json.loads(as_json.stdout)["items"] == ITEMS
 

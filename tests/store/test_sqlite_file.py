@@ -1,10 +1,13 @@
-"""The embedded store keeps its files private to the server's user."""
+"""The embedded store: files private to the server's user; closing under a query is a 503."""
 
 from __future__ import annotations
 
 import stat
 from pathlib import Path
 
+import pytest
+
+from server.errors import AppError
 from server.store.db import SqliteDatabase
 
 
@@ -38,3 +41,24 @@ async def test_an_existing_world_readable_database_is_made_private(tmp_path: Pat
     path.chmod(0o644)
     await _write_once(path)
     assert _mode(path) == 0o600
+
+
+async def _read_while_closing(db: SqliteDatabase) -> None:
+    async with db.reader() as conn:
+        await db.close()  # as at shutdown, while a request is between two awaits
+        await conn.fetchone("SELECT 1")
+
+
+async def _write_while_closing(db: SqliteDatabase) -> None:
+    async with db.transaction() as conn:
+        await db.close()
+        await conn.execute("CREATE TABLE t (x INTEGER)")
+
+
+async def test_a_query_on_a_store_closed_under_it_is_store_unavailable(tmp_path: Path) -> None:
+    db = SqliteDatabase(tmp_path / "closing.db")
+    for closing in (_read_while_closing, _write_while_closing):
+        await db.open()
+        with pytest.raises(AppError) as refused:
+            await closing(db)
+        assert refused.value.code == "store_unavailable", closing
