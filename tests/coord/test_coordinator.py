@@ -94,10 +94,14 @@ async def test_events_reach_every_replica_once(node_factory: NodeFactory, kind: 
     await until(lambda: ClusterEvent("token_revoked", {"id": 7}) in b.events)
     await a.coordinator.announce(ClusterEvent("user_changed", {"name": "ann"}))
     await until(lambda: len(b.events) == 2)
-    await asyncio.sleep(0.3)  # the announcer must not get its own event a second time
+    # A's watch delivers in etcd order: once B's later event is in, an echo of A's own two
+    # would have arrived before it. The announcer must not get its own events a second time.
+    await b.coordinator.announce(ClusterEvent("token_revoked", {"id": 8}))
+    await until(lambda: ClusterEvent("token_revoked", {"id": 8}) in a.events)
     assert a.events == [
         ClusterEvent("token_revoked", {"id": 7}),
         ClusterEvent("user_changed", {"name": "ann"}),
+        ClusterEvent("token_revoked", {"id": 8}),
     ]
     assert b.events == a.events
 
