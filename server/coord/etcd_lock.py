@@ -18,9 +18,20 @@ Waiters queue in create_revision order (fair): each watches only the deletion of
 just ahead of it. Within one replica, publishers of the same env first queue on an asyncio
 lock, so a replica has at most one claim per env.
 
+What a publish is told when acquiring fails:
+
+- etcd does not answer (lease grant, claim or queue read) -> 503 `coordinator_unavailable`.
+- our own lease is gone before we hold the lock (it expired while this replica was paused or
+  could not renew it, or someone revoked it): etcd answers and our claim is not there, or the
+  keep-alive has given the lease up -> 409 `lock_lost`, as the store's fence check answers a
+  holder that lost its lease before writing.
+- the claims ahead of ours are not gone within `wait_limit` -> 503 `lock_timeout`.
+
 Fault injection (tests only, off by default): when `CONFIGCENTER_FAULT_HOLD_LOCK_SECONDS` is
-set, a holder sleeps that long after acquiring the lock and before writing the store, so a
-test can kill or SIGSTOP a replica while it holds the lock mid-publish.
+set, a holder waits that long after acquiring the lock and before writing the store (it logs
+"fault injection: holding the lock of APP/ENV" first), so a test can kill or SIGSTOP a
+replica while it holds the lock mid-publish. The wait ends early once the lease is lost, so
+a paused holder goes on to the store's fence check as soon as it runs again.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import aetcd
 import aetcd.exceptions
 import aetcd.rtypes
 import orjson
+from aetcd.rpc import AioRpcError, StatusCode
 
 from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, decode_json
@@ -66,6 +78,14 @@ def fault_hold_seconds(environ: dict[str, str] | None = None) -> float:
 def unavailable(error: BaseException | str) -> AppError:
     """The 503 a publish gets when etcd cannot be reached."""
     return AppError(ErrorCode.COORDINATOR_UNAVAILABLE, f"etcd is unavailable: {error}")
+
+
+def lock_lost(app: str, env: str, when: str) -> AppError:
+    """The 409 a publish gets when its own lock lease expired or was revoked."""
+    return AppError(
+        ErrorCode.LOCK_LOST,
+        f"the publish lock of {app}/{env} was lost {when} (its lease expired); retry",
+    )
 
 
 def epoch_of(cluster_id: int) -> str:
@@ -139,7 +159,8 @@ class PublishLocks:
                             env,
                             self.fault_hold,
                         )
-                        await asyncio.sleep(self.fault_hold)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(hold.lost.wait(), self.fault_hold)
                     yield Fence(hold.epoch, hold.token)
                 finally:
                     self._holds.pop(env_key, None)
@@ -188,9 +209,13 @@ class PublishLocks:
             _, responses = await self.conn.call(create, within=ETCD_WITHIN)
         except EtcdUnavailable as exc:
             raise unavailable(exc) from None
+        except aetcd.exceptions.ClientError as exc:
+            if _lease_not_found(exc):
+                raise lock_lost(hold.app, hold.env, "before it was claimed") from None
+            raise
         found = responses[-1]
         if not found:
-            raise unavailable("the lock lease expired while claiming")
+            raise lock_lost(hold.app, hold.env, "while claiming")
         claim = found[0][1]
         hold.token = int(claim.create_revision)
         hold.epoch = epoch_of(int(claim.header.cluster_id))
@@ -200,8 +225,6 @@ class PublishLocks:
         directory = self.keys.lock_dir(hold.app, hold.env)
         loop = asyncio.get_running_loop()
         while True:
-            if hold.lost.is_set():
-                raise unavailable("the lock lease expired while waiting")
             try:
                 claims = await self.conn.call(
                     lambda c: c.get_prefix(directory, sort_order="ascend", sort_target="create"),
@@ -209,9 +232,11 @@ class PublishLocks:
                 )
             except EtcdUnavailable as exc:
                 raise unavailable(exc) from None
+            # etcd answered: a claim it no longer has, or a lease our keep-alive gave up
+            # (it could not renew in time, e.g. after a pause), is our lease lost, not etcd.
+            if hold.lost.is_set() or not any(kv.key == hold.key for kv in claims):
+                raise lock_lost(hold.app, hold.env, "while waiting for it")
             ahead = [kv for kv in claims if kv.create_revision < hold.token]
-            if not any(kv.key == hold.key for kv in claims):
-                raise unavailable("the lock lease expired while waiting")
             if not ahead:
                 return
             remaining = deadline - loop.time()
@@ -309,6 +334,12 @@ class PublishLocks:
                 }
             )
         return result
+
+
+def _lease_not_found(error: aetcd.exceptions.ClientError) -> bool:
+    """etcd refused a put on our lease because the lease no longer exists."""
+    cause = error.__cause__
+    return isinstance(cause, AioRpcError) and cause.code() == StatusCode.NOT_FOUND
 
 
 def _lock_timeout(app: str, env: str, limit: float) -> AppError:

@@ -16,8 +16,9 @@ from tests.cluster.helpers import KEYS, LOCK_TTL, Cluster, Replica, last_version
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 
-# A loaded 2-core machine adds scheduling delay on top of lease expiry; see test 3.
-SLACK_SECONDS = 2.0
+# How long a faulty replica holds a publish lock before writing the store: far longer than
+# any test needs to act on it, so pausing or killing it in time never depends on the load.
+HOLD_SECONDS = 30.0
 
 
 async def holder_of(replica: Replica, app: str) -> str | None:
@@ -31,6 +32,19 @@ async def holder_of(replica: Replica, app: str) -> str | None:
 def replica_id_prefix(replica: Replica | Any) -> str:
     port = replica.port if hasattr(replica, "port") else replica.server.port
     return f"127.0.0.1:{port}-"
+
+
+async def mid_publish(replica: Replica, app: str) -> None:
+    """Wait until a faulty replica holds the lock of app/prod, before it writes the store.
+
+    Its log says so once it has left the lock's wait loop (a claim alone is not a hold: the
+    claim exists while it still waits its turn).
+    """
+    marker = f"fault injection: holding the lock of {app}/prod"
+    await until(lambda: marker in replica.server.log_text(), what=f"{replica.url} holding the lock")
+    holder = await holder_of(replica, app)
+    assert holder is not None, "the lock has no holder"
+    assert holder.startswith(replica_id_prefix(replica)), holder
 
 
 async def test_1_publish_on_a_reaches_subscribers_on_b_and_c(
@@ -52,7 +66,9 @@ async def test_1_publish_on_a_reaches_subscribers_on_b_and_c(
 
     receivers = [asyncio.create_task(receive("B", ws_b)), asyncio.create_task(receive("C", ws_c))]
     await a.set_items(app_name, {"greeting": "hello"})
-    await asyncio.sleep(0.2)  # the long poll and the receivers are waiting
+    # Only so that the printed timings start with the long poll and the receivers waiting;
+    # a poll or socket that arrives after the publish gets version 1 at once all the same.
+    await asyncio.sleep(0.2)
     started = time.perf_counter()
     status, body = await a.publish(app_name)
     acked = time.perf_counter()
@@ -126,12 +142,13 @@ async def test_3_kill_9_of_the_lock_holder(
     cluster: Cluster, replicas: list[Replica], app_name: str
 ) -> None:
     a = replicas[0]
-    doomed = Replica(await asyncio.to_thread(cluster.faulty_replica, 30), a.session, a.token)
+    doomed = Replica(
+        await asyncio.to_thread(cluster.faulty_replica, HOLD_SECONDS), a.session, a.token
+    )
     await a.create_app(app_name)
     await a.set_items(app_name, {"k": "v"})
     stuck = asyncio.create_task(doomed.publish(app_name))
-    holder = await until(lambda: holder_of(a, app_name), what="the faulty replica holds the lock")
-    assert holder.startswith(replica_id_prefix(doomed))
+    await mid_publish(doomed, app_name)
     doomed.server.kill()
     killed = time.monotonic()
     status, body = await a.publish(app_name)
@@ -144,8 +161,9 @@ async def test_3_kill_9_of_the_lock_holder(
         f"\nafter kill -9 of the holder, another replica published in {waited:.2f} s "
         f"(lock_ttl {LOCK_TTL} s)"
     )
-    # It waited for the lease to expire, not for the 30 s hold to end.
-    assert waited < LOCK_TTL + 1 + SLACK_SECONDS
+    # It waited for the lease to expire (about lock_ttl), not for the hold or its own wait
+    # limit (30 s); the bound is loose so that a loaded machine does not matter.
+    assert waited < HOLD_SECONDS / 2
     assert await a.store_versions(app_name) == [1]
 
 
@@ -153,12 +171,13 @@ async def test_4_a_paused_holder_is_fenced_out(
     cluster: Cluster, replicas: list[Replica], app_name: str
 ) -> None:
     a, b, c = replicas
-    paused = Replica(await asyncio.to_thread(cluster.faulty_replica, 3), a.session, a.token)
+    paused = Replica(
+        await asyncio.to_thread(cluster.faulty_replica, HOLD_SECONDS), a.session, a.token
+    )
     await a.create_app(app_name)
     await a.set_items(app_name, {"k": "v1"})
     pending = asyncio.create_task(paused.publish(app_name))
-    holder = await until(lambda: holder_of(a, app_name), what="the faulty replica holds the lock")
-    assert holder.startswith(replica_id_prefix(paused))
+    await mid_publish(paused, app_name)
     paused.server.pause()  # mid-publish: lock held, store not yet written
     try:
         await until(
@@ -169,6 +188,8 @@ async def test_4_a_paused_holder_is_fenced_out(
         assert body["version"] == 1
     finally:
         paused.server.resume()
+    # Once it runs again it sees its lease gone, ends the hold and goes to the store, which
+    # refuses its fence: B's newer one is on the env row.
     status, body = await pending
     assert (status, body["error"]["code"]) == (409, "lock_lost"), body
     assert await a.store_versions(app_name) == [1]
@@ -208,7 +229,7 @@ async def test_5_kill_the_etcd_leader_during_publishes(
 
     publisher = asyncio.create_task(stream())
     await until(lambda: len(acknowledged) >= 5, what="5 publishes before the kill")
-    leader = await asyncio.to_thread(cluster.etcd.leader_name)
+    leader = await asyncio.to_thread(cluster.etcd.wait_for_leader)
     await asyncio.to_thread(cluster.etcd.kill_member, leader)
     killed_at.append(len(acknowledged))
     try:
@@ -329,7 +350,11 @@ async def test_8_revoking_a_token_on_a_closes_its_socket_on_c(
     ), closing
     config = f"/api/v1/apps/{app_name}/envs/prod/config"
     for replica in replicas:
-        assert (await replica.call("GET", config, token=doomed))[0] == 401
+        # C has acted on the event; the others may see it a moment later.
+        await until(
+            functools.partial(_refused, replica, config, doomed),
+            what=f"{replica.url} refuses the revoked token",
+        )
         assert (await replica.call("GET", config, token=kept))[0] == 200
     await b.set_items(app_name, {"k": "v2"})
     assert (await b.publish(app_name))[0] == 201
@@ -348,12 +373,21 @@ async def _has_version(replica: Replica, app: str, version: int) -> bool:
     return await replica.config_version(app) == version
 
 
+# What a publish may answer while etcd comes back: each says "retry".
+RETRYABLE = {(503, "coordinator_unavailable"), (409, "lock_lost"), (503, "lock_timeout")}
+
+
 async def _published(replica: Replica, app: str) -> tuple[int, Any] | None:
     status, body = await replica.publish(app)
     if status == 201:
         return status, body
-    assert (status, body["error"]["code"]) == (503, "coordinator_unavailable"), body
+    assert (status, body["error"]["code"]) in RETRYABLE, body
     return None
+
+
+async def _refused(replica: Replica, path: str, token: str) -> bool:
+    status, _ = await replica.call("GET", path, token=token)
+    return status == 401
 
 
 async def _ready(replica: Replica) -> bool:

@@ -47,19 +47,27 @@ def test_up_status_down(tmp_path: Path) -> None:
             f"{first}/api/v1/login",
             {"username": "admin", "password": state["admin_password"]},
         )["token"]
+        # Replicas register and members answer their probes (1 s each) a moment apart on a
+        # loaded machine: wait for the whole picture, then check it.
         deadline = time.monotonic() + 20
         while True:
             view = call("GET", f"{first}/api/v1/cluster", token=token)
-            if len(view["replicas"]) == 3 or time.monotonic() > deadline:
+            if _settled(view) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert sorted(r["address"] for r in view["replicas"]) == sorted(
             r["url"] for r in state["replicas"]
         )
         assert len(view["etcd_members"]) == 3
-        assert all(m["healthy"] for m in view["etcd_members"])
+        assert all(m["healthy"] for m in view["etcd_members"]), view["etcd_members"]
         assert sum(m["leader"] for m in view["etcd_members"]) == 1
-        shown = run("status", "--dir", str(directory))
+        deadline = time.monotonic() + 20
+        while True:
+            # status exits 1 while a replica's /readyz is not 200
+            shown = run("status", "--dir", str(directory))
+            if shown.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert shown.returncode == 0, shown.stdout + shown.stderr
         assert "replicas (3)" in shown.stdout
         assert "etcd members (3)" in shown.stdout
@@ -69,3 +77,14 @@ def test_up_status_down(tmp_path: Path) -> None:
     assert not directory.exists()
     with pytest.raises(urllib.error.URLError):
         call("GET", f"{first}/healthz")
+
+
+def _settled(view: dict[str, Any]) -> bool:
+    """Three replicas registered, three healthy etcd members, one of them the leader."""
+    members = view["etcd_members"]
+    return (
+        len(view["replicas"]) == 3
+        and len(members) == 3
+        and all(m["healthy"] for m in members)
+        and sum(m["leader"] for m in members) == 1
+    )
