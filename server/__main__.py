@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import getpass
 import logging
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from server.config import Config, ConfigError, load_config, with_server_address
+from server.connections import ConnectionGuard, raise_open_files_limit
 from server.coord.local import LocalCoordinator
 from server.domain.context import DomainContext
 from server.domain.scopes import Principal
@@ -103,8 +106,45 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
             sock.close()
         raise
     app.on_startup.append(announce)  # after the app's own start-up: the store is open
-    web.run_app(app, sock=sockets, access_log=None, print=None, shutdown_timeout=5.0)
+    _, open_files = raise_open_files_limit()
+    if config.server.max_connections > open_files - 256:
+        log.warning(
+            "server.max_connections %d leaves little room under the open-files limit %d",
+            config.server.max_connections,
+            open_files,
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(app, sockets, config))
     return 0
+
+
+async def _run(app: Any, sockets: list[socket.socket], config: Config) -> None:
+    """Serve on the bound sockets behind the connection guard until SIGINT or SIGTERM."""
+    from aiohttp import web
+
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        shutdown_timeout=5.0,
+        keepalive_timeout=config.server.idle_timeout,
+    )
+    await runner.setup()
+    assert runner.server is not None
+    # Our own listeners instead of aiohttp's sites: each connection goes through the guard.
+    factory = ConnectionGuard(config.server.max_connections).protocol_factory(runner.server)
+    loop = asyncio.get_running_loop()
+    servers = [await loop.create_server(factory, sock=sock) for sock in sockets]
+    # A signal ends the wait, so cleanup runs before anything is cancelled: open requests
+    # are answered (long polls get their 304) and sockets closed in order.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+        await runner.cleanup()
 
 
 async def _with_services(config: Config, action: Callable[[Services], Awaitable[int]]) -> int:

@@ -21,11 +21,13 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class ServerSection:
-    """Where the HTTP server listens."""
+    """Where the HTTP server listens, how many connections it holds, how long an idle one."""
 
     host: str = "127.0.0.1"
     port: int = 8080
     heartbeat_seconds: float = 20.0
+    max_connections: int = 10_000
+    idle_timeout: float = 10.0
 
 
 @dataclass(frozen=True)

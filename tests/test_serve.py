@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from devservices import free_port
+from devservices import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,3 +106,37 @@ def test_a_bad_port_flag_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "argument --port" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _idle_connection(port: int) -> socket.socket:
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return conn
+
+
+def _closed_by_server(conn: socket.socket, within: float) -> bool:
+    conn.settimeout(within)
+    try:
+        return conn.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_the_served_server_caps_connections_and_closes_idle_ones(tmp_path: Path) -> None:
+    """At the cap of 4, idle sockets are pushed out for a real request, and closed after 1 s."""
+    server = ServerProcess(
+        tmp_path / "server",
+        f"sqlite:///{tmp_path}/store.db",
+        env={"CONFIGCENTER_SERVER_MAX_CONNECTIONS": "4", "CONFIGCENTER_SERVER_IDLE_TIMEOUT": "1"},
+    )
+    with server:
+        idle = [_idle_connection(server.port) for _ in range(4)]
+        try:
+            assert server.request("GET", "/healthz")[0] == 200
+            assert _closed_by_server(idle[0], within=5.0), "the oldest idle socket was pushed out"
+            assert all(_closed_by_server(conn, within=5.0) for conn in idle[1:]), "idle timeout"
+        finally:
+            for conn in idle:
+                conn.close()
+        assert "open-files limit" in server.log_text()
