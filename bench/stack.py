@@ -90,7 +90,12 @@ class Stack:
                 store_url,
                 etcd_endpoints=etcd_endpoints,
                 # Targets share the one etcd: each deployment gets a prefix of its own.
-                env={"CONFIGCENTER_ETCD_PREFIX": f"/configcenter-{name}"},
+                # 10,000 subscribers plus the load generators' own connections: above the
+                # default cap of 10,000 open connections.
+                env={
+                    "CONFIGCENTER_ETCD_PREFIX": f"/configcenter-{name}",
+                    "CONFIGCENTER_SERVER_MAX_CONNECTIONS": "19000",
+                },
                 admin_password=self.password,
                 startup_timeout=60.0,
             )

@@ -74,6 +74,7 @@ def create_app(config: Config) -> web.Application:
     # The hub holds no resource to open; at shutdown, before aiohttp waits for open
     # handlers (cleanup comes after that wait), its sockets close and long polls answer.
     app.on_shutdown.append(_end_open_requests)
+    app.on_response_prepare.append(_without_version_banner)
     app.cleanup_ctx.append(_background_ctx)
     return app
 
@@ -114,6 +115,11 @@ async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await coordinator.close()
+
+
+async def _without_version_banner(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp would announce "Python/3.x aiohttp/3.x" to every caller.
+    response.headers["Server"] = "configcenter"
 
 
 async def _end_open_requests(app: web.Application) -> None:

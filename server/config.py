@@ -28,6 +28,8 @@ class ServerSection:
     heartbeat_seconds: float = 20.0
     max_connections: int = 10_000
     idle_timeout: float = 10.0
+    # When set, GET /metrics needs `Authorization: Bearer <metrics_token>`.
+    metrics_token: str = ""
 
 
 @dataclass(frozen=True)

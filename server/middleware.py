@@ -122,6 +122,13 @@ def _title(status: int) -> str:
         return "Error"
 
 
+def loggable(text: str) -> str:
+    """text with control characters escaped, so that no field can forge a log line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Give the request an id, turn every failure into its answer, log one line."""
@@ -146,7 +153,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             if name not in _BODY_HEADERS:
                 response.headers[name] = value
     except Exception:
-        log.exception("rid=%s unhandled error on %s %s", request_id, request.method, request.path)
+        log.exception(
+            "rid=%s unhandled error on %s %s", request_id, request.method, loggable(request.path)
+        )
         response = error_answer(
             request,
             ErrorCode.INTERNAL.code,
@@ -164,7 +173,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         "rid=%s %s %s %d %.1fms",
         request_id,
         request.method,
-        request.path,
+        loggable(request.path),
         response.status,
         elapsed * 1000,
     )

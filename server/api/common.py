@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -17,6 +18,8 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 SESSION_SECRET = web.RequestKey("session_secret", str)
 
 Body = TypeVar("Body", bound=BaseModel)
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def services(request: web.Request) -> Services:
@@ -79,10 +82,10 @@ def int_query(
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be an integer") from None
+    # ASCII digits only: int() also takes full-width digits, " 5", "+5" and "5_0".
+    if _DIGITS.fullmatch(raw) is None:
+        raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be an integer")
+    value = int(raw)
     if not low <= value <= high:
         raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be between {low} and {high}")
     return value
@@ -108,6 +111,6 @@ def etag_revision(header: str | None) -> int | None:
 def path_int(request: web.Request, name: str) -> int:
     """An integer path segment, or a 400."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if _DIGITS.fullmatch(raw) is None:
         raise AppError(ErrorCode.INVALID_REQUEST, f"{name} must be a positive integer")
     return int(raw)
