@@ -41,6 +41,30 @@ def _setup_logging() -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("aiohttp.server").addFilter(BriefParserErrors())
+
+
+class BriefParserErrors(logging.Filter):
+    """A request the HTTP parser refused is the client's doing: one line, not a traceback.
+
+    aiohttp logs each with its traceback; a flood of malformed requests would fill the disk.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite a parser rejection as one warning line; pass everything else through."""
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        from server.middleware import loggable
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            reason = str(error.message or type(error).__name__)
+            said = record.getMessage()
+            record.msg, record.args = "%s: %s", (said, loggable(reason[:200]))
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 def _listen(host: str, port: int) -> list[socket.socket]:

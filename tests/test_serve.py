@@ -140,3 +140,19 @@ def test_the_served_server_caps_connections_and_closes_idle_ones(tmp_path: Path)
             for conn in idle:
                 conn.close()
         assert "open-files limit" in server.log_text()
+
+
+def test_a_malformed_request_is_logged_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "server", f"sqlite:///{tmp_path}/store.db")
+    with server:
+        for junk in (
+            b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\x01: y\r\n\r\n",
+            b"\x16\x03\x01junk\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
+                conn.sendall(junk)
+                assert conn.recv(1024).split(b" ", 2)[1] == b"400"
+        assert server.request("GET", "/healthz")[0] == 200
+        log = server.log_text()
+    assert "Traceback" not in log
+    assert "Error handling request" in log
