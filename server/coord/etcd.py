@@ -41,6 +41,7 @@ from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
+from server.errors import AppError
 from server.events import AppDeleted, ClusterEvent, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
@@ -216,6 +217,9 @@ class EtcdCoordinator:
             self.last_refresh = time.time()
         except EtcdUnavailable as exc:
             log.info("refresh skipped: etcd unavailable (%s)", exc)
+        except AppError as exc:
+            # The store is down (a restart, a failover): the next interval tries again.
+            log.warning("refresh skipped: %s", exc.message)
 
     # internals
 

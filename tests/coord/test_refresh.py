@@ -8,6 +8,7 @@ a stalled watch missed (`test_refresh_delivers_what_a_stalled_watch_missed`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -152,3 +153,20 @@ async def test_an_app_deleted_while_its_event_was_missed_leaves_the_cache(
     assert a.etcd.sync.repairs["cache_stale"] == 1
     assert a.etcd.sync.repairs["etcd_stale"] == 1
     assert await raw_etcd.get(a.etcd.keys.release("shop", "prod")) is None
+
+
+async def test_a_refresh_while_the_store_is_down_is_one_warning_and_the_next_one_works(
+    node_factory: NodeFactory, store: StoreReleases, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await node_factory("etcd")
+    await store.store.close()
+    try:
+        with caplog.at_level(logging.INFO, logger="server"):
+            await a.etcd.refresh_once()
+    finally:
+        await store.store.open()
+    skipped = [r for r in caplog.records if "refresh skipped" in r.getMessage()]
+    assert [(r.levelno, r.exc_info) for r in skipped] == [(logging.WARNING, None)]
+    await store.commit(make_release("shop", "prod", 1))
+    await a.etcd.refresh_once()
+    assert a.published.version("shop", "prod") == 1
