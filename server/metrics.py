@@ -34,6 +34,11 @@ class Metrics:
         self.published_envs = Gauge(
             "configcenter_published_envs", "Envs held in memory", registry=self.registry
         )
+        self.long_polls_waiting = Gauge(
+            "configcenter_long_polls_waiting",
+            "Long polls held open waiting for a newer release",
+            registry=self.registry,
+        )
 
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 

@@ -29,6 +29,7 @@ class PublishedConfigs:
         self._listeners: list[ReleaseListener] = []
         self._removal_listeners: list[Callable[[str], None]] = []
         self._closing = False
+        self._waiting = 0
 
     def add_listener(self, listener: ReleaseListener) -> None:
         """Call listener with every newly applied release."""
@@ -53,6 +54,11 @@ class PublishedConfigs:
 
     def __len__(self) -> int:
         return len(self._latest)
+
+    @property
+    def waiting(self) -> int:
+        """Long polls waiting here for a newer release."""
+        return self._waiting
 
     def apply(self, release: Release) -> bool:
         """Hold release if it is newer than what is held; tell listeners and waiters."""
@@ -108,8 +114,11 @@ class PublishedConfigs:
             if remaining <= 0 or self._closing:
                 return None
             event = self._changed.setdefault(key, asyncio.Event())
+            self._waiting += 1
             try:
                 async with asyncio.timeout(remaining):
                     await event.wait()
             except TimeoutError:
                 return None
+            finally:
+                self._waiting -= 1

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+from devservices.process import http_request, wait_until
 from tests.types import ServerProcessFactory
 
 ROOT = Path(__file__).resolve().parent.parent
+WAITING = re.compile(r"^configcenter_long_polls_waiting 1\.0$", re.MULTILINE)
 
 
 def test_a_failed_start_exits_instead_of_hanging(tmp_path: Path) -> None:
@@ -59,9 +62,14 @@ def test_sigterm_answers_pending_long_polls(
         except OSError as exc:
             answers.append(type(exc).__name__)
 
+    def held() -> bool:
+        status, body = http_request("GET", server.port, "/metrics")
+        return status == 200 and WAITING.search(body.decode()) is not None
+
     poller = threading.Thread(target=poll)
     poller.start()
-    threading.Event().wait(0.5)  # the server now holds the poll (it waits up to 60 s)
+    # Stop only once the server holds the poll (it would wait up to 60 s).
+    wait_until("the long poll held", held, [], 20)
     server.stop()
     poller.join(timeout=30)
     assert not poller.is_alive()

@@ -48,6 +48,7 @@ async def get_metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.ws_connections.set(request.app[HUB].subscriber_count)
     metrics.published_envs.set(len(request.app[PUBLISHED]))
+    metrics.long_polls_waiting.set(request.app[PUBLISHED].waiting)
     return web.Response(body=metrics.render(), content_type="text/plain", charset="utf-8")
 
 

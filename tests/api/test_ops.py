@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
 import pytest
 
-from server.keys import STORE
+from server.keys import PUBLISHED, STORE
 from tests.api.helpers import ADMIN_PASSWORD, Api
+from tests.client.helpers import wait_until
 
 
 async def test_health_and_ready(api: Api) -> None:
@@ -46,6 +48,26 @@ async def test_metrics_count_requests(api: Api) -> None:
         metrics.text,
     )
     assert "configcenter_ws_connections" in metrics.text
+
+
+async def test_metrics_count_the_long_polls_waiting(api: Api) -> None:
+    await api.app_with_env()
+    await api.set_items("shop", "prod", {"a": "1"})
+    assert (await api.publish("shop", "prod")).status == 201
+    gauge = re.compile(r"^configcenter_long_polls_waiting (\S+)$", re.MULTILINE)
+    idle = await api.call("GET", "/metrics", token=None)
+    assert gauge.findall(idle.text) == ["0.0"]
+    poll = asyncio.create_task(
+        api.call("GET", "/api/v1/apps/shop/envs/prod/config?after=1&wait=30")
+    )
+    await wait_until(lambda: api.app[PUBLISHED].waiting == 1, "the long poll to wait")
+    held = await api.call("GET", "/metrics", token=None)
+    assert gauge.findall(held.text) == ["1.0"]
+    await api.set_items("shop", "prod", {"a": "2"})
+    assert (await api.publish("shop", "prod")).status == 201
+    assert (await asyncio.wait_for(poll, 20)).status == 200
+    answered = await api.call("GET", "/metrics", token=None)
+    assert gauge.findall(answered.text) == ["0.0"]
 
 
 async def test_openapi_describes_every_registered_route(api: Api) -> None:
