@@ -7,8 +7,9 @@ from typing import Any
 
 import yaml
 
-from server.keys import ANSWERS
+from server.keys import ANSWERS, PUBLISHED
 from tests.api.helpers import Api
+from tests.client.helpers import wait_until
 
 CONFIG = "/api/v1/apps/shop/envs/prod/config"
 
@@ -90,7 +91,7 @@ async def test_long_poll_answers_on_publish(api: Api) -> None:
     assert now.status == 200
     assert now.body["version"] == 1
     poll = asyncio.create_task(api.call("GET", f"{CONFIG}?after=1&wait=30"))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: api.app[PUBLISHED].waiting == 1, "the long poll to wait")
     assert not poll.done()
     await published(api, {"a": "2"})
     answer = await asyncio.wait_for(poll, 10)
@@ -109,7 +110,7 @@ async def test_long_poll_times_out_with_304(api: Api) -> None:
 async def test_long_poll_on_a_never_published_env(api: Api) -> None:
     await api.app_with_env()
     poll = asyncio.create_task(api.call("GET", f"{CONFIG}?after=0&wait=30"))
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: api.app[PUBLISHED].waiting == 1, "the long poll to wait")
     await published(api, {"first": "yes"})
     answer = await asyncio.wait_for(poll, 10)
     assert answer.status == 200
