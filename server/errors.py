@@ -38,6 +38,7 @@ class ErrorCode(Enum):
     VALUE_TOO_LARGE = ("value_too_large", 413)
     TOO_MANY_ITEMS = ("too_many_items", 413)
     RELEASE_TOO_LARGE = ("release_too_large", 413)
+    DRAFT_TOO_LARGE = ("draft_too_large", 413)
     UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", 415)
     TOO_MANY_ATTEMPTS = ("too_many_attempts", 429)
     HTTP_ERROR = ("http_error", 400)

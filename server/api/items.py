@@ -70,12 +70,12 @@ async def delete_item(request: web.Request) -> web.Response:
 
 
 async def patch_items(request: web.Request) -> web.Response:
-    """PATCH …/items: {"set": {k: v}, "delete": [k]}, all or none."""
+    """PATCH …/items: {"set": {k: v}, "delete": [k]}, all or none; the keys it changed."""
     body = await read_body(request, PatchItemsBody)
-    items = await services(request).drafts.patch_items(
+    revision, changed = await services(request).drafts.patch_items(
         principal(request), *_where(request), body.to_set, body.delete
     )
-    return json_response({"items": [item.to_json() for item in items]})
+    return json_response({"draft_revision": revision, "changed": changed})
 
 
 async def get_diff(request: web.Request) -> web.Response:

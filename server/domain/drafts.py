@@ -7,10 +7,11 @@ what the draft should hold and let `reconcile_draft` work out the change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from server.domain.apps import require_env
+from server.domain.canonical import document_bytes, entry_bytes, rare_escape_surplus
 from server.domain.context import DomainContext
 from server.domain.diff import Diff, diff_items
 from server.domain.scopes import Principal
@@ -31,6 +32,11 @@ class DraftChange:
 
     def __bool__(self) -> bool:
         return bool(self.added or self.updated or self.deleted)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key the change writes or deletes, sorted."""
+        return sorted([i.key for i in self.added] + [i.key for i in self.updated] + [*self.deleted])
 
     @property
     def summary(self) -> str:
@@ -91,6 +97,33 @@ def check_items_limit(before: int, after: int, limit: int) -> None:
         raise AppError(ErrorCode.TOO_MANY_ITEMS, f"an env holds at most {limit} items")
 
 
+async def check_draft_bytes(
+    q: Queries, ref: EnvRef, change: DraftChange, replaced: Iterable[Item], limit: int
+) -> None:
+    """Refuse a change that grows the draft past limit bytes as a release (413 draft_too_large).
+
+    replaced are the draft's items the change updates or deletes. Exact, without serialising the
+    draft: the store sums the escaped sizes, and the change's own items are measured here. A
+    change that does not grow the draft needs no query, and a draft already past a since-lowered
+    limit may still shrink.
+    """
+    growth = sum(entry_bytes(i.key, i.value) for i in (*change.added, *change.updated)) - sum(
+        entry_bytes(i.key, i.value) for i in replaced
+    )
+    if growth <= 0:
+        return
+    count, entries, rare = await q.draft_size(ref.id)
+    entries += sum(rare_escape_surplus(value) for value in rare)
+    before = document_bytes(count, entries)
+    after = document_bytes(count + len(change.added) - len(change.deleted), entries + growth)
+    if after > limit and after > before:
+        raise AppError(
+            ErrorCode.DRAFT_TOO_LARGE,
+            f"the draft would be {after} bytes as a release; at most {limit} "
+            "(limits.max_release_bytes)",
+        )
+
+
 async def write_change(q: Queries, ref: EnvRef, change: DraftChange) -> None:
     """Store a change under its draft revision, in the caller's transaction."""
     if not change:
@@ -111,16 +144,19 @@ async def reconcile_draft(
     target: Mapping[str, str],
     actor: str,
     now: str,
+    max_bytes: int,
     max_items: int | None = None,
 ) -> DraftChange:
     """Make the draft (current, read in this transaction) hold exactly target's values.
 
-    Used by a batch edit and by a rollback; max_items refuses a draft that would grow past it.
-    Returns what was written (empty when the draft already matched).
+    Used by a batch edit and by a rollback; max_bytes (as a release) and max_items refuse a
+    draft that would grow past them. Returns what was written (empty when the draft matched).
     """
     if max_items is not None:
         check_items_limit(len(current), len(target), max_items)
     change = plan_reconcile(current, target, ref.draft_revision + 1, now, actor)
+    replaced = [current[i.key] for i in change.updated] + [current[k] for k in change.deleted]
+    await check_draft_bytes(q, ref, change, replaced, max_bytes)
     await write_change(q, ref, change)
     return change
 
@@ -178,7 +214,10 @@ class DraftService:
                 size = await q.count_items(ref.id)
                 check_items_limit(size, size + 1, self.ctx.limits.max_items_per_env)
             item = _next_item(existing, key, value, comment, ref.draft_revision + 1, now, principal)
-            await write_change(q, ref, _item_change(existing, item))
+            change = _item_change(existing, item)
+            replaced = [existing] if existing is not None else []
+            await check_draft_bytes(q, ref, change, replaced, self.ctx.limits.max_release_bytes)
+            await write_change(q, ref, change)
             await _audit_put(q, item, created=existing is None, app=app, env=env)
         return item, existing is None
 
@@ -218,8 +257,11 @@ class DraftService:
         env: str,
         to_set: Mapping[str, str],
         to_delete: Sequence[str],
-    ) -> list[Item]:
-        """Many edits in one transaction: all of them or none; returns the new draft."""
+    ) -> tuple[int, list[str]]:
+        """Many edits in one transaction, all of them or none: (draft revision, keys changed).
+
+        Not the new draft: answering a batch of one key with the whole draft made every edit
+        cost as much as the draft."""
         principal.require_write(app)
         values, deletes = self._valid_batch(to_set, to_delete)
         now = utc_now()
@@ -230,8 +272,16 @@ class DraftService:
             if missing:
                 raise not_found(f"items {', '.join(repr(k) for k in missing[:10])}")
             target = {k: item.value for k, item in current.items() if k not in deletes} | values
+            limits = self.ctx.limits
             change = await reconcile_draft(
-                q, ref, current, target, principal.name, now, self.ctx.limits.max_items_per_env
+                q,
+                ref,
+                current,
+                target,
+                principal.name,
+                now,
+                limits.max_release_bytes,
+                limits.max_items_per_env,
             )
             if change:
                 await q.add_audit(
@@ -243,7 +293,7 @@ class DraftService:
                     app,
                     env,
                 )
-            return await q.items(ref.id)
+        return (change.revision, change.keys) if change else (ref.draft_revision, [])
 
     async def diff(self, principal: Principal, app: str, env: str) -> Diff:
         """The draft against the latest release."""

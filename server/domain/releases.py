@@ -160,9 +160,18 @@ class ReleaseService:
                 items=target.items,
                 rollback_of=version,
             )
-            # No items limit here: the draft goes back to what was once published.
+            # No items limit here: the draft goes back to what was once published. But not past
+            # today's max_release_bytes (unless it shrinks): the release would be as large.
             current = await draft_items(q, ref)
-            await reconcile_draft(q, ref, current, target.items, principal.name, now)
+            await reconcile_draft(
+                q,
+                ref,
+                current,
+                target.items,
+                principal.name,
+                now,
+                self.ctx.limits.max_release_bytes,
+            )
             summary = f"rolled back to version {version} as version {release.version}"
             return _Planned(
                 release, canonical_json(target.items), AuditAction.RELEASE_ROLLBACK, summary

@@ -70,6 +70,16 @@ class Queries:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self._for_update = " FOR UPDATE" if conn.dialect == "mysql" else ""
+        # Byte lengths and "has a control character other than \n \r \t" (draft_size).
+        if conn.dialect == "mysql":
+            self._bytes = "LENGTH({})"
+            self._rare_control = "value REGEXP ?"
+            self._rare_args: tuple[str, ...] = (r"[\x00-\x08\x0b\x0c\x0e-\x1f]",)
+        else:
+            # SQLite's LENGTH counts characters and stops at a NUL; a BLOB's counts bytes.
+            self._bytes = "LENGTH(CAST({} AS BLOB))"
+            self._rare_control = "(value GLOB ? OR INSTR(CAST(value AS BLOB), X'00') > 0)"
+            self._rare_args = ("*[\x01-\x08\x0b\x0c\x0e-\x1f]*",)
         self._on_duplicate_skip = (
             " ON DUPLICATE KEY UPDATE subject = subject"
             if conn.dialect == "mysql"
@@ -209,6 +219,30 @@ class Queries:
         """How many items the draft has."""
         row = await self.conn.fetchone("SELECT COUNT(*) FROM items WHERE env_id = ?", (env_id,))
         return int(row[0]) if row else 0
+
+    async def draft_size(self, env_id: int) -> tuple[int, int, list[str]]:
+        """The draft's size as canonical JSON, in parts: (items, bytes, values to finish).
+
+        bytes is the sum over items of `"key":"value",` in UTF-8 with `"`, `\\`, newline,
+        carriage return and tab escaped (each one byte more); the values returned hold other
+        control characters, whose escapes the caller adds (canonical.rare_escape_surplus).
+        Summed by the database so that a write never loads nor serialises the whole draft.
+        """
+        b = self._bytes
+        stripped = (
+            "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(value, ?, ''), ?, ''), ?, ''), ?, ''), ?, '')"
+        )
+        row = await self.conn.fetchone(
+            f"SELECT COUNT(*), COALESCE(SUM({b.format('key_name')} + 6 + 2 * {b.format('value')}"
+            f" - {b.format(stripped)}), 0) FROM items WHERE env_id = ?",
+            ('"', "\\", "\n", "\r", "\t", env_id),
+        )
+        count, size = (int(row[0]), int(row[1])) if row else (0, 0)
+        rare = await self.conn.fetchall(
+            f"SELECT value FROM items WHERE env_id = ? AND {self._rare_control}",
+            (env_id, *self._rare_args),
+        )
+        return count, size, [r[0] for r in rare]
 
     async def insert_items(self, env_id: int, items: Sequence[Item]) -> None:
         """New draft items."""

@@ -142,7 +142,9 @@ async def test_patch_is_all_or_nothing(api: Api) -> None:
     await api.set_items("shop", "prod", {"a": "1", "b": "2"})
     done = await api.call("PATCH", ITEMS, {"set": {"a": "10", "c": "3"}, "delete": ["b"]})
     assert done.status == 200
-    assert {i["key"]: i["value"] for i in done.body["items"]} == {"a": "10", "c": "3"}
+    assert done.body["changed"] == ["a", "b", "c"]
+    listed = await api.call("GET", ITEMS)
+    assert {i["key"]: i["value"] for i in listed.body["items"]} == {"a": "10", "c": "3"}
     before = await api.snapshot()
     for body, status in [
         ({"set": {"d": "4", "bad key": "x"}}, 400),
@@ -163,7 +165,8 @@ async def test_patch_keeps_comments_and_leaves_unchanged_items_alone(api: Api) -
     kept = (await api.call("PUT", f"{ITEMS}/b", {"value": "2", "comment": "second"})).body
     done = await api.call("PATCH", ITEMS, {"set": {"a": "10", "b": "2"}})
     assert done.status == 200
-    items = {i["key"]: i for i in done.body["items"]}
+    assert done.body["changed"] == ["a"]
+    items = {i["key"]: i for i in (await api.call("GET", ITEMS)).body["items"]}
     assert items["a"]["comment"] == "first"
     assert items["a"]["revision"] > kept["revision"]
     assert items["b"] == kept
@@ -171,7 +174,7 @@ async def test_patch_keeps_comments_and_leaves_unchanged_items_alone(api: Api) -
     before = await api.snapshot()
     again = await api.call("PATCH", ITEMS, {"set": {"a": "10", "b": "2"}})
     assert again.status == 200
-    assert [i["key"] for i in again.body["items"]] == ["a", "b"]
+    assert again.body == {"draft_revision": done.body["draft_revision"], "changed": []}
     assert await api.snapshot() == before
 
 

@@ -10,8 +10,10 @@ function addressable(key) {
 /** Set an item (If-Match revision, or create only); resolves to the saved item. */
 export async function putItem(base, key, value, comment, revision, createOnly = false) {
   if (!addressable(key)) {
-    const result = await api("PATCH", `${base}/items`, { set: { [key]: value } });
-    return result.items.find((i) => i.key === key);
+    // PATCH answers only the keys it changed: the saved item is read back from the draft.
+    await api("PATCH", `${base}/items`, { set: { [key]: value } });
+    const draft = await api("GET", `${base}/items`);
+    return draft.items.find((i) => i.key === key);
   }
   return api(
     "PUT",
