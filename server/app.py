@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from server.api.answers import ConfigAnswers
 from server.api.routes import add_routes
 from server.config import Config
 from server.coord import create_coordinator
-from server.domain.auth import SESSION_SWEEP_SECONDS
+from server.domain.auth import SESSION_SWEEP_SECONDS, WS_TOKEN_CHECK_SECONDS
 from server.domain.context import DomainContext
 from server.domain.services import Services
 from server.events import AppDeleted, TokenRevoked, UserChanged
@@ -131,6 +132,11 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = app[TASKS]
     tasks.every("ws-heartbeat", app[CONFIG].server.heartbeat_seconds, app[HUB].heartbeat)
     tasks.every("session-sweep", SESSION_SWEEP_SECONDS, app[SERVICES].auth.sweep_expired_sessions)
+    tasks.every(
+        "ws-token-check",
+        WS_TOKEN_CHECK_SECONDS,
+        functools.partial(app[HUB].close_revoked, app[SERVICES].auth.revoked_among),
+    )
     try:
         yield
     finally:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from server.domain.context import DomainContext
 from server.domain.passwords import PasswordPool
@@ -25,7 +27,15 @@ TOKEN_PREFIX = "cc_"  # noqa: S105 - a prefix, not a secret
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024
 _CACHE_LIMIT = 10_000
-_CACHE_SECONDS = 300.0
+# A cached principal is trusted without a store read this long; then the next request reads
+# its token again. Cluster events forget a revoked token at once; this bounds the time a
+# replica that missed the event (its announcer died, or etcd was down) keeps accepting it.
+AUTH_FRESH_SECONDS = 1.0
+# While the store is unavailable, a principal confirmed this recently is still accepted.
+AUTH_STALE_SECONDS = 300.0
+# How often the hub asks the store whether the tokens of its open sockets were revoked: the
+# repair of a lost TokenRevoked event for WebSockets (one query per 500 distinct tokens).
+WS_TOKEN_CHECK_SECONDS = 1.0
 # Sign-in also removes expired sessions; this catches those of a quiet server.
 SESSION_SWEEP_SECONDS = 3600.0
 
@@ -67,6 +77,17 @@ def _expired(expires_at: str | None) -> bool:
     return expires_at is not None and expires_at <= utc_now()
 
 
+@dataclass
+class _Cached:
+    """A principal as the store last confirmed it."""
+
+    principal: Principal
+    expires_at: str | None
+    confirmed_at: float  # monotonic time of the store read that confirmed it
+    check_at: float  # the next request after this reads the store again
+    warned: bool = field(default=False)
+
+
 @dataclass(frozen=True)
 class Session:
     """A sign-in: the secret goes in a cookie or is used as a bearer token."""
@@ -90,8 +111,11 @@ class AuthService:
         self.session_ttl = session_ttl
         self.passwords = passwords
         self.throttle = throttle
-        self._cache: dict[str, tuple[Principal, str | None, float]] = {}
+        self._cache: dict[str, _Cached] = {}
         self._hash_by_id: dict[int, str] = {}
+        # One store read per digest at a time: concurrent requests wait for it.
+        self._checking: dict[str, asyncio.Future[None]] = {}
+        self.fresh_seconds = AUTH_FRESH_SECONDS
 
     # authentication
 
@@ -102,14 +126,51 @@ class AuthService:
             raise _unauthorized()
         digest = hash_secret(secret)
         cached = self._cache.get(digest)
-        if cached is not None:
-            principal, expires_at, cached_at = cached
-            if not _expired(expires_at) and time.monotonic() - cached_at < _CACHE_SECONDS:
-                return principal
+        if cached is not None and time.monotonic() < cached.check_at:
+            if not _expired(cached.expires_at):
+                return cached.principal
             self._forget_hash(digest)
-        async with self.ctx.store.reader() as q:
-            token = await q.token_by_hash(digest)
+            raise _unauthorized()
+        checking = self._checking.get(digest)
+        if checking is not None:
+            # Another request is reading this token; its answer is in the cache afterwards.
+            await asyncio.shield(checking)
+            cached = self._cache.get(digest)
+            if cached is not None and time.monotonic() < cached.check_at:
+                return cached.principal
+            return await self._load(digest, None)
+        done = asyncio.get_running_loop().create_future()
+        self._checking[digest] = done
+        try:
+            return await self._load(digest, cached)
+        finally:
+            del self._checking[digest]
+            done.set_result(None)
+
+    async def _load(self, digest: str, cached: _Cached | None) -> Principal:
+        """Read the token of digest; a cached principal outlives a store outage for a while."""
+        try:
+            async with self.ctx.store.reader() as q:
+                token = await q.token_by_hash(digest)
+        except AppError as exc:
+            if cached is None or exc.code != ErrorCode.STORE_UNAVAILABLE.code:
+                raise
+            now = time.monotonic()
+            if now - cached.confirmed_at >= AUTH_STALE_SECONDS or _expired(cached.expires_at):
+                self._forget_hash(digest)
+                raise
+            if not cached.warned:
+                cached.warned = True
+                log.warning(
+                    "store unavailable: still accepting cached token %s for up to %.0f s (%s)",
+                    cached.principal.token_id,
+                    AUTH_STALE_SECONDS - (now - cached.confirmed_at),
+                    exc.message,
+                )
+            cached.check_at = now + self.fresh_seconds
+            return cached.principal
         if token is None or token.revoked_at is not None or _expired(token.expires_at):
+            self._forget_hash(digest)
             raise _unauthorized()
         principal = Principal(
             name=token.owner if token.kind == "session" else f"token:{token.name}",
@@ -117,12 +178,23 @@ class AuthService:
             token_id=token.id,
             kind=token.kind,
         )
-        if len(self._cache) >= _CACHE_LIMIT:
+        if digest not in self._cache and len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
             self._hash_by_id.clear()
-        self._cache[digest] = (principal, token.expires_at, time.monotonic())
+        now = time.monotonic()
+        self._cache[digest] = _Cached(principal, token.expires_at, now, now + self.fresh_seconds)
         self._hash_by_id[token.id] = digest
         return principal
+
+    async def revoked_among(self, token_ids: Sequence[int]) -> list[int]:
+        """Those of these token ids revoked in the store (one read per 500); forgotten here."""
+        revoked: list[int] = []
+        for start in range(0, len(token_ids), 500):
+            async with self.ctx.store.reader() as q:
+                revoked += await q.revoked_among(token_ids[start : start + 500])
+        for token_id in revoked:
+            self.forget_token(token_id)
+        return revoked
 
     def forget_token(self, token_id: int) -> None:
         """Drop a token from the cache: the next use of it reads the store."""
@@ -141,8 +213,8 @@ class AuthService:
 
     def _forget_hash(self, digest: str) -> None:
         entry = self._cache.pop(digest, None)
-        if entry is not None and entry[0].token_id is not None:
-            self._hash_by_id.pop(entry[0].token_id, None)
+        if entry is not None and entry.principal.token_id is not None:
+            self._hash_by_id.pop(entry.principal.token_id, None)
 
     # sessions
 

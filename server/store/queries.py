@@ -413,6 +413,15 @@ class Queries:
         )
         return _token(row) if row else None
 
+    async def revoked_among(self, token_ids: Sequence[int]) -> list[int]:
+        """Those of these token ids that are revoked."""
+        marks = ", ".join("?" * len(token_ids))  # one bound parameter per id
+        rows = await self.conn.fetchall(
+            f"SELECT id FROM tokens WHERE id IN ({marks}) AND revoked_at IS NOT NULL",
+            tuple(token_ids),
+        )
+        return [int(row[0]) for row in rows]
+
     async def token(self, token_id: int) -> Token | None:
         """One token by id."""
         row = await self.conn.fetchone(

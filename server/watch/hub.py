@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode
 
@@ -104,6 +105,26 @@ class Hub:
         closed = self.close_token(event.id)
         if closed:
             log.info("closed %d sockets of revoked token %d", closed, event.id)
+
+    async def close_revoked(
+        self, revoked_among: Callable[[list[int]], Awaitable[list[int]]]
+    ) -> int:
+        """Close the sockets of tokens the store says are revoked (a lost event's repair)."""
+        if not self._by_token:
+            return 0
+        try:
+            revoked = await revoked_among(list(self._by_token))
+        except AppError as exc:
+            if exc.code != ErrorCode.STORE_UNAVAILABLE.code:
+                raise
+            return 0  # kept open through a store outage, as their cached tokens are
+        closed = 0
+        for token_id in revoked:
+            count = self.close_token(token_id)
+            if count:
+                log.info("closed %d sockets of token %d, revoked in the store", count, token_id)
+            closed += count
+        return closed
 
     def drop_app(self, app: str) -> None:
         """Tell subscribers of a deleted app and drop their subscriptions."""
