@@ -154,7 +154,7 @@ async def test_a_flood_of_bad_sign_ins_leaves_config_reads_fast(
             await answer.read()
             latencies.append(time.perf_counter() - started)
             assert answer.status == 200
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # pacing: a steady reader alongside the flood
         return latencies
 
     attackers = [asyncio.create_task(attacker()) for _ in range(20)]

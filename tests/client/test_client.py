@@ -126,7 +126,7 @@ async def test_a_callback_that_raises_is_logged_and_others_still_run(
         raise asyncio.CancelledError
 
     async def fine(change: Change) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the behaviour under test: a callback that awaits
         calls.append(("fine", change.version))
 
     async with client:

@@ -60,7 +60,7 @@ async def test_lock_is_exclusive_and_fences_grow(node_factory: NodeFactory, kind
             inside += 1
             assert inside == 1, "two holders at once"
             fences.append(fence)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # the behaviour under test: hold the lock a while
             inside -= 1
 
     await asyncio.gather(*(publish(a if n % 2 else b) for n in range(12)))
