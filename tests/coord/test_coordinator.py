@@ -125,10 +125,10 @@ async def test_lock_is_kept_alive_while_held(node_factory: NodeFactory) -> None:
 
     tasks = [asyncio.create_task(holder()), asyncio.create_task(waiter())]
     await held.wait()
-    for _ in range(200):
-        holders = await b.etcd.locks.holders()
-        if holders and holders[0]["waiting"]:
-            break
+    deadline = time.monotonic() + 20
+    while not ((holders := await b.etcd.locks.holders()) and holders[0]["waiting"]):
+        if time.monotonic() > deadline:
+            pytest.fail("B's wait for the lock not seen within 20 s")
         await asyncio.sleep(0.02)
     assert [(h["app"], h["env"], h["replica"], h["waiting"]) for h in holders] == [
         ("shop", "prod", a.etcd.replica_id, 1)
