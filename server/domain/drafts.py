@@ -97,6 +97,17 @@ def check_items_limit(before: int, after: int, limit: int) -> None:
         raise AppError(ErrorCode.TOO_MANY_ITEMS, f"an env holds at most {limit} items")
 
 
+async def draft_entries(q: Queries, ref: EnvRef) -> tuple[int, int]:
+    """The draft's item count and the sum of their canonical.entry_bytes, from the store."""
+    count, entries, rare = await q.draft_size(ref.id)
+    return count, entries + sum(rare_escape_surplus(value) for value in rare)
+
+
+async def release_bytes(q: Queries, ref: EnvRef) -> int:
+    """The draft's size as a release (its canonical JSON in UTF-8), without loading it."""
+    return document_bytes(*await draft_entries(q, ref))
+
+
 async def check_draft_bytes(
     q: Queries, ref: EnvRef, change: DraftChange, replaced: Iterable[Item], limit: int
 ) -> None:
@@ -112,8 +123,7 @@ async def check_draft_bytes(
     )
     if growth <= 0:
         return
-    count, entries, rare = await q.draft_size(ref.id)
-    entries += sum(rare_escape_surplus(value) for value in rare)
+    count, entries = await draft_entries(q, ref)
     before = document_bytes(count, entries)
     after = document_bytes(count + len(change.added) - len(change.deleted), entries + growth)
     if after > limit and after > before:

@@ -7,6 +7,7 @@ import hashlib
 import json
 from typing import Any
 
+from server.domain.canonical import canonical_json
 from tests.api.helpers import Api, AppFactory
 
 ENV = "/api/v1/apps/shop/envs/prod"
@@ -209,4 +210,6 @@ async def test_a_release_over_the_size_limit_is_refused(
     refused = await api.publish("shop", "prod")
     assert refused.status == 413
     assert refused.body["error"]["code"] == "release_too_large"
+    size = len(canonical_json({"a": "x" * 600, "b": "y" * 600}).encode())
+    assert f"is {size} bytes as a release" in refused.body["error"]["message"]
     assert await api.snapshot() == before
