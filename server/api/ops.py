@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from aiohttp import web
 
 from server.api.common import int_query, json_response, principal, services
-from server.errors import AppError
-from server.keys import COORDINATOR, HUB, METRICS, PUBLISHED, STORE
+from server.errors import AppError, ErrorCode
+from server.keys import CONFIG, COORDINATOR, HUB, METRICS, PUBLISHED, STORE
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,12 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    """GET /metrics: Prometheus text."""
+    """GET /metrics: Prometheus text; with server.metrics_token set, only for its bearer."""
+    expected = request.app[CONFIG].server.metrics_token
+    if expected:
+        presented = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(presented, f"Bearer {expected}".encode()):
+            raise AppError(ErrorCode.UNAUTHORIZED, "metrics need the metrics token")
     metrics = request.app[METRICS]
     metrics.ws_connections.set(request.app[HUB].subscriber_count)
     metrics.published_envs.set(len(request.app[PUBLISHED]))

@@ -82,8 +82,12 @@ async def test_server_down_at_start_serves_the_cache_then_the_live_release(
         warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert any("serving cached version 1" in m for m in warnings), warnings
         await asyncio.to_thread(server.start)
-        await wait_until(lambda: client.version == 2, "the live release")
-        assert (client.get("a"), client.from_cache) == ("live", False)
+        # Callbacks run on the client's own task, after the release is applied: wait for both.
+        await wait_until(
+            lambda: client.version == 2 and not client.from_cache and len(seen) == 2,
+            "the live release and its change callback",
+        )
+        assert client.get("a") == "live"
         assert [(c.version, c.from_cache) for c in seen] == [(1, True), (2, False)]
         assert seen[1].changed == {"a": ("cached", "live")}
         await wait_until(lambda: client.connected, "the subscription")
