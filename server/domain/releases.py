@@ -10,7 +10,7 @@ from server.domain.apps import require_env
 from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
-from server.domain.drafts import draft_items, reconcile_draft, release_bytes
+from server.domain.drafts import draft_items, reconcile_draft
 from server.domain.scopes import Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
@@ -103,9 +103,6 @@ class ReleaseService:
         comment = validate_comment(comment)
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
-            # Measured by the store first: a draft over a since-lowered limit is refused
-            # before it is loaded and serialised.
-            _check_size(await release_bytes(q, ref), self.ctx.limits.max_release_bytes)
             draft = await q.draft_values(ref.id)
             latest = await q.latest_release(ref.id)
             if latest is not None and latest.items == draft:
