@@ -28,6 +28,10 @@ from server.store.store import Store
 
 log = logging.getLogger("server")
 
+# Between requests a connection may idle this long (aiohttp's usual); the first request
+# must come within server.idle_timeout.
+KEEPALIVE_SECONDS = 75.0
+
 CLI_ACTOR = Principal(name="cli", scopes=frozenset({"admin"}), token_id=None, kind="cli")
 
 
@@ -150,12 +154,13 @@ async def _run(app: Any, sockets: list[socket.socket], config: Config) -> None:
         app,
         access_log=None,
         shutdown_timeout=5.0,
-        keepalive_timeout=config.server.idle_timeout,
+        keepalive_timeout=KEEPALIVE_SECONDS,
     )
     await runner.setup()
     assert runner.server is not None
     # Our own listeners instead of aiohttp's sites: each connection goes through the guard.
-    factory = ConnectionGuard(config.server.max_connections).protocol_factory(runner.server)
+    guard = ConnectionGuard(config.server.max_connections, config.server.idle_timeout)
+    factory = guard.protocol_factory(runner.server)
     loop = asyncio.get_running_loop()
     servers = [await loop.create_server(factory, sock=sock) for sock in sockets]
     # A signal ends the wait, so cleanup runs before anything is cancelled: open requests

@@ -23,10 +23,16 @@ _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 
 
 class ConnectionGuard:
-    """Counts open connections; at `limit` a new one evicts the oldest unproven connection."""
+    """Counts open connections; at `limit` a new one evicts the oldest unproven connection.
 
-    def __init__(self, limit: int) -> None:
+    A connection that has not sent a whole request head within `first_request_timeout`
+    seconds is closed (idle and slow-header sockets); after its first request, aiohttp's
+    keep-alive timeout applies as usual.
+    """
+
+    def __init__(self, limit: int, first_request_timeout: float) -> None:
         self.limit = limit
+        self.first_request_timeout = first_request_timeout
         self.open = 0
         self.evicted = 0
         self.refused = 0
@@ -65,13 +71,14 @@ class ConnectionGuard:
 class GuardedProtocol(asyncio.Protocol):
     """Passes everything to the wrapped protocol; tells the guard what the connection does."""
 
-    __slots__ = ("_admitted", "_guard", "_inner", "_tail", "_transport")
+    __slots__ = ("_admitted", "_deadline", "_guard", "_inner", "_tail", "_transport")
 
     def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
         self._guard = guard
         self._inner = inner
         self._transport: asyncio.BaseTransport | None = None
         self._admitted = False
+        self._deadline: asyncio.TimerHandle | None = None
         # The last bytes seen while no request head has ended (None once one has).
         self._tail: bytes | None = b""
 
@@ -82,6 +89,9 @@ class GuardedProtocol(asyncio.Protocol):
             self.abort()
             return
         self._admitted = True
+        self._deadline = asyncio.get_running_loop().call_later(
+            self._guard.first_request_timeout, self.abort
+        )
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -90,6 +100,9 @@ class GuardedProtocol(asyncio.Protocol):
             if any(end in seen for end in _HEAD_ENDS):
                 self._tail = None
                 self._guard._proven(self)
+                if self._deadline is not None:
+                    self._deadline.cancel()
+                    self._deadline = None
             else:
                 self._tail = seen[-3:]
         self._inner.data_received(data)
@@ -106,6 +119,9 @@ class GuardedProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted:
             return
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self._guard._closed(self)
         self._inner.connection_lost(exc)
 

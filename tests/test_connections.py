@@ -32,7 +32,7 @@ class Served:
 
 @pytest.fixture
 async def served(unused_tcp_port: int) -> AsyncIterator[Served]:
-    guard = ConnectionGuard(limit=4)
+    guard = ConnectionGuard(limit=4, first_request_timeout=IDLE_SECONDS)
     state = Served(guard, unused_tcp_port)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -51,7 +51,7 @@ async def served(unused_tcp_port: int) -> AsyncIterator[Served]:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/ws", ws)
-    runner = web.AppRunner(app, keepalive_timeout=IDLE_SECONDS)
+    runner = web.AppRunner(app, keepalive_timeout=75.0)
     await runner.setup()
     assert runner.server is not None
     loop = asyncio.get_running_loop()
@@ -150,3 +150,25 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit() -> None:
         assert now == hard == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_a_connection_that_made_a_request_outlives_the_first_request_deadline(
+    served: Served,
+) -> None:
+    reader, writer = await _open(served.port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for _ in range(2):
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        # Past the first-request deadline: a keep-alive connection is not held to it.
+        assert not await _closed_within(reader, IDLE_SECONDS + 1.0)
+    writer.close()
+    await writer.wait_closed()
