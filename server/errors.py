@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -102,6 +103,17 @@ class AppError(Exception):
 def error_envelope(code: str, message: str) -> dict[str, Any]:
     """Every non-2xx JSON answer has this shape."""
     return {"error": {"code": code, "message": message}}
+
+
+def describe_invalid(error: Mapping[str, Any], whole: str) -> str:
+    """One validation error (pydantic's dict) as a phrase; `whole` names the input itself."""
+    where = ".".join(str(part) for part in error.get("loc", ())) or whole
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown field {where!r}"
+    if kind == "missing":
+        return f"missing field {where!r}"
+    return f"field {where!r}: {error.get('msg', 'invalid')}"
 
 
 def not_found(what: str) -> AppError:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.domain.scopes import Principal
 from server.domain.services import Services
-from server.errors import AppError, ErrorCode
+from server.errors import AppError, ErrorCode, describe_invalid
 from server.keys import SERVICES
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -44,16 +44,6 @@ def json_response(
     )
 
 
-def _describe(error: dict[str, Any]) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ())) or "body"
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return f"unknown field {where!r}"
-    if kind == "missing":
-        return f"missing field {where!r}"
-    return f"field {where!r}: {error.get('msg', 'invalid')}"
-
-
 async def read_body(request: web.Request, model: type[Body], allow_empty: bool = False) -> Body:
     """The request body parsed as JSON and validated against model, or a 400."""
     raw = await request.read()
@@ -71,7 +61,7 @@ async def read_body(request: web.Request, model: type[Body], allow_empty: bool =
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
-        details = "; ".join(_describe(dict(e)) for e in errors[:5])
+        details = "; ".join(describe_invalid(e, "body") for e in errors[:5])
         raise AppError(ErrorCode.INVALID_REQUEST, details) from None
 
 

@@ -10,7 +10,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.errors import AppError, ErrorCode
+from server.errors import AppError, ErrorCode, describe_invalid
 from server.published import EnvKey
 from server.records import Release
 
@@ -46,21 +46,11 @@ _OPS: dict[str, type[ClientOp]] = {"subscribe": Subscribe, "unsubscribe": Unsubs
 _Op = TypeVar("_Op", bound=Op)
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(part) for part in error.get("loc", ())) or "message"
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return f"unknown field {where!r}"
-    if kind == "missing":
-        return f"missing field {where!r}"
-    return f"field {where!r}: {error.get('msg', 'invalid')}"
-
-
 def _validate(model: type[_Op], data: dict[str, Any]) -> _Op:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(_describe(e) for e in exc.errors()[:5])
+        details = "; ".join(describe_invalid(e, "message") for e in exc.errors()[:5])
         raise AppError(ErrorCode.INVALID_REQUEST, details) from None
 
 
