@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from server.events import AppDeleted
 from server.records import Release
 
 log = logging.getLogger(__name__)
+
+Built = TypeVar("Built")
 
 EnvKey = tuple[str, str]
 ReleaseListener = Callable[[Release], None]
@@ -122,3 +125,29 @@ class PublishedConfigs:
                 return None
             finally:
                 self._waiting -= 1
+
+
+class PerRelease(Generic[Built]):
+    """What one layer builds from each env's latest release: built once, dropped with it."""
+
+    def __init__(self, build: Callable[[Release], Built]) -> None:
+        self._build = build
+        self._by_key: dict[EnvKey, tuple[Release, Built]] = {}
+
+    def of(self, release: Release) -> Built:
+        """The value for release, built on first use and kept until its env moves on."""
+        key = (release.app, release.env)
+        held = self._by_key.get(key)
+        if held is None or held[0] is not release:
+            held = (release, self._build(release))
+            self._by_key[key] = held
+        return held[1]
+
+    def forget(self, key: EnvKey) -> None:
+        """Drop an env's value (a newer release replaced it, or nobody needs it)."""
+        self._by_key.pop(key, None)
+
+    def forget_app(self, app: str) -> None:
+        """Drop the values of a deleted app."""
+        for key in [k for k in self._by_key if k[0] == app]:
+            del self._by_key[key]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from server.domain.formats import render
-from server.published import EnvKey, PublishedConfigs
+from server.published import PerRelease, PublishedConfigs
 from server.records import Release
 
 
@@ -54,28 +54,19 @@ class ConfigAnswers:
 
     def __init__(self, published: PublishedConfigs) -> None:
         self.published = published
-        self._answers: dict[EnvKey, ConfigAnswer] = {}
+        self._answers = PerRelease(ConfigAnswer.of)
         published.add_listener(self._release_applied)
-        published.add_removal_listener(self._app_removed)
+        published.add_removal_listener(self._answers.forget_app)
 
     def current(self, app: str, env: str) -> ConfigAnswer | None:
         """The answer for an env's latest release, or None before its first."""
         release = self.published.get(app, env)
-        return None if release is None else self.of(release)
+        return None if release is None else self._answers.of(release)
 
     def of(self, release: Release) -> ConfigAnswer:
         """The answer for release (held until a newer release of its env replaces it)."""
-        key = (release.app, release.env)
-        answer = self._answers.get(key)
-        if answer is None or answer.release is not release:
-            answer = ConfigAnswer.of(release)
-            self._answers[key] = answer
-        return answer
+        return self._answers.of(release)
 
     def _release_applied(self, release: Release) -> None:
         # Built again on the next read: an env nobody reads over HTTP holds no bytes here.
-        self._answers.pop((release.app, release.env), None)
-
-    def _app_removed(self, app: str) -> None:
-        for key in [k for k in self._answers if k[0] == app]:
-            del self._answers[key]
+        self._answers.forget((release.app, release.env))

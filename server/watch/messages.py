@@ -11,7 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.errors import AppError, ErrorCode, describe_invalid
-from server.published import EnvKey
+from server.published import PerRelease
 from server.records import Release
 
 MAX_AFTER = 2**62  # the same bound as the long poll's after=
@@ -127,26 +127,8 @@ def error_message(error: ErrorCode, message: str) -> str:
     return orjson.dumps({"type": "error", "code": error.code, "message": message}).decode()
 
 
-class ReleaseMessages:
+class ReleaseMessages(PerRelease[ReleaseMessage]):
     """The message of each env's latest release, built once for every socket that gets it."""
 
     def __init__(self) -> None:
-        self._by_key: dict[EnvKey, ReleaseMessage] = {}
-
-    def of(self, release: Release) -> ReleaseMessage:
-        """The message for release, built on first use and kept until its env moves on."""
-        key = (release.app, release.env)
-        message = self._by_key.get(key)
-        if message is None or message.release is not release:
-            message = ReleaseMessage.of(release)
-            self._by_key[key] = message
-        return message
-
-    def forget(self, key: EnvKey) -> None:
-        """Drop an env's message (a newer release replaced it, nobody is subscribed)."""
-        self._by_key.pop(key, None)
-
-    def forget_app(self, app: str) -> None:
-        """Drop the messages of a deleted app."""
-        for key in [k for k in self._by_key if k[0] == app]:
-            del self._by_key[key]
+        super().__init__(ReleaseMessage.of)
