@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import http.client
 import os
-import queue
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from devservices import ServerProcess, free_port
+from tests.helpers import LineReader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,15 +56,8 @@ def test_host_and_port_flags_override_the_config(tmp_path: Path) -> None:
     # The config says another port (and host): the flags win.
     env = {**_env(tmp_path, free_port()), "CONFIGCENTER_SERVER_HOST": "localhost"}
     process = _serve("--host", "127.0.0.1", "--port", str(port), env=env)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = LineReader(process.stderr)
+    lines = reader.lines
     try:
         while True:
             line = lines.get(timeout=60)

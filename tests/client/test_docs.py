@@ -4,11 +4,9 @@ server."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 
 from devservices import REPO_ROOT, ServerProcess
 from tests.client.helpers import Admin
+from tests.helpers import LineReader
 
 DOC = REPO_ROOT / "docs" / "client.md"
 README = REPO_ROOT / "README.md"
@@ -75,15 +74,8 @@ def test_the_async_example(
 ) -> None:
     admin, token = shop
     process = paste(examples()[0], shared_server, token, tmp_path)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = LineReader(process.stdout, strip_newlines=True)
+    lines = reader.lines
     try:
         first = lines.get(timeout=30)
         assert re.fullmatch(r"version \d+ db\.pool 10", first), first
@@ -134,15 +126,8 @@ def test_the_readme_example_sees_a_change_arrive(
     version = admin.publish("shop", {"pool.size": "10", "readme.run": uuid.uuid4().hex})
     token = admin.token("read:shop")[1]
     process = paste(readme_example(), shared_server, token, tmp_path)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line.rstrip("\n"))
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = LineReader(process.stdout, strip_newlines=True)
+    lines = reader.lines
     try:
         assert lines.get(timeout=30) == f"version {version} pool.size 10"
         assert lines.get(timeout=30) == "waiting for a release: publish one from another shell"

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from server.__main__ import main
 from server.client import Change
 from server.remote_cli import _print_text
 from tests.client.helpers import Admin
+from tests.helpers import LineReader
 
 ITEMS = {"db.url": "jdbc:x://h/db", "feature-on": "true", "note": "a=b\nline 2"}
 
@@ -170,15 +169,8 @@ def test_watch_prints_each_release_until_ctrl_c(
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    reader = LineReader(process.stdout)
+    lines = reader.lines
     try:
         first = json.loads(lines.get(timeout=30))
         assert (first["version"], first["items"], first["added"]) == (1, ITEMS, ITEMS)
