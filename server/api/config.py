@@ -7,6 +7,7 @@ from aiohttp import web
 from server.api.answers import ConfigAnswer
 from server.api.common import int_query, principal, services
 from server.domain.formats import FORMATS
+from server.domain.scopes import Permission
 from server.errors import AppError, ErrorCode, not_found
 from server.keys import ANSWERS, PUBLISHED
 
@@ -27,7 +28,7 @@ def _answer(request: web.Request, answer: ConfigAnswer, fmt: str) -> web.Respons
 async def get_config(request: web.Request) -> web.Response:
     """GET …/config[?format=][&after=N&wait=S]: the latest release of an env."""
     app, env = request.match_info["app"], request.match_info["env"]
-    principal(request).require_read(app)
+    principal(request).require(app, Permission.READ_CONFIG)
     answers = request.app[ANSWERS]
     if not request.query_string:  # the common read: no format, no long poll
         answer = answers.current(app, env)

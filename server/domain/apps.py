@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from server.domain.context import DomainContext
-from server.domain.scopes import Principal
+from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
 from server.errors import AppError, ErrorCode, not_found
 from server.events import AppDeleted
@@ -35,11 +35,11 @@ class AppService:
         """The apps the caller may read."""
         async with self.ctx.store.reader() as q:
             apps = await q.list_apps()
-        return [app for app in apps if principal.can_read(app.name)]
+        return [app for app in apps if principal.may(app.name, Permission.READ_CONFIG)]
 
     async def get_app(self, principal: Principal, name: str) -> App:
         """One app the caller may read."""
-        principal.require_read(name)
+        principal.require(name, Permission.READ_CONFIG)
         async with self.ctx.store.reader() as q:
             app = await q.get_app(name)
         if app is None:
@@ -51,7 +51,7 @@ class AppService:
     ) -> App:
         """A new app with its envs (one named default when none are given)."""
         name = validate_app_name(name)
-        principal.require_write(name)
+        principal.require_admin()
         description = validate_description(description)
         env_names = [validate_env_name(env) for env in envs] or [DEFAULT_ENV]
         if len(set(env_names)) != len(env_names):
@@ -80,7 +80,7 @@ class AppService:
 
     async def add_env(self, principal: Principal, app: str, env: str) -> App:
         """A new env of an app."""
-        principal.require_write(app)
+        principal.require(app, Permission.MANAGE)
         env = validate_env_name(env)
         now = utc_now()
         try:

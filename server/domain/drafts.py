@@ -14,7 +14,7 @@ from server.domain.apps import require_env
 from server.domain.canonical import document_bytes, entry_bytes, rare_escape_surplus
 from server.domain.context import DomainContext
 from server.domain.diff import Diff, diff_items
-from server.domain.scopes import Principal
+from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_comment, validate_key, validate_value
 from server.errors import AppError, ErrorCode, not_found
 from server.records import AuditAction, EnvRef, Item, utc_now
@@ -184,14 +184,14 @@ class DraftService:
 
     async def list_items(self, principal: Principal, app: str, env: str) -> list[Item]:
         """The whole draft of an env."""
-        principal.require_write(app)
+        principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             return await q.items(ref.id)
 
     async def get_item(self, principal: Principal, app: str, env: str, key: str) -> Item:
         """One draft item."""
-        principal.require_write(app)
+        principal.require(app, Permission.VIEW)
         key = validate_key(key)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
@@ -211,7 +211,7 @@ class DraftService:
         precondition: Precondition = NO_PRECONDITION,
     ) -> tuple[Item, bool]:
         """Create or replace one item (a comment of None keeps the old one); (item, created)."""
-        principal.require_write(app)
+        principal.require(app, Permission.EDIT)
         key, value, comment = self._valid_item(key, value, comment)
         now = utc_now()
         async with self.ctx.store.transaction() as q:
@@ -240,7 +240,7 @@ class DraftService:
         precondition: Precondition = NO_PRECONDITION,
     ) -> None:
         """Remove one item from the draft."""
-        principal.require_write(app)
+        principal.require(app, Permission.EDIT)
         key = validate_key(key)
         now = utc_now()
         async with self.ctx.store.transaction() as q:
@@ -272,7 +272,7 @@ class DraftService:
 
         Not the new draft: answering a batch of one key with the whole draft made every edit
         cost as much as the draft."""
-        principal.require_write(app)
+        principal.require(app, Permission.EDIT)
         values, deletes = self._valid_batch(to_set, to_delete)
         now = utc_now()
         async with self.ctx.store.transaction() as q:
@@ -307,7 +307,7 @@ class DraftService:
 
     async def diff(self, principal: Principal, app: str, env: str) -> Diff:
         """The draft against the latest release."""
-        principal.require_write(app)
+        principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             draft = await q.draft_values(ref.id)

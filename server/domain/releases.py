@@ -11,7 +11,7 @@ from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
 from server.domain.drafts import draft_items, reconcile_draft
-from server.domain.scopes import Principal
+from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
 from server.records import AuditAction, EnvRef, Fence, Release, utc_now
@@ -68,7 +68,7 @@ class ReleaseService:
     async def _release(self, principal: Principal, app: str, env: str, plan: _Plan) -> Release:
         """Under the env's publish lock, in one transaction: plan a release, store it with its
         audit entry and the lock's fence; then distribute it to every replica."""
-        principal.require_write(app)
+        principal.require(app, Permission.PUBLISH)
         async with self.ctx.coordinator.publish_lock(app, env) as fence:
             now = utc_now()
             try:
@@ -182,7 +182,7 @@ class ReleaseService:
         self, principal: Principal, app: str, env: str, limit: int, before: int | None
     ) -> list[Release]:
         """Releases newest first, without items."""
-        principal.require_read(app)
+        principal.require(app, Permission.VIEW)
         limit = max(1, min(limit, MAX_PAGE))
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
@@ -190,7 +190,7 @@ class ReleaseService:
 
     async def get_release(self, principal: Principal, app: str, env: str, version: int) -> Release:
         """One release with its items."""
-        principal.require_read(app)
+        principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             release = await q.release(ref.id, version)

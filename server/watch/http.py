@@ -13,6 +13,7 @@ import logging
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.api.common import principal, services
+from server.domain.scopes import Permission
 from server.domain.validation import validate_app_name, validate_env_name
 from server.errors import AppError, ErrorCode
 from server.keys import CONFIG, HUB
@@ -27,7 +28,7 @@ MAX_CLIENT_MESSAGE = 16 * 1024
 
 async def _subscribe(request: web.Request, hub: Hub, conn: WatchConnection, op: Subscribe) -> None:
     app, env = validate_app_name(op.app), validate_env_name(op.env)
-    conn.principal.require_read(app)
+    conn.principal.require(app, Permission.READ_CONFIG)
     if not await services(request).env_exists(app, env):
         raise AppError(ErrorCode.NOT_FOUND, f"env {env!r} of app {app!r} not found")
     hub.subscribe(conn, app, env, op.after)

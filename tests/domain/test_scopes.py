@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from server.domain.scopes import Principal, parse_scopes
+from server.domain.scopes import Permission, Principal, Role, parse_roles, parse_scopes
 from server.errors import AppError
 
 
@@ -69,58 +69,108 @@ def who(*scopes: str) -> Principal:
     return Principal("ci", frozenset(scopes), token_id=5)
 
 
+def user(roles: dict[str, Role], admin: bool = False) -> Principal:
+    return Principal("alice", roles=roles, admin=admin, kind="session", token_id=3, user="alice")
+
+
+EXPECTED_ROLE_PERMISSIONS = {
+    Role.VIEWER: {"read_config", "view"},
+    Role.EDITOR: {"read_config", "view", "edit"},
+    Role.PUBLISHER: {"read_config", "view", "edit", "publish", "see_secrets"},
+    Role.OWNER: {"read_config", "view", "edit", "publish", "see_secrets", "manage"},
+}
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_allows_what_the_contract_table_says(role: Role) -> None:
+    p = user({"shop": role})
+    assert {perm.value for perm in Permission if p.may("shop", perm)} == (
+        EXPECTED_ROLE_PERMISSIONS[role]
+    )
+    assert not any(p.may("billing", perm) for perm in Permission)
+
+
+def test_star_role_applies_to_every_app_and_an_app_entry_overrides_it() -> None:
+    p = user({"*": Role.VIEWER, "shop": Role.OWNER})
+    assert p.may("anything", Permission.VIEW)
+    assert not p.may("anything", Permission.EDIT)
+    assert p.may("shop", Permission.MANAGE)
+    narrower = user({"*": Role.OWNER, "shop": Role.VIEWER})
+    assert not narrower.may("shop", Permission.EDIT)
+
+
 def test_admin_can_do_everything() -> None:
-    p = who("admin")
-    assert p.is_admin
-    assert p.can_read("any")
-    assert p.can_write("any")
-    p.require_admin()
-    p.require_read("any")
-    p.require_write("any")
+    for p in (who("admin"), user({}, admin=True)):
+        assert p.is_admin
+        assert all(p.may("any", perm) for perm in Permission)
+        p.require_admin()
 
 
-def test_read_scope() -> None:
+def test_read_scope_reads_published_config_and_secrets_but_no_drafts_or_history() -> None:
     p = who("read:shop")
     assert not p.is_admin
-    assert p.can_read("shop")
-    assert not p.can_write("shop")
-    assert not p.can_read("shop2")
-    assert not p.can_read("sho")
-    p.require_read("shop")
+    assert p.may("shop", Permission.READ_CONFIG)
+    assert p.may("shop", Permission.SEE_SECRETS)
+    assert not p.may("shop", Permission.VIEW)
+    assert not p.may("shop2", Permission.READ_CONFIG)
+    assert not p.may("sho", Permission.READ_CONFIG)
     with pytest.raises(AppError) as err:
-        p.require_write("shop")
+        p.require("shop", Permission.PUBLISH)
     assert (err.value.code, err.value.status) == ("forbidden", 403)
     assert "write:APP" in err.value.message
     assert "'shop'" in err.value.message
 
 
-def test_write_implies_read() -> None:
+def test_write_scope_is_a_publisher() -> None:
     p = who("write:shop")
-    assert p.can_read("shop")
-    assert p.can_write("shop")
-    assert not p.can_read("billing")
-    p.require_read("shop")
-    p.require_write("shop")
+    assert {perm.value for perm in Permission if p.may("shop", perm)} == (
+        EXPECTED_ROLE_PERMISSIONS[Role.PUBLISHER]
+    )
+    assert not p.may("billing", Permission.READ_CONFIG)
 
 
 def test_no_scopes_and_non_admin() -> None:
     p = who()
-    for check in (p.require_admin, lambda: p.require_read("a"), lambda: p.require_write("a")):
+    checks = (
+        p.require_admin,
+        lambda: p.require("a", Permission.READ_CONFIG),
+        lambda: p.require("a", Permission.PUBLISH),
+    )
+    for check in checks:
         with pytest.raises(AppError) as err:
             check()
         assert (err.value.code, err.value.status) == ("forbidden", 403)
 
 
-def test_wildcards_grant_nothing() -> None:
+def test_wildcards_in_scopes_grant_nothing() -> None:
     p = who("read:*", "write:*")
-    assert not p.can_read("shop")
-    assert not p.can_write("shop")
+    assert not p.may("shop", Permission.READ_CONFIG)
+    assert not p.may("shop", Permission.PUBLISH)
 
 
-def test_readable_apps() -> None:
+def test_visible_apps() -> None:
     p = who("read:a", "write:c")
-    assert p.readable_apps(["a", "b", "c", "d"]) == ["a", "c"]
-    assert who("admin").readable_apps(["x", "y"]) == ["x", "y"]
+    assert p.visible_apps(["a", "b", "c", "d"]) == ["a", "c"]
+    assert who("admin").visible_apps(["x", "y"]) == ["x", "y"]
+    assert user({"b": Role.VIEWER}).visible_apps(["a", "b"]) == ["b"]
+
+
+def test_actor_names_the_user_the_token_and_its_id_or_the_cli() -> None:
+    assert user({}).actor == "user:alice"
+    assert Principal("token:deploy", frozenset({"read:a"}), token_id=7).actor == "token:deploy#7"
+    assert Principal("cli", frozenset({"admin"}), kind="cli").actor == "cli"
+
+
+def test_parse_roles() -> None:
+    assert parse_roles({"shop": "editor", "*": "viewer"}) == {
+        "*": Role.VIEWER,
+        "shop": Role.EDITOR,
+    }
+    assert parse_roles({}) == {}
+    for bad in ({"shop": "god"}, {"Shop": "viewer"}, {"a*": "viewer"}, ["shop"], {"s": 1}):
+        with pytest.raises(AppError) as err:
+            parse_roles(bad)
+        assert (err.value.code, err.value.status) == ("invalid_role", 400)
 
 
 def test_principal_defaults_and_frozen() -> None:
@@ -134,5 +184,5 @@ def test_principal_defaults_and_frozen() -> None:
 
 def test_forbidden_message_truncates_app() -> None:
     with pytest.raises(AppError) as err:
-        who().require_read("x" * 1000)
+        who().require("x" * 1000, Permission.READ_CONFIG)
     assert len(err.value.message) < 200
