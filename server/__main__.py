@@ -1,4 +1,5 @@
-"""`configcenter` / `python -m server`: serve, migrate, user add, token create."""
+"""`configcenter` / `python -m server`: serve, migrate, user add|list|passwd|disable|roles,
+token create."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from server.domain.scopes import Principal
 from server.domain.services import Services
 from server.errors import AppError, ErrorCode
 from server.published import PublishedConfigs
+from server.records import User
 from server.store.migrations import current_version, migrate
 from server.store.store import Store
 
@@ -32,7 +34,7 @@ log = logging.getLogger("server")
 # must come within server.idle_timeout.
 KEEPALIVE_SECONDS = 75.0
 
-CLI_ACTOR = Principal(name="cli", scopes=frozenset({"admin"}), token_id=None, kind="cli")
+CLI_ACTOR = Principal(name="cli", scopes=frozenset({"admin"}), kind="cli")
 
 
 def _setup_logging() -> None:
@@ -212,12 +214,53 @@ def _read_password(prompt_twice: bool) -> str:
     return first
 
 
-async def _user_add(config: Config, args: argparse.Namespace) -> int:
-    password = _read_password(prompt_twice=True)
+def _roles(pairs: list[str]) -> dict[str, str]:
+    """APP=ROLE arguments as a roles object (the domain validates both halves)."""
+    roles = {}
+    for pair in pairs:
+        app, sep, role = pair.partition("=")
+        if not sep:
+            raise AppError(ErrorCode.INVALID_ROLE, f"expected APP=ROLE (or *=ROLE), got {pair!r}")
+        roles[app] = role
+    return roles
+
+
+def _describe_user(user: User) -> str:
+    roles = " ".join(f"{app}={role}" for app, role in user.roles.items()) or "-"
+    flags = ("admin " if user.is_admin else "") + ("disabled " if user.disabled else "")
+    last = user.last_login_at or "never"
+    return f"{user.name}\t{flags.strip() or '-'}\t{roles}\tlast sign-in {last}"
+
+
+async def _user(config: Config, args: argparse.Namespace) -> int:
+    command = args.user_command
+    password = _read_password(prompt_twice=True) if command in ("add", "passwd") else ""
 
     async def action(services: Services) -> int:
-        user = await services.auth.add_user(args.name, password, args.admin, args.scope, "cli")
-        print(f"created user {user.name}{' (admin)' if user.is_admin else ''}")
+        users = services.users
+        if command == "add":
+            user = await users.add_user(
+                CLI_ACTOR, args.name, password, args.admin, _roles(args.role)
+            )
+            print(f"created user {user.name}", end=": ")
+        elif command == "list":
+            for user in await users.list_users(CLI_ACTOR):
+                print(_describe_user(user))
+            return 0
+        elif command == "passwd":
+            await users.set_password(CLI_ACTOR, args.name, password)
+            print(f"password of {args.name} changed; their sessions ended")
+            return 0
+        elif command == "disable":
+            user = await users.update_user(CLI_ACTOR, args.name, disabled=not args.enable)
+        else:  # roles
+            user = await users.update_user(
+                CLI_ACTOR,
+                args.name,
+                is_admin=args.admin,
+                roles=_roles(args.role) if args.role or args.clear else None,
+            )
+        print(_describe_user(user))
         return 0
 
     return await _with_services(config, action)
@@ -260,11 +303,26 @@ def build_parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage users").add_subparsers(
         dest="user_command", required=True
     )
+    role_help = "APP=ROLE (viewer, editor, publisher, owner; APP may be *), repeatable"
     user_add = user.add_parser("add", help="create a user; the password is read from stdin")
     user_add.add_argument("name")
     user_add.add_argument("--admin", action="store_true")
-    user_add.add_argument("--scope", action="append", default=[], help="write:APP or read:APP")
-    user_add.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    user_add.add_argument("--role", action="append", default=[], help=role_help)
+    user.add_parser("list", help="every user with their roles")
+    passwd = user.add_parser("passwd", help="set a user's password (read from stdin)")
+    passwd.add_argument("name")
+    disable = user.add_parser("disable", help="disable a user and end their sessions")
+    disable.add_argument("name")
+    disable.add_argument("--enable", action="store_true", help="enable the user again")
+    roles = user.add_parser("roles", help="replace a user's roles, or set the admin flag")
+    roles.add_argument("name")
+    roles.add_argument("--role", action="append", default=[], help=role_help)
+    roles.add_argument("--clear", action="store_true", help="remove every role")
+    roles.add_argument(
+        "--admin", action=argparse.BooleanOptionalAction, default=None, help="the admin flag"
+    )
+    for sub in user.choices.values():
+        sub.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     token = commands.add_parser("token", help="manage API tokens").add_subparsers(
         dest="token_command", required=True
     )
@@ -305,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             return asyncio.run(_migrate(config))
         if args.command == "user":
-            return asyncio.run(_user_add(config, args))
+            return asyncio.run(_user(config, args))
         if args.command == "token":
             return asyncio.run(_token_create(config, args))
     except AppError as exc:

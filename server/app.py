@@ -13,7 +13,11 @@ from server.api.answers import ConfigAnswers
 from server.api.routes import add_routes
 from server.config import Config
 from server.coord import create_coordinator
-from server.domain.auth import SESSION_SWEEP_SECONDS, WS_TOKEN_CHECK_SECONDS
+from server.domain.auth import (
+    LAST_USED_WRITE_SECONDS,
+    SESSION_SWEEP_SECONDS,
+    WS_TOKEN_CHECK_SECONDS,
+)
 from server.domain.context import DomainContext
 from server.domain.services import Services
 from server.events import AppDeleted, TokenRevoked, UserChanged
@@ -55,6 +59,7 @@ def create_app(config: Config) -> web.Application:
     coordinator.on_event(TokenRevoked, services.auth.on_token_revoked)
     coordinator.on_event(TokenRevoked, hub.on_token_revoked)
     coordinator.on_event(UserChanged, services.auth.on_user_changed)
+    coordinator.on_event(UserChanged, hub.on_user_changed)
     coordinator.on_event(AppDeleted, published.on_app_deleted)
 
     app[CONFIG] = config
@@ -94,7 +99,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # Closed whatever happens: a store left open keeps the process alive (its threads).
     try:
         await store.open()
-        generated = await app[SERVICES].auth.bootstrap_admin(
+        generated = await app[SERVICES].users.bootstrap_admin(
             os.environ.get("CONFIGCENTER_ADMIN_PASSWORD")
         )
         if generated is not None:
@@ -132,12 +137,19 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = app[TASKS]
     tasks.every("ws-heartbeat", app[CONFIG].server.heartbeat_seconds, app[HUB].heartbeat)
     tasks.every("session-sweep", SESSION_SWEEP_SECONDS, app[SERVICES].auth.sweep_expired_sessions)
+    tasks.every("token-last-used", LAST_USED_WRITE_SECONDS, app[SERVICES].auth.write_last_used)
     tasks.every(
         "ws-token-check",
         WS_TOKEN_CHECK_SECONDS,
-        functools.partial(app[HUB].close_revoked, app[SERVICES].auth.revoked_among),
+        functools.partial(app[HUB].close_stale, app[SERVICES].auth.stale_among),
     )
     try:
         yield
     finally:
         await tasks.close()
+        # The store closes after this: the uses noted since the last write are kept. Best
+        # effort: a store gone by now must not turn a clean shutdown into a failed one.
+        try:
+            await app[SERVICES].auth.write_last_used()
+        except Exception as exc:  # any failure only loses some last_used_at times
+            log.warning("could not write the tokens' last use at shutdown: %s", exc)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from server.api.common import services
 from server.domain.auth import check_csrf, csrf_token_for
-from server.domain.scopes import Principal
+from server.domain.scopes import ROLE_PERMISSIONS, Principal
 from server.errors import AppError, ErrorCode
 from server.keys import CONFIG
 from server.middleware import PAGE, SESSION_COOKIE, declare, same_origin
@@ -168,7 +168,12 @@ async def get_admin_page(request: web.Request) -> web.StreamResponse:
             "csrf_token": csrf_token_for(cookie),
             "user": principal.name,
             "is_admin": principal.is_admin,
-            "scopes": " ".join(sorted(principal.scopes)),
+            "roles": {app: role.value for app, role in principal.roles.items()},
+            # The page shows only what the user may do, by the same table the server enforces.
+            "role_permissions": {
+                role.value: sorted(p.value for p in allowed)
+                for role, allowed in ROLE_PERMISSIONS.items()
+            },
             "mode": "standalone" if config.standalone else "cluster",
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -110,22 +111,27 @@ class Release:
 
 @dataclass(frozen=True)
 class User:
-    """An operator who can sign in."""
+    """An operator who can sign in: an admin flag and a role per app (`*` = every app)."""
 
     id: int
     name: str
     password_hash: str
     is_admin: bool
-    scopes: tuple[str, ...]
+    roles: Mapping[str, str]
     created_at: str
+    disabled: bool = False
+    last_login_at: str | None = None
+    changed_at: str = ""  # moves with every change to the user's rights or password
 
     def to_json(self) -> dict[str, Any]:
         """The API shape; never the hash."""
         return {
             "name": self.name,
-            "is_admin": self.is_admin,
-            "scopes": list(self.scopes),
+            "admin": self.is_admin,
+            "roles": dict(self.roles),
+            "disabled": self.disabled,
             "created_at": self.created_at,
+            "last_login_at": self.last_login_at,
         }
 
 
@@ -137,13 +143,15 @@ class Token:
     name: str
     kind: str  # "api" or "session"
     scopes: tuple[str, ...]
-    owner: str
+    owner: str  # who created an API token; the user of a session
     created_at: str
     expires_at: str | None
     revoked_at: str | None
+    last_used_at: str | None = None
+    address: str | None = None  # where a session signed in from
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape; never the secret or its hash."""
+        """The API shape of an API token; never the secret or its hash."""
         return {
             "id": self.id,
             "name": self.name,
@@ -151,7 +159,20 @@ class Token:
             "owner": self.owner,
             "created_at": self.created_at,
             "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
             "revoked_at": self.revoked_at,
+            "revoked": self.revoked_at is not None,
+        }
+
+    def session_json(self) -> dict[str, Any]:
+        """The API shape of a sign-in session."""
+        return {
+            "id": self.id,
+            "user": self.owner,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+            "address": self.address,
         }
 
 

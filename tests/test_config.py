@@ -109,7 +109,9 @@ def test_migrate_user_and_token_commands(tmp_path: Path) -> None:
     assert f"schema at version {len(discover('sqlite'))} (001_init," in first.stdout
     again = run_cli("migrate", env=env)
     assert "nothing to apply" in again.stdout
-    added = run_cli("user", "add", "alice", "--scope", "write:shop", env=env, stdin="s3cret-pass\n")
+    added = run_cli(
+        "user", "add", "alice", "--role", "shop=publisher", env=env, stdin="s3cret-pass\n"
+    )
     assert added.returncode == 0, added.stderr
     assert "created user alice" in added.stdout
     short = run_cli("user", "add", "bob", env=env, stdin="short\n")

@@ -36,7 +36,13 @@ async def whoami(request: web.Request) -> web.Response:
     """GET /api/v1/me: who the caller is and what it may do."""
     caller = principal(request)
     return json_response(
-        {"name": caller.name, "scopes": sorted(caller.scopes), "kind": caller.kind}
+        {
+            "name": caller.name,
+            "kind": caller.kind,
+            "admin": caller.is_admin,
+            "roles": {app: role.value for app, role in caller.roles.items()},
+            "scopes": sorted(caller.scopes),
+        }
     )
 
 
@@ -44,7 +50,7 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /api/v1/tokens (admin): the secret is shown once."""
     body = await read_body(request, CreateTokenBody)
     token, secret = await services(request).auth.create_token(
-        principal(request), body.name, body.scopes
+        principal(request), body.name, body.scopes, body.expires_in
     )
     return json_response({**token.to_json(), "token": secret}, status=201)
 

@@ -59,12 +59,18 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 async def list_audit(request: web.Request) -> web.Response:
-    """GET /api/v1/audit?app=&limit=&before= (admin)."""
+    """GET /api/v1/audit?app=&actor=&action=&limit=&before= (admin, or the app's viewers)."""
     limit = int_query(request, "limit", 100, 1, 500)
     before = int_query(request, "before", None, 1, 2**62)
     assert limit is not None
+    query = request.query
     entries = await services(request).list_audit(
-        principal(request), request.query.get("app") or None, limit, before
+        principal(request),
+        query.get("app") or None,
+        limit,
+        before,
+        query.get("actor") or None,
+        query.get("action") or None,
     )
     return json_response({"entries": [e.to_json() for e in entries]})
 

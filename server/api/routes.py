@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api import apps, auth, config, items, openapi, ops, releases
+from server.api import apps, auth, config, items, openapi, ops, releases, users
 from server.api import schemas as s
 from server.middleware import CALLER, PUBLIC, WEBSOCKET, Policy, declare
 from server.watch import http as watch_http
@@ -95,6 +95,60 @@ ROUTES: tuple[Route, ...] = (
         "Revoke a token (admin)",
         responses={204: "revoked"},
         tag="auth",
+    ),
+    # users and sessions
+    Route("GET", "/api/v1/users", users.list_users, "Every user (admin)", tag="users"),
+    Route(
+        "POST",
+        "/api/v1/users",
+        users.create_user,
+        "Create a user (admin)",
+        s.CreateUserBody,
+        {201: "created", 409: "exists"},
+        tag="users",
+    ),
+    Route("GET", "/api/v1/users/{name}", users.get_user, "One user (admin, or self)", tag="users"),
+    Route(
+        "PATCH",
+        "/api/v1/users/{name}",
+        users.patch_user,
+        "Change a user's admin flag, roles or disabled state (admin)",
+        s.PatchUserBody,
+        {200: "user", 409: "last_admin"},
+        tag="users",
+    ),
+    Route(
+        "PUT",
+        "/api/v1/users/{name}/password",
+        users.set_password,
+        "Change one's own password, or reset anyone's (admin)",
+        s.PasswordBody,
+        {204: "changed; the user's other sessions end", 403: "wrong_password"},
+        tag="users",
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/users/{name}",
+        users.delete_user,
+        "Delete a user (admin)",
+        responses={204: "deleted", 409: "last_admin"},
+        tag="users",
+    ),
+    Route(
+        "GET",
+        "/api/v1/sessions",
+        users.list_sessions,
+        "Live sign-in sessions: one's own, or anyone's (admin)",
+        tag="users",
+        query=("user",),
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/sessions/{id}",
+        users.revoke_session,
+        "End a session: one's own, or any (admin)",
+        responses={204: "ended"},
+        tag="users",
     ),
     Route("GET", "/api/v1/apps", apps.list_apps, "Apps the caller may see", tag="apps"),
     Route(
@@ -203,9 +257,9 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/v1/audit",
         ops.list_audit,
-        "Who changed what (admin)",
+        "Who changed what (admin, or the app's viewers with app=)",
         tag="ops",
-        query=("app", "limit", "before"),
+        query=("app", "actor", "action", "limit", "before"),
     ),
     Route(
         "GET",

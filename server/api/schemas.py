@@ -63,3 +63,31 @@ class CreateTokenBody(RequestBody):
 
     name: str
     scopes: list[str]
+    expires_in: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+
+
+# users and sessions
+
+
+class CreateUserBody(RequestBody):
+    """POST /api/v1/users."""
+
+    name: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    admin: bool = False
+    roles: dict[str, str] = Field(default_factory=dict)
+
+
+class PatchUserBody(RequestBody):
+    """PATCH /api/v1/users/{name}: only the fields sent change."""
+
+    admin: bool | None = None
+    roles: dict[str, str] | None = None
+    disabled: bool | None = None
+
+
+class PasswordBody(RequestBody):
+    """PUT /api/v1/users/{name}/password: `current` is required for one's own."""
+
+    password: str = Field(max_length=1024)
+    current: str | None = Field(default=None, max_length=1024)

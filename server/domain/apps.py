@@ -68,7 +68,7 @@ class AppService:
                     await q.insert_env(app_id, env, now)
                 await q.add_audit(
                     now,
-                    principal.name,
+                    principal.actor,
                     AuditAction.APP_CREATE,
                     name,
                     f"created app {name} with envs {', '.join(env_names)}",
@@ -97,7 +97,7 @@ class AppService:
                 await q.insert_env(app_id, env, now)
                 await q.add_audit(
                     now,
-                    principal.name,
+                    principal.actor,
                     AuditAction.ENV_CREATE,
                     f"{app}/{env}",
                     f"added env {env}",
@@ -120,6 +120,6 @@ class AppService:
                 raise not_found(f"app {name!r}")
             await q.delete_app(app_id)
             await q.add_audit(
-                now, principal.name, AuditAction.APP_DELETE, name, f"deleted app {name}", app=name
+                now, principal.actor, AuditAction.APP_DELETE, name, f"deleted app {name}", app=name
             )
         await self.ctx.coordinator.announce(AppDeleted(name))

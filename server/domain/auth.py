@@ -8,14 +8,14 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from server.domain.context import DomainContext
 from server.domain.passwords import PasswordPool
-from server.domain.scopes import Principal, parse_scopes
+from server.domain.scopes import Principal, parse_roles, parse_scopes
 from server.domain.throttle import SignInThrottle, name_subject
-from server.domain.validation import validate_token_name, validate_user_name
+from server.domain.validation import validate_token_name
 from server.errors import AppError, ErrorCode, not_found
 from server.events import TokenRevoked, UserChanged
 from server.records import AuditAction, Token, User, utc_after, utc_now
@@ -24,8 +24,8 @@ from server.store.db import IntegrityError
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "cc_"  # noqa: S105 - a prefix, not a secret
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 1024
+MIN_TOKEN_TTL = 60
+MAX_TOKEN_TTL = 10 * 365 * 86400
 _CACHE_LIMIT = 10_000
 # A cached principal is trusted without a store read this long; then the next request reads
 # its token again. Cluster events forget a revoked token at once; this bounds the time a
@@ -38,6 +38,10 @@ AUTH_STALE_SECONDS = 300.0
 WS_TOKEN_CHECK_SECONDS = 1.0
 # Sign-in also removes expired sessions; this catches those of a quiet server.
 SESSION_SWEEP_SECONDS = 3600.0
+# A token's last_used_at is written at most this often, never on every request.
+LAST_USED_EVERY_SECONDS = 60.0
+# How often the noted uses are written, in one transaction.
+LAST_USED_WRITE_SECONDS = 10.0
 
 
 def new_secret() -> str:
@@ -61,16 +65,6 @@ def check_csrf(session_secret: str, presented: str | None) -> bool:
     if presented is None or not presented.isascii():
         return False
     return hmac.compare_digest(csrf_token_for(session_secret), presented)
-
-
-def validate_password(password: str) -> str:
-    """A password of sane length."""
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise AppError(
-            ErrorCode.INVALID_PASSWORD,
-            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",
-        )
-    return password
 
 
 def _expired(expires_at: str | None) -> bool:
@@ -116,6 +110,9 @@ class AuthService:
         # One store read per digest at a time: concurrent requests wait for it.
         self._checking: dict[str, asyncio.Future[None]] = {}
         self.fresh_seconds = AUTH_FRESH_SECONDS
+        # Token id -> when its use was last noted (monotonic), and uses not yet written.
+        self._touched: dict[int, float] = {}
+        self._used: dict[int, str] = {}
 
     # authentication
 
@@ -128,6 +125,7 @@ class AuthService:
         cached = self._cache.get(digest)
         if cached is not None and time.monotonic() < cached.check_at:
             if not _expired(cached.expires_at):
+                self._note_use(cached.principal.token_id)
                 return cached.principal
             self._forget_hash(digest)
             raise _unauthorized()
@@ -137,6 +135,7 @@ class AuthService:
             await asyncio.shield(checking)
             cached = self._cache.get(digest)
             if cached is not None and time.monotonic() < cached.check_at:
+                self._note_use(cached.principal.token_id)
                 return cached.principal
             return await self._load(digest, None)
         done = asyncio.get_running_loop().create_future()
@@ -169,15 +168,20 @@ class AuthService:
                 )
             cached.check_at = now + self.fresh_seconds
             return cached.principal
-        if token is None or token.revoked_at is not None or _expired(token.expires_at):
+        user = None
+        if token is not None and token.kind == "session":
+            async with self.ctx.store.reader() as q:
+                user = await q.user(token.owner)
+        if (
+            token is None
+            or token.revoked_at is not None
+            or _expired(token.expires_at)
+            or (token.kind == "session" and (user is None or user.disabled))
+        ):
             self._forget_hash(digest)
             raise _unauthorized()
-        principal = Principal(
-            name=token.owner if token.kind == "session" else f"token:{token.name}",
-            scopes=frozenset(token.scopes),
-            token_id=token.id,
-            kind=token.kind,
-        )
+        principal = _principal_of(token, user)
+        self._note_use(token.id)
         if digest not in self._cache and len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
             self._hash_by_id.clear()
@@ -186,15 +190,48 @@ class AuthService:
         self._hash_by_id[token.id] = digest
         return principal
 
-    async def revoked_among(self, token_ids: Sequence[int]) -> list[int]:
-        """Those of these token ids revoked in the store (one read per 500); forgotten here."""
-        revoked: list[int] = []
-        for start in range(0, len(token_ids), 500):
+    async def stale_among(self, principals: Mapping[int, Principal]) -> list[int]:
+        """Those of these principals (by token id) no longer valid in the store: the token was
+        revoked, or a session's user was deleted, disabled or changed since it was read.
+        One read per 500; the stale ones are forgotten here."""
+        ids = list(principals)
+        stale: list[int] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
             async with self.ctx.store.reader() as q:
-                revoked += await q.revoked_among(token_ids[start : start + 500])
-        for token_id in revoked:
+                stale += await q.revoked_among(chunk)
+                for token_id, changed_at, disabled in await q.session_users_changed(chunk):
+                    if changed_at != principals[token_id].rights_as_of or disabled:
+                        stale.append(token_id)
+        for token_id in stale:
             self.forget_token(token_id)
-        return revoked
+        return sorted(set(stale))
+
+    def _note_use(self, token_id: int | None) -> None:
+        """Remember that a token was used; written at most once a minute per token."""
+        if token_id is None:
+            return
+        now = time.monotonic()
+        if now - self._touched.get(token_id, -LAST_USED_EVERY_SECONDS) >= LAST_USED_EVERY_SECONDS:
+            self._touched[token_id] = now
+            self._used[token_id] = utc_now()
+            if len(self._touched) > _CACHE_LIMIT:
+                self._touched.clear()
+
+    async def write_last_used(self) -> int:
+        """Store the last-use times noted since the previous call; how many."""
+        if not self._used:
+            return 0
+        used, self._used = self._used, {}
+        try:
+            async with self.ctx.store.transaction() as q:
+                await q.touch_tokens(used)
+        except AppError as exc:
+            if exc.code != ErrorCode.STORE_UNAVAILABLE.code:
+                raise
+            self._used = {**used, **self._used}  # kept for the next try
+            return 0
+        return len(used)
 
     def forget_token(self, token_id: int) -> None:
         """Drop a token from the cache: the next use of it reads the store."""
@@ -219,38 +256,44 @@ class AuthService:
     # sessions
 
     async def login(self, username: str, password: str, address: str) -> Session:
-        """A new session for a user whose password matches, else 401; 429 while throttled."""
+        """A new session for an enabled user whose password matches, else 401; 429 while
+        throttled."""
         await self.throttle.check(username, address)
         async with self.ctx.store.reader() as q:
             user = await q.user(username) if len(username) <= 64 else None
-        if not await self.passwords.verify(user.password_hash if user else None, password):
+        # A disabled user's password is checked too: the answer and its time are the same.
+        matches = await self.passwords.verify(user.password_hash if user else None, password)
+        if not matches or user is None or user.disabled:
             await self.throttle.failed(username, address)
             raise AppError(ErrorCode.INVALID_CREDENTIALS, "wrong user name or password")
-        assert user is not None
-        scopes = ("admin",) if user.is_admin else user.scopes
         secret = new_secret()
+        now = utc_now()
         expires = utc_after(self.session_ttl)
         async with self.ctx.store.transaction() as q:
-            await q.delete_expired_sessions(utc_now())
+            await q.delete_expired_sessions(now)
             token_id = await q.insert_token(
                 f"session:{user.name}",
                 "session",
                 hash_secret(secret),
-                scopes,
+                (),
                 user.name,
-                utc_now(),
+                now,
                 expires,
+                address[:255],
             )
+            await q.set_last_login(user.name, now)
             await q.clear_login_attempts(name_subject(user.name))
             await q.add_audit(
-                utc_now(),
-                user.name,
+                now,
+                f"user:{user.name}",
                 AuditAction.LOGIN_OK,
-                f"token:{token_id}",
-                f"signed in from {address}",
+                f"session:{token_id}",
+                f"signed in from {address[:255]}",
             )
-        principal = Principal(user.name, frozenset(scopes), token_id, "session")
-        return Session(secret, expires, principal)
+        token = Token(
+            token_id, f"session:{user.name}", "session", (), user.name, now, expires, None
+        )
+        return Session(secret, expires, _principal_of(token, user))
 
     async def logout(self, principal: Principal) -> None:
         """End a session."""
@@ -259,6 +302,39 @@ class AuthService:
         async with self.ctx.store.transaction() as q:
             await q.revoke_token(principal.token_id, utc_now())
         await self.ctx.coordinator.announce(TokenRevoked(principal.token_id))
+
+    async def list_sessions(self, principal: Principal, user: str | None) -> list[Token]:
+        """Live sessions: the caller's own, or (admin) one user's or everyone's."""
+        if user is None and not principal.is_admin:
+            if principal.user is None:
+                return []  # an API token has no sessions of its own
+            user = principal.user
+        if user != principal.user:
+            principal.require_admin()
+        async with self.ctx.store.reader() as q:
+            return await q.live_sessions(user, utc_now())
+
+    async def revoke_session(self, principal: Principal, session_id: int) -> None:
+        """End a session (one's own, or any as an admin) on every replica; its sockets close."""
+        now = utc_now()
+        async with self.ctx.store.transaction() as q:
+            token = await q.token(session_id)
+            if (
+                token is None
+                or token.kind != "session"
+                or (token.owner != principal.user and not principal.is_admin)
+            ):
+                raise not_found(f"session {session_id}")
+            if token.revoked_at is None:
+                await q.revoke_token(session_id, now)
+                await q.add_audit(
+                    now,
+                    principal.actor,
+                    AuditAction.SESSION_REVOKE,
+                    f"session:{session_id}",
+                    f"ended a session of {token.owner}",
+                )
+        await self.ctx.coordinator.announce(TokenRevoked(session_id))
 
     async def sweep_expired_sessions(self) -> int:
         """Remove expired sessions and sign-in throttle rows idle past any lock; how many."""
@@ -274,26 +350,39 @@ class AuthService:
     # API tokens
 
     async def create_token(
-        self, principal: Principal, name: str, scopes: object
+        self, principal: Principal, name: str, scopes: object, expires_in: int | None = None
     ) -> tuple[Token, str]:
         """A new API token; the secret is returned once and stored only as a hash."""
         principal.require_admin()
         name = validate_token_name(name)
         parsed = parse_scopes(scopes)
+        if expires_in is not None and not MIN_TOKEN_TTL <= expires_in <= MAX_TOKEN_TTL:
+            raise AppError(
+                ErrorCode.INVALID_REQUEST,
+                f"expires_in is {MIN_TOKEN_TTL} to {MAX_TOKEN_TTL} seconds",
+            )
         secret = new_secret()
         now = utc_now()
-        async with self.ctx.store.transaction() as q:
-            token_id = await q.insert_token(
-                name, "api", hash_secret(secret), parsed, principal.name, now, None
-            )
-            await q.add_audit(
-                now,
-                principal.name,
-                AuditAction.TOKEN_CREATE,
-                f"token:{token_id}",
-                f"created token {name} with scopes {' '.join(parsed)}",
-            )
-            token = await q.token(token_id)
+        expires = utc_after(expires_in) if expires_in is not None else None
+        try:
+            async with self.ctx.store.transaction() as q:
+                await q.free_expired_token_name(name, now)
+                token_id = await q.insert_token(
+                    name, "api", hash_secret(secret), parsed, principal.actor, now, expires
+                )
+                await q.add_audit(
+                    now,
+                    principal.actor,
+                    AuditAction.TOKEN_CREATE,
+                    f"token:{name}#{token_id}",
+                    f"created token {name} with scopes {' '.join(parsed)}"
+                    + (f", expiring {expires}" if expires else ""),
+                )
+                token = await q.token(token_id)
+        except IntegrityError:
+            raise AppError(
+                ErrorCode.EXISTS, f"a live token is already named {name!r}; revoke it first"
+            ) from None
         assert token is not None
         return token, secret
 
@@ -315,58 +404,27 @@ class AuthService:
                 await q.revoke_token(token_id, now)
                 await q.add_audit(
                     now,
-                    principal.name,
+                    principal.actor,
                     AuditAction.TOKEN_REVOKE,
-                    f"token:{token_id}",
+                    f"token:{token.name}#{token_id}",
                     f"revoked token {token.name}",
                 )
         await self.ctx.coordinator.announce(TokenRevoked(token_id))
 
-    # users
 
-    async def add_user(
-        self, name: str, password: str, is_admin: bool, scopes: object, actor: str
-    ) -> User:
-        """A new operator."""
-        name = validate_user_name(name)
-        validate_password(password)
-        parsed = parse_scopes(scopes) if scopes else ()
-        password_hash = await self.passwords.hash(password)
-        now = utc_now()
-        try:
-            async with self.ctx.store.transaction() as q:
-                if await q.user(name) is not None:
-                    raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists")
-                await q.insert_user(name, password_hash, is_admin, parsed, now)
-                await q.add_audit(
-                    now,
-                    actor,
-                    AuditAction.USER_CREATE,
-                    f"user:{name}",
-                    f"created {'admin ' if is_admin else ''}user {name}",
-                )
-                user = await q.user(name)
-        except IntegrityError:
-            raise AppError(ErrorCode.EXISTS, f"user {name!r} already exists") from None
-        assert user is not None
-        await self.ctx.coordinator.announce(UserChanged(name))
-        return user
-
-    async def bootstrap_admin(self, password: str | None) -> str | None:
-        """On an empty store, create user admin; returns a generated password to show once."""
-        async with self.ctx.store.reader() as q:
-            if await q.count_users() > 0:
-                return None
-        generated = None
-        if not password:
-            generated = password = secrets.token_urlsafe(18)
-        try:
-            await self.add_user("admin", password, True, (), "bootstrap")
-        except AppError as exc:
-            if exc.code == "exists":  # another replica bootstrapped first
-                return None
-            raise
-        return generated
+def _principal_of(token: Token, user: User | None) -> Principal:
+    """Who a token acts as: a session acts as its user, with the user's current rights."""
+    if token.kind == "session" and user is not None:
+        return Principal(
+            name=user.name,
+            token_id=token.id,
+            kind="session",
+            roles=parse_roles(dict(user.roles)),
+            admin=user.is_admin,
+            user=user.name,
+            rights_as_of=user.changed_at,
+        )
+    return Principal(name=f"token:{token.name}", scopes=frozenset(token.scopes), token_id=token.id)
 
 
 def _unauthorized() -> AppError:

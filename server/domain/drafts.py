@@ -228,7 +228,9 @@ class DraftService:
             replaced = [existing] if existing is not None else []
             await check_draft_bytes(q, ref, change, replaced, self.ctx.limits.max_release_bytes)
             await write_change(q, ref, change)
-            await _audit_put(q, item, created=existing is None, app=app, env=env)
+            await _audit_put(
+                q, item, created=existing is None, app=app, env=env, actor=principal.actor
+            )
         return item, existing is None
 
     async def delete_item(
@@ -252,7 +254,7 @@ class DraftService:
             await write_change(q, ref, DraftChange(ref.draft_revision + 1, deleted=(key,)))
             await q.add_audit(
                 now,
-                principal.name,
+                principal.actor,
                 AuditAction.ITEM_DELETE,
                 f"{app}/{env}/{key}",
                 f"deleted {key}",
@@ -296,7 +298,7 @@ class DraftService:
             if change:
                 await q.add_audit(
                     now,
-                    principal.name,
+                    principal.actor,
                     AuditAction.ITEMS_PATCH,
                     f"{app}/{env}",
                     change.summary,
@@ -366,11 +368,13 @@ def _item_change(existing: Item | None, item: Item) -> DraftChange:
     return DraftChange(item.revision, updated=(item,))
 
 
-async def _audit_put(q: Queries, item: Item, *, created: bool, app: str, env: str) -> None:
+async def _audit_put(
+    q: Queries, item: Item, *, created: bool, app: str, env: str, actor: str
+) -> None:
     size = len(item.value.encode())
     await q.add_audit(
         item.updated_at,
-        item.updated_by,
+        actor,
         AuditAction.ITEM_CREATE if created else AuditAction.ITEM_UPDATE,
         f"{app}/{env}/{item.key}",
         f"{'created' if created else 'changed'} {item.key} ({size} bytes)",

@@ -81,7 +81,7 @@ class ReleaseService:
                     await _record_fence(q, ref, fence)
                     await q.add_audit(
                         now,
-                        principal.name,
+                        principal.actor,
                         planned.action,
                         f"{app}/{env}@{release.version}",
                         planned.summary,

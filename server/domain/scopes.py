@@ -116,10 +116,11 @@ class Principal:
     name: str
     scopes: frozenset[str] = frozenset()
     token_id: int | None = None
-    kind: str = "token"
+    kind: str = "api"  # "session", "api" (a token), "cli" or "system"
     roles: Mapping[str, Role] = field(default_factory=lambda: MappingProxyType({}))
     admin: bool = False
     user: str | None = None  # the user behind a session; None for API tokens and the CLI
+    rights_as_of: str = ""  # the user's changed_at when this principal was read
 
     # A property, not a method: `if principal.is_admin:` on a method would always be true.
     @property
@@ -134,7 +135,7 @@ class Principal:
             return "cli"
         if self.user is not None:
             return f"user:{self.user}"
-        if self.kind == "token" and self.token_id is not None:
+        if self.kind == "api" and self.token_id is not None:
             return f"{self.name}#{self.token_id}"
         return self.name
 

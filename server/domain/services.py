@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from server.config import AuthSection
@@ -11,11 +12,15 @@ from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
 from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
-from server.domain.scopes import Principal
+from server.domain.scopes import Permission, Principal
 from server.domain.throttle import SignInThrottle
+from server.domain.users import UserService
+from server.domain.validation import validate_app_name
+from server.errors import AppError, ErrorCode
 from server.records import AuditEntry
 
 MAX_AUDIT_PAGE = 500
+AUDIT_ACTION_FILTER = re.compile(r"[a-z_]{1,32}\.(?:\*|[a-z_]{1,32})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,12 @@ class Services:
     drafts: DraftService
     releases: ReleaseService
     auth: AuthService
+    users: UserService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
         """Every service over one context."""
+        passwords = PasswordPool(auth.password_workers, auth.password_queue)
         return cls(
             ctx,
             AppService(ctx),
@@ -39,9 +46,10 @@ class Services:
             AuthService(
                 ctx,
                 auth.session_ttl,
-                PasswordPool(auth.password_workers, auth.password_queue),
+                passwords,
                 SignInThrottle(ctx.store, auth.failures_per_address),
             ),
+            UserService(ctx, passwords),
         )
 
     def close(self) -> None:
@@ -49,13 +57,30 @@ class Services:
         self.auth.passwords.close()
 
     async def list_audit(
-        self, principal: Principal, app: str | None, limit: int, before: int | None
+        self,
+        principal: Principal,
+        app: str | None,
+        limit: int,
+        before: int | None,
+        actor: str | None = None,
+        action: str | None = None,
     ) -> list[AuditEntry]:
-        """Who changed what, newest first."""
-        principal.require_admin()
+        """Who changed what, newest first: everything for an admin, one app's entries for its
+        viewers."""
+        if app is None:
+            principal.require_admin()
+        else:
+            principal.require(validate_app_name(app), Permission.VIEW)
+        if action is not None and AUDIT_ACTION_FILTER.fullmatch(action) is None:
+            raise AppError(
+                ErrorCode.INVALID_REQUEST,
+                "action is an audit action (user.create) or a family (user.*)",
+            )
+        if actor is not None and not 0 < len(actor) <= 255:
+            raise AppError(ErrorCode.INVALID_REQUEST, "actor has 1 to 255 characters")
         limit = max(1, min(limit, MAX_AUDIT_PAGE))
         async with self.ctx.store.reader() as q:
-            return await q.audit(app, limit, before)
+            return await q.audit(app, limit, before, actor, action)
 
     async def env_exists(self, app: str, env: str) -> bool:
         """True when the env exists (for subscriptions to envs never published)."""

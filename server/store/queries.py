@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import orjson
 
 from server.records import (
     App,
-    Attempts,
     AuditAction,
     AuditEntry,
     EnvRef,
     Item,
     Release,
-    Token,
-    User,
 )
+from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (
     "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of"
 )
-_TOKEN_COLUMNS = "id, name, kind, scopes_json, owner, created_at, expires_at, revoked_at"
 
 
 def _release(row: Row, items: dict[str, str] | None = None) -> Release:
@@ -40,19 +36,6 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
     )
 
 
-def _token(row: Row) -> Token:
-    return Token(
-        id=int(row[0]),
-        name=row[1],
-        kind=row[2],
-        scopes=tuple(json.loads(row[3])),
-        owner=row[4],
-        created_at=row[5],
-        expires_at=row[6],
-        revoked_at=row[7],
-    )
-
-
 def _item(row: Row) -> Item:
     return Item(
         key=row[0],
@@ -64,7 +47,7 @@ def _item(row: Row) -> Item:
     )
 
 
-class Queries:
+class Queries(AuthQueries):
     """The store's queries over one connection (a transaction or a reader)."""
 
     def __init__(self, conn: Connection) -> None:
@@ -344,162 +327,6 @@ class Queries:
         )
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
-    # users
-
-    async def user(self, name: str) -> User | None:
-        """One user."""
-        row = await self.conn.fetchone(
-            "SELECT id, name, password_hash, is_admin, scopes_json, created_at FROM users "
-            "WHERE name = ?",
-            (name,),
-        )
-        if row is None:
-            return None
-        return User(int(row[0]), row[1], row[2], bool(row[3]), tuple(json.loads(row[4])), row[5])
-
-    async def users(self) -> list[User]:
-        """All users by name."""
-        rows = await self.conn.fetchall("SELECT name FROM users ORDER BY name")
-        found = [await self.user(row[0]) for row in rows]
-        return [u for u in found if u is not None]
-
-    async def count_users(self) -> int:
-        """How many users exist."""
-        row = await self.conn.fetchone("SELECT COUNT(*) FROM users")
-        return int(row[0]) if row else 0
-
-    async def insert_user(
-        self, name: str, password_hash: str, is_admin: bool, scopes: Sequence[str], now: str
-    ) -> None:
-        """A new user."""
-        await self.conn.execute(
-            "INSERT INTO users (name, password_hash, is_admin, scopes_json, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (name, password_hash, int(is_admin), json.dumps(list(scopes)), now),
-        )
-
-    async def update_user_password(self, name: str, password_hash: str) -> bool:
-        """Set a user's password hash."""
-        count, _ = await self.conn.execute(
-            "UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name)
-        )
-        return count > 0
-
-    # tokens and sessions
-
-    async def insert_token(
-        self,
-        name: str,
-        kind: str,
-        token_hash: str,
-        scopes: Sequence[str],
-        owner: str,
-        now: str,
-        expires_at: str | None,
-    ) -> int:
-        """A new token or session; only the secret's hash is stored."""
-        _, token_id = await self.conn.execute(
-            "INSERT INTO tokens (name, kind, token_hash, scopes_json, owner, created_at, "
-            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, kind, token_hash, json.dumps(list(scopes)), owner, now, expires_at),
-        )
-        return token_id
-
-    async def token_by_hash(self, token_hash: str) -> Token | None:
-        """The token whose secret hashes to this."""
-        row = await self.conn.fetchone(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = ?",
-            (token_hash,),
-        )
-        return _token(row) if row else None
-
-    async def revoked_among(self, token_ids: Sequence[int]) -> list[int]:
-        """Those of these token ids that are revoked."""
-        marks = ", ".join("?" * len(token_ids))  # one bound parameter per id
-        rows = await self.conn.fetchall(
-            f"SELECT id FROM tokens WHERE id IN ({marks}) AND revoked_at IS NOT NULL",
-            tuple(token_ids),
-        )
-        return [int(row[0]) for row in rows]
-
-    async def token(self, token_id: int) -> Token | None:
-        """One token by id."""
-        row = await self.conn.fetchone(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE id = ?",
-            (token_id,),
-        )
-        return _token(row) if row else None
-
-    async def tokens(self, kind: str) -> list[Token]:
-        """Tokens of a kind, newest first."""
-        rows = await self.conn.fetchall(
-            f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE kind = ? ORDER BY id DESC",
-            (kind,),
-        )
-        return [_token(row) for row in rows]
-
-    async def revoke_token(self, token_id: int, now: str) -> bool:
-        """Mark a token revoked; False when it was unknown or already revoked."""
-        count, _ = await self.conn.execute(
-            "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-            (now, token_id),
-        )
-        return count > 0
-
-    async def delete_expired_sessions(self, now: str) -> int:
-        """Forget sessions past their expiry."""
-        count, _ = await self.conn.execute(
-            "DELETE FROM tokens WHERE kind = 'session' AND expires_at < ?", (now,)
-        )
-        return count
-
-    # sign-in throttling
-
-    async def login_attempts(self, subject: str) -> Attempts | None:
-        """A subject's failed sign-ins, or None when it has none."""
-        row = await self.conn.fetchone(
-            "SELECT failures, window_start, locked_until FROM login_throttle WHERE subject = ?",
-            (subject,),
-        )
-        return Attempts(int(row[0]), float(row[1]), float(row[2])) if row else None
-
-    async def lock_login_attempts(self, subject: str, now: float) -> Attempts:
-        """A subject's row, created empty when missing, locked for this transaction."""
-        # Insert first, then lock the row: locking a missing row takes gap locks on
-        # MariaDB, and two replicas inserting behind gap locks deadlock.
-        await self.conn.execute(
-            "INSERT INTO login_throttle (subject, failures, window_start, locked_until) "
-            "VALUES (?, 0, ?, 0)" + self._on_duplicate_skip,
-            (subject, now),
-        )
-        row = await self.conn.fetchone(
-            "SELECT failures, window_start, locked_until FROM login_throttle WHERE subject = ?"
-            + self._for_update,
-            (subject,),
-        )
-        assert row is not None
-        return Attempts(int(row[0]), float(row[1]), float(row[2]))
-
-    async def save_login_attempts(self, subject: str, attempts: Attempts) -> None:
-        """Store a subject's new state (its row exists: lock_login_attempts made it)."""
-        await self.conn.execute(
-            "UPDATE login_throttle SET failures = ?, window_start = ?, locked_until = ? "
-            "WHERE subject = ?",
-            (attempts.failures, attempts.window_start, attempts.locked_until, subject),
-        )
-
-    async def clear_login_attempts(self, subject: str) -> None:
-        """Forget a subject's failures (a successful sign-in)."""
-        await self.conn.execute("DELETE FROM login_throttle WHERE subject = ?", (subject,))
-
-    async def delete_stale_login_attempts(self, before: float) -> int:
-        """Forget subjects whose last window and lock ended before `before`."""
-        count, _ = await self.conn.execute(
-            "DELETE FROM login_throttle WHERE window_start < ? AND locked_until < ?",
-            (before, before),
-        )
-        return count
-
     # audit
 
     async def add_audit(
@@ -519,12 +346,28 @@ class Queries:
             (at, actor, action.value, app, env, target[:512], summary),
         )
 
-    async def audit(self, app: str | None, limit: int, before: int | None) -> list[AuditEntry]:
-        """Audit entries newest first, optionally of one app, paged by id."""
+    async def audit(
+        self,
+        app: str | None,
+        limit: int,
+        before: int | None,
+        actor: str | None = None,
+        action: str | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries newest first, paged by id; optionally of one app, one actor, and one
+        action (`user.create`) or family of actions (`user.*`)."""
         clauses, params = ["id < ?"], [before if before is not None else 2**62]
-        if app is not None:
-            clauses.append("app = ?")
-            params.append(app)  # type: ignore[arg-type]
+        for column, value in (("app", app), ("actor", actor)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)  # type: ignore[arg-type]
+        if action is not None and action.endswith(".*"):
+            # A prefix match on the family; the pattern holds no LIKE wildcard of the caller's.
+            clauses.append("action LIKE ?")
+            params.append(action[:-1] + "%")  # type: ignore[arg-type]
+        elif action is not None:
+            clauses.append("action = ?")
+            params.append(action)  # type: ignore[arg-type]
         rows = await self.conn.fetchall(
             "SELECT id, at, actor, action, app, env, target, summary FROM audit WHERE "
             + " AND ".join(clauses)

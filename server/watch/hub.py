@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSCloseCode
 
+from server.domain.scopes import Principal
 from server.errors import AppError, ErrorCode
-from server.events import TokenRevoked
+from server.events import TokenRevoked, UserChanged
 from server.published import EnvKey, PublishedConfigs
 from server.records import Release
 from server.watch.connection import WatchConnection
@@ -93,11 +94,11 @@ class Hub:
         for conn in list(peers):
             conn.offer_release(key, message)
 
-    def close_token(self, token_id: int) -> int:
-        """Close every socket opened with a revoked token; returns how many."""
+    def close_token(self, token_id: int, reason: str = "token revoked") -> int:
+        """Close every socket opened with a token; returns how many."""
         peers = self._by_token.pop(token_id, set())
         for conn in peers:
-            conn.close(WSCloseCode.POLICY_VIOLATION, "token revoked")
+            conn.close(WSCloseCode.POLICY_VIOLATION, reason)
         return len(peers)
 
     def on_token_revoked(self, event: TokenRevoked) -> None:
@@ -106,23 +107,37 @@ class Hub:
         if closed:
             log.info("closed %d sockets of revoked token %d", closed, event.id)
 
-    async def close_revoked(
-        self, revoked_among: Callable[[list[int]], Awaitable[list[int]]]
+    def on_user_changed(self, event: UserChanged) -> None:
+        """A user changed on some replica: close the sockets of that user's sessions (1008);
+        they reconnect with the user's new rights."""
+        closed = 0
+        for token_id, peers in list(self._by_token.items()):
+            if any(conn.principal.user == event.name for conn in peers):
+                closed += self.close_token(token_id, "user changed")
+        if closed:
+            log.info("closed %d sockets of changed user %s", closed, event.name)
+
+    async def close_stale(
+        self, stale_among: Callable[[dict[int, Principal]], Awaitable[list[int]]]
     ) -> int:
-        """Close the sockets of tokens the store says are revoked (a lost event's repair)."""
+        """Close the sockets whose token the store says is revoked, or whose user changed
+        since the socket opened (the repair of a lost event)."""
         if not self._by_token:
             return 0
+        principals = {
+            token_id: next(iter(peers)).principal for token_id, peers in self._by_token.items()
+        }
         try:
-            revoked = await revoked_among(list(self._by_token))
+            stale = await stale_among(principals)
         except AppError as exc:
             if exc.code != ErrorCode.STORE_UNAVAILABLE.code:
                 raise
             return 0  # kept open through a store outage, as their cached tokens are
         closed = 0
-        for token_id in revoked:
-            count = self.close_token(token_id)
+        for token_id in stale:
+            count = self.close_token(token_id, "token revoked or user changed")
             if count:
-                log.info("closed %d sockets of token %d, revoked in the store", count, token_id)
+                log.info("closed %d sockets of token %d, stale in the store", count, token_id)
             closed += count
         return closed
 

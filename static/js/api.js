@@ -75,8 +75,15 @@ export const me = {
   name: document.body.dataset.user || "",
   admin: document.body.dataset.admin === "true",
   mode: document.body.dataset.mode || "standalone",
-  scopes: (document.body.dataset.scopes || "").split(" ").filter(Boolean),
+  roles: JSON.parse(document.body.dataset.roles || "{}"),
+  rolePermissions: JSON.parse(document.body.dataset.rolePermissions || "{}"),
+  /** True when the user has permission (view, edit, publish, see_secrets, manage) on app. */
+  may(app, permission) {
+    if (this.admin) return true;
+    const role = this.roles[app] || this.roles["*"];
+    return Boolean(role && (this.rolePermissions[role] || []).includes(permission));
+  },
   canWrite(app) {
-    return this.admin || this.scopes.includes(`write:${app}`);
+    return this.may(app, "edit");
   },
 };

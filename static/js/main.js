@@ -124,7 +124,7 @@ async function route() {
         pageHead({ title: "No access" }),
         emptyState(
           "Your account may not open this page.",
-          "Ask an admin for a write:APP scope on this app, or go back to the apps you can see.",
+          "Ask an admin for a role on this app (viewer, editor, publisher or owner), or go back to the apps you can see.",
           h("a", { class: "btn btn-primary", href: "#/apps", text: "Go to apps" }),
         ),
       );

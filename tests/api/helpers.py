@@ -33,6 +33,7 @@ class Api:
     def __init__(self, client: TestClient[web.Request, web.Application], token: str) -> None:
         self.client = client
         self.token = token
+        self.tokens_made = 0
 
     @property
     def app(self) -> web.Application:
@@ -65,8 +66,10 @@ class Api:
             body = await response.json()
         return Answer(response.status, body, response.headers, text)
 
-    async def token_for(self, *scopes: str, name: str = "t") -> tuple[int, str]:
-        """A new API token with scopes: (id, secret)."""
+    async def token_for(self, *scopes: str, name: str = "") -> tuple[int, str]:
+        """A new API token with scopes (named t1, t2, … unless named): (id, secret)."""
+        self.tokens_made += 1
+        name = name or f"t{self.tokens_made}"
         answer = await self.call("POST", "/api/v1/tokens", {"name": name, "scopes": list(scopes)})
         assert answer.status == 201, answer.text
         return answer.body["id"], answer.body["token"]

@@ -77,7 +77,12 @@ async def test_app_deleted_drops_the_published_config_and_tells_subscribers(
 
 
 async def test_the_app_runs_its_periodic_tasks(api: Api) -> None:
-    assert sorted(api.app[TASKS].names) == ["session-sweep", "ws-heartbeat", "ws-token-check"]
+    assert sorted(api.app[TASKS].names) == [
+        "session-sweep",
+        "token-last-used",
+        "ws-heartbeat",
+        "ws-token-check",
+    ]
 
 
 async def test_the_session_sweep_removes_expired_sessions_only(api: Api) -> None:

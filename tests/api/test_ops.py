@@ -120,7 +120,7 @@ async def test_audit_records_every_write(api: Api) -> None:
         "token.revoke",
     ]
     publish = next(e for e in entries if e["action"] == "release.publish")
-    assert publish["actor"] == "admin"
+    assert publish["actor"] == "user:admin"
     assert publish["app"] == "shop"
     assert publish["env"] == "prod"
     assert publish["at"].endswith("Z")

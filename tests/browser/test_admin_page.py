@@ -692,7 +692,7 @@ def test_an_operator_without_admin_sees_only_their_apps(
     server.app("team-a", ["prod"], {"k": "v"})
     server.app("team-b", ["prod"])
     result = subprocess.run(
-        [sys.executable, "-m", "server", "user", "add", "ops", "--scope", "write:team-a"],
+        [sys.executable, "-m", "server", "user", "add", "ops", "--role", "team-a=publisher"],
         input="ops-password-1\n",
         capture_output=True,
         text=True,

@@ -73,7 +73,8 @@ class Admin:
 
     def token(self, *scopes: str) -> tuple[int, str]:
         """A new API token: (id, secret)."""
-        answer = self.call("POST", "/api/v1/tokens", {"name": "svc", "scopes": list(scopes)}, 201)
+        name = f"svc{next(_names)}"  # names are unique among live tokens
+        answer = self.call("POST", "/api/v1/tokens", {"name": name, "scopes": list(scopes)}, 201)
         return int(answer["id"]), str(answer["token"])
 
     def revoke(self, token_id: int) -> None:

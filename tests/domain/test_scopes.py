@@ -175,7 +175,7 @@ def test_parse_roles() -> None:
 
 def test_principal_defaults_and_frozen() -> None:
     p = Principal("admin", frozenset({"admin"}))
-    assert (p.token_id, p.kind) == (None, "token")
+    assert (p.token_id, p.kind) == (None, "api")
     session = Principal("alice", frozenset(), 9, "session")
     assert (session.token_id, session.kind) == (9, "session")
     with pytest.raises(dataclasses.FrozenInstanceError):

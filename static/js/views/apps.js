@@ -207,7 +207,6 @@ export async function appsView(main) {
 /** #/apps/APP */
 export async function appView(main, { app }) {
   const info = await api("GET", `/apps/${seg(app)}`);
-  const canWrite = me.canWrite(app);
 
   const envName = field("New env name", {
     autocomplete: "off",
@@ -291,7 +290,7 @@ export async function appView(main, { app }) {
       subtitle: info.description || "No description.",
       extra: badge(`created ${new Date(info.created_at).toLocaleDateString()}`, "muted"),
     }),
-    card(`Envs (${info.envs.length})`, [], envList, canWrite ? addForm : null),
+    card(`Envs (${info.envs.length})`, [], envList, me.may(app, "manage") ? addForm : null),
     me.admin
       ? h(
           "section",
