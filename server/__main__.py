@@ -240,7 +240,7 @@ async def _backup(config: Config, args: argparse.Namespace) -> int:
     from server.domain import backup
 
     store = Store.from_config(config)
-    await store.open()
+    await store.open(run_migrations=False)  # a backup changes nothing, the schema included
     try:
         taken = await backup.backup(store, args.file)
     finally:

@@ -31,6 +31,7 @@ from server.domain.releases import restored_release
 from server.errors import AppError, ErrorCode
 from server.records import AuditAction, utc_now
 from server.store.db import IntegrityError
+from server.store.migrations import discover
 from server.store.queries import Queries
 from server.store.store import Store
 
@@ -128,9 +129,19 @@ async def _check_tables(q: Queries) -> None:
 
 async def read_store(store: Store) -> Backup:
     """Every table as of one moment (one read-only transaction)."""
+    known = len(discover(store.dialect))
     async with store.snapshot() as q:
+        migrated = "schema_migrations" in await q.schema_tables()
+        schema_version = await q.schema_version() if migrated else 0
+        if schema_version != known:
+            # TABLES and the columns describe this release's schema, not another one.
+            raise AppError(
+                ErrorCode.CONFLICT,
+                f"the store is at schema version {schema_version} and this configcenter's is "
+                f"{known}: back it up with the configcenter release of its schema, or "
+                "`configcenter migrate` it first",
+            )
         await _check_tables(q)
-        schema_version = await q.schema_version()
         tables: dict[str, Table] = {}
         for name in TABLES:
             columns = tuple(await q.table_columns(name))

@@ -101,6 +101,26 @@ async def test_a_backup_refuses_a_schema_with_a_table_it_does_not_list(
     assert not (tmp_path / "b.gz").exists()
 
 
+async def test_a_backup_refuses_a_store_of_another_schema_version(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    store = _store(sqlite_url, tmp_path)
+    await store.open(run_migrations=False)
+    try:
+        with pytest.raises(AppError, match="schema version 0") as raised:
+            await backup.backup(store, tmp_path / "b.gz")
+        assert raised.value.error is ErrorCode.CONFLICT
+    finally:
+        await store.close()
+    async with opened(sqlite_url, tmp_path) as services:
+        async with services.ctx.store.transaction() as q:
+            newest = await q.schema_version()
+            await q.conn.execute("DELETE FROM schema_migrations WHERE version = ?", (newest,))
+        with pytest.raises(AppError, match=f"schema version {newest - 1} "):
+            await backup.backup(services.ctx.store, tmp_path / "b.gz")
+    assert not (tmp_path / "b.gz").exists()
+
+
 async def test_a_backup_is_private_written_atomically_and_replaces_an_older_one(
     sqlite_url: str, tmp_path: Path
 ) -> None:
