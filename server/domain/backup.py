@@ -202,7 +202,12 @@ def write_private(path: Path, data: bytes) -> None:
 async def backup(store: Store, path: Path) -> Backup:
     """Write a consistent backup of the whole store to path."""
     taken = await read_store(store)
-    write_private(path, encode(taken))
+    try:
+        write_private(path, encode(taken))
+    except OSError as exc:
+        raise AppError(
+            ErrorCode.INVALID_REQUEST, f"cannot write {path}: {exc.strerror or exc}"
+        ) from None
     return taken
 
 

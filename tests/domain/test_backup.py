@@ -131,6 +131,10 @@ async def test_a_backup_is_private_written_atomically_and_replaces_an_older_one(
         await populate(services)
         taken = await backup.backup(services.ctx.store, target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(AppError, match="cannot write") as raised:
+        async with opened(sqlite_url, tmp_path) as services:
+            await backup.backup(services.ctx.store, tmp_path / "no-such-folder" / "b.gz")
+    assert raised.value.error is ErrorCode.INVALID_REQUEST
     assert os.listdir(target.parent) == [target.name]  # no temporary file left
     assert tables_of(backup.read_backup(target)) == tables_of(taken)
     assert taken.row_count > 10
