@@ -130,6 +130,7 @@ async def _check_tables(q: Queries) -> None:
 async def read_store(store: Store) -> Backup:
     """Every table as of one moment (one read-only transaction)."""
     known = len(discover(store.dialect))
+    taken_at = utc_now()
     async with store.snapshot() as q:
         migrated = "schema_migrations" in await q.schema_tables()
         schema_version = await q.schema_version() if migrated else 0
@@ -150,7 +151,7 @@ async def read_store(store: Store) -> Backup:
                 for row in await q.table_rows(name, columns)
             ]
             tables[name] = Table(columns, rows)
-    return Backup(schema_version, utc_now(), store.dialect, tables)
+    return Backup(schema_version, taken_at, store.dialect, tables)
 
 
 def _scalar(table: str, value: Any) -> Scalar:
