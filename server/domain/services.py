@@ -13,6 +13,7 @@ from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
 from server.domain.scopes import Principal
 from server.domain.throttle import SignInThrottle
+from server.domain.transfer import TransferService
 from server.records import AuditEntry
 
 MAX_AUDIT_PAGE = 500
@@ -27,6 +28,7 @@ class Services:
     drafts: DraftService
     releases: ReleaseService
     auth: AuthService
+    transfer: TransferService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -42,6 +44,7 @@ class Services:
                 PasswordPool(auth.password_workers, auth.password_queue),
                 SignInThrottle(ctx.store, auth.failures_per_address),
             ),
+            TransferService(ctx),
         )
 
     def close(self) -> None:
