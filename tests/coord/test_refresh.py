@@ -62,7 +62,9 @@ async def publish(
 ) -> None:
     """Commit a release and distribute it, as a publish on node does."""
     async with node.coordinator.publish_lock(app, env) as fence:
-        await node.coordinator.distribute(await store.commit(make_release(app, env, version)), fence)
+        await node.coordinator.distribute(
+            await store.commit(make_release(app, env, version)), fence
+        )
 
 
 async def test_catch_up_from_store_while_the_watch_is_down(
