@@ -32,6 +32,9 @@ _PROPERTIES_LINE = re.compile(r"\r\n|\r|\n")
 _PROPERTIES_BLANK = " \t\f"
 
 
+_KIND = {int: "a number", float: "a number", bool: "a boolean", list: "a list", dict: "a mapping"}
+
+
 def _show(text: str) -> str:
     return repr(text[:_SHOW_CHARS]) + ("…" if len(text) > _SHOW_CHARS else "")
 
@@ -54,7 +57,7 @@ def check_entry(key: object, value: object, where: str, max_value_bytes: int) ->
     if KEY_PATTERN.fullmatch(key) is None:
         raise _refuse(where, f"key {_show(key)} is invalid: {KEY_RULE}")
     if not isinstance(value, str):
-        kind = "null" if value is None else f"a {type(value).__name__}"
+        kind = "null" if value is None else _KIND.get(type(value), f"a {type(value).__name__}")
         raise _refuse(where, f"the value of {key} must be a string, not {kind} (quote it)")
     try:
         size = len(value.encode("utf-8"))
@@ -90,6 +93,8 @@ def _parse_json(data: bytes, max_value_bytes: int) -> dict[str, str]:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise _refuse(f"line {exc.lineno}", f"not valid JSON ({exc.msg})") from None
+    if isinstance(raw, dict) and isinstance(raw.get("items"), dict):
+        raw = raw["items"]  # the answer of GET …/config, as it was exported
     if not isinstance(raw, dict):
         raise _refuse("the file", "a json import is one flat object of strings")
     return dict(check_entry(k, v, f"key {_show(k)}", max_value_bytes) for k, v in raw.items())
@@ -197,7 +202,10 @@ def _yaml_key_lines(text: str) -> dict[object, int]:
 def _parse_dotenv(text: str, max_value_bytes: int) -> dict[str, str]:
     line_of: dict[str, int] = {}
     for binding in dotenv.parser.parse_stream(io.StringIO(text)):
-        where = f"line {binding.original.line}"
+        # A binding's text starts with the blank lines before it.
+        raw = binding.original.string
+        line = binding.original.line + raw[: len(raw) - len(raw.lstrip())].count("\n")
+        where = f"line {line}"
         if binding.error:
             first = binding.original.string.splitlines()[0] if binding.original.string else ""
             raise _refuse(where, f"not a dotenv line: {_show(first)}")
@@ -205,7 +213,7 @@ def _parse_dotenv(text: str, max_value_bytes: int) -> dict[str, str]:
             continue  # blank or comment
         if binding.value is None:
             raise _refuse(where, f"{binding.key} has no value (write {binding.key}=)")
-        line_of[binding.key] = binding.original.line
+        line_of[binding.key] = line
     # The values as python-dotenv's own reader gives them, without ${…} interpolation.
     values = dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False)
     return dict(
