@@ -268,21 +268,24 @@ class TransferService:
         app_id = await q.insert_app(doc.app, doc.description, now, actor)
         outcomes = {}
         for env, items in envs.items():
-            outcomes[env] = await self._write_new_env(q, app_id, env, items, now, actor)
+            outcomes[env] = await self._write_new_env(q, app_id, doc.app, env, items, now, actor)
         return outcomes
 
     async def _write_new_env(
         self,
         q: Queries,
         app_id: int,
+        app: str,
         env: str,
         items: tuple[DocumentItem, ...],
         now: str,
         actor: str,
     ) -> Outcome:
-        env_id = await q.insert_env(app_id, env, now)
-        change = _plan_items({}, items, 1, now, actor)
-        ref = EnvRef(env_id, "", env, 0, "", 0)
+        """A new env holding items (checked already by _check_new_env) as its first revision."""
+        await q.insert_env(app_id, env, now)
+        ref = await q.env(app, env)
+        assert ref is not None
+        change = _plan_items({}, items, ref.draft_revision + 1, now, actor)
         await write_change(q, ref, change)
         return Outcome.of(change)
 
@@ -318,7 +321,9 @@ class TransferService:
             await write_change(q, ref, change)
             outcomes[ref.name] = Outcome.of(change)
         for env in new_envs:
-            outcomes[env] = await self._write_new_env(q, app_id, env, doc.envs[env], now, actor)
+            outcomes[env] = await self._write_new_env(
+                q, app_id, doc.app, env, doc.envs[env], now, actor
+            )
         return {env: outcomes[env] for env in doc.envs}
 
     async def import_env(
