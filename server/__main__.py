@@ -1,5 +1,5 @@
 """`configcenter` / `python -m server`: serve, migrate, user add|list|passwd|disable|roles,
-token create, backup, restore."""
+token create, backup, restore, export, import."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import getpass
+import json
 import logging
 import signal
 import socket
@@ -22,7 +23,7 @@ from server.coord.local import LocalCoordinator
 from server.domain.context import DomainContext
 from server.domain.scopes import Principal
 from server.domain.services import Services
-from server.errors import AppError, ErrorCode
+from server.errors import AppError, ErrorCode, describe_invalid
 from server.published import PublishedConfigs
 from server.records import User
 from server.store.migrations import current_version, migrate
@@ -312,6 +313,121 @@ def _version(value: str) -> int:
     return int(value)
 
 
+# export and import: the same domain calls as the HTTP routes, on the local store
+
+# A file's format by its name: `.env` itself, `prod.env`, `app.properties`, `x.yml`.
+_FORMAT_BY_SUFFIX = {
+    ".json": "json",
+    ".properties": "properties",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".env": "dotenv",
+    ".dotenv": "dotenv",
+}
+
+
+def _file_format(path: str, given: str | None) -> str:
+    if given is not None:
+        return given
+    name = Path(path).name
+    suffix = ".env" if name == ".env" else Path(name).suffix
+    found = _FORMAT_BY_SUFFIX.get(suffix.lower())
+    if found is None:
+        raise AppError(
+            ErrorCode.INVALID_FORMAT,
+            f"cannot tell the format of {path!r} from its name; give --format "
+            "json|properties|yaml|dotenv",
+        )
+    return found
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise AppError(ErrorCode.INVALID_REQUEST, f"cannot read {path}: {exc.strerror}") from None
+
+
+def _export_document(data: bytes, app: str) -> dict[str, Any]:
+    """An export document read and shape-checked as POST /apps/import does, renamed to app."""
+    from pydantic import ValidationError
+
+    from server.api.schemas import ExportDocumentBody
+
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise AppError(ErrorCode.INVALID_JSON, f"the file is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise AppError(ErrorCode.INVALID_JSON, "an export document is a JSON object")
+    try:
+        body = ExportDocumentBody.model_validate({**raw, "app": app})
+    except ValidationError as exc:
+        details = "; ".join(describe_invalid(e, "document") for e in exc.errors()[:5])
+        raise AppError(ErrorCode.INVALID_REQUEST, details) from None
+    return body.model_dump()
+
+
+async def _export(config: Config, args: argparse.Namespace) -> int:
+    async def action(services: Services) -> int:
+        document = await services.transfer.export_app(CLI_ACTOR, args.app, args.secrets)
+        print(json.dumps(document, ensure_ascii=False, indent=2))
+        return 0
+
+    return await _with_services(config, action)
+
+
+async def _import(config: Config, args: argparse.Namespace) -> int:
+    if len(args.target) > 2:
+        raise AppError(ErrorCode.INVALID_REQUEST, "usage: configcenter import APP [ENV] FILE")
+    env, path = (None, args.target[0]) if len(args.target) == 1 else args.target
+    if env is None and args.format not in (None, "json"):
+        raise AppError(ErrorCode.INVALID_FORMAT, "an app import takes an export document (json)")
+    fmt = _file_format(path, args.format) if env is not None else "json"
+    data = _read_input(path)
+
+    async def action(services: Services) -> int:
+        if env is not None:
+            revision, outcome = await services.transfer.import_env(
+                CLI_ACTOR, args.app, env, fmt, data, args.mode, args.dry_run
+            )
+            print(json.dumps({"draft_revision": revision, **outcome.to_json()}))
+            return 0
+        document = _export_document(data, args.app)
+        async with services.ctx.store.reader() as q:
+            exists = await q.app_id(args.app) is not None
+        app, outcomes = await services.transfer.import_app(
+            CLI_ACTOR, document, "merge" if exists else "create"
+        )
+        envs = {name: outcome.to_json() for name, outcome in outcomes.items()}
+        print(json.dumps({"app": app, "envs": envs}))
+        return 0
+
+    return await _with_services(config, action)
+
+
+def _add_transfer_commands(commands: Any) -> None:
+    export = commands.add_parser("export", help="print an app's export document (every draft)")
+    export.add_argument("app")
+    export.add_argument("--secrets", action="store_true", help="include secret values")
+    export.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    imp = commands.add_parser(
+        "import",
+        help="import FILE into ENV's draft, or an export document as the app APP",
+        description="With ENV: a json, properties, yaml or dotenv file (by its extension, or "
+        "--format) into the env's draft. Without: an export document, merged into APP when it "
+        "exists, else created as APP. FILE - reads stdin.",
+    )
+    imp.add_argument("app")
+    imp.add_argument("target", nargs="+", metavar="[ENV] FILE")
+    imp.add_argument("--format", choices=("json", "properties", "yaml", "dotenv"), default=None)
+    imp.add_argument("--mode", choices=("merge", "replace"), default="merge")
+    imp.add_argument("--dry-run", action="store_true", help="check and show, write nothing")
+    imp.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
@@ -386,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         "had, or 1000 above the backup's versions for an empty store)",
     )
     restore_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    _add_transfer_commands(commands)
     _add_remote_commands(commands)
     return parser
 
@@ -424,6 +541,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_backup(config, args))
         if args.command == "restore":
             return asyncio.run(_restore(config, args))
+        if args.command == "export":
+            return asyncio.run(_export(config, args))
+        if args.command == "import":
+            return asyncio.run(_import(config, args))
     except AppError as exc:
         print(f"configcenter: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from server.domain.auth import (
 )
 from server.domain.context import DomainContext
 from server.domain.services import Services
-from server.events import AppDeleted, TokenRevoked, UserChanged
+from server.events import AppDeleted, EnvDeleted, TokenRevoked, UserChanged
 from server.keys import (
     ANSWERS,
     CONFIG,
@@ -61,6 +61,7 @@ def create_app(config: Config) -> web.Application:
     coordinator.on_event(UserChanged, services.auth.on_user_changed)
     coordinator.on_event(UserChanged, hub.on_user_changed)
     coordinator.on_event(AppDeleted, published.on_app_deleted)
+    coordinator.on_event(EnvDeleted, published.on_env_deleted)
 
     app[CONFIG] = config
     app[STORE] = store

@@ -7,6 +7,8 @@ Who announces each, and who acts on it (on every replica, the announcer's includ
 - `UserChanged`: announced by auth (a user added); auth forgets every cached principal.
 - `AppDeleted`: announced by apps (delete); the published configs drop the app and tell its
   subscribers.
+- `EnvDeleted`: announced by apps (env delete); the published configs drop the env, its
+  subscribers get `env_deleted` and its long polls end with 404.
 
 Handlers are registered on the coordinator by type (`coordinator.on_event(TokenRevoked, ...)`);
 the etcd coordinator's wire format is in `server/coord/etcd_keys.py`.
@@ -43,8 +45,16 @@ class AppDeleted:
     app: str
 
 
-ClusterEvent = TokenRevoked | UserChanged | AppDeleted
-EVENT_TYPES: tuple[type[ClusterEvent], ...] = (TokenRevoked, UserChanged, AppDeleted)
+@dataclass(frozen=True)
+class EnvDeleted:
+    """One env of an app and its history were deleted (the app stays)."""
+
+    app: str
+    env: str
+
+
+ClusterEvent = TokenRevoked | UserChanged | AppDeleted | EnvDeleted
+EVENT_TYPES: tuple[type[ClusterEvent], ...] = (TokenRevoked, UserChanged, AppDeleted, EnvDeleted)
 
 EventT = TypeVar("EventT", bound=ClusterEvent)
 

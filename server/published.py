@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from server.events import AppDeleted
+from server.events import AppDeleted, EnvDeleted
 from server.records import Release
 
 log = logging.getLogger(__name__)
@@ -23,14 +23,36 @@ EnvKey = tuple[str, str]
 ReleaseListener = Callable[[Release], None]
 
 
+class EnvRemoved(Exception):
+    """The env a long poll waits on was deleted (its app too, perhaps) while it waited."""
+
+    def __init__(self, app: str, env: str) -> None:
+        super().__init__(f"{app}/{env} was deleted")
+        self.app = app
+        self.env = env
+
+
+class _Signal:
+    """What wakes the long polls of one env: a newer release, or the env's removal."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.removed = False
+
+    def fire(self, removed: bool = False) -> None:
+        self.removed = removed
+        self.event.set()
+
+
 class PublishedConfigs:
     """The newest release per (app, env); versions only go up."""
 
     def __init__(self) -> None:
         self._latest: dict[EnvKey, Release] = {}
-        self._changed: dict[EnvKey, asyncio.Event] = {}
+        self._changed: dict[EnvKey, _Signal] = {}
         self._listeners: list[ReleaseListener] = []
         self._removal_listeners: list[Callable[[str], None]] = []
+        self._env_removal_listeners: list[Callable[[str, str], None]] = []
         self._closing = False
         self._waiting = 0
 
@@ -41,6 +63,10 @@ class PublishedConfigs:
     def add_removal_listener(self, listener: Callable[[str], None]) -> None:
         """Call listener with the name of every app removed."""
         self._removal_listeners.append(listener)
+
+    def add_env_removal_listener(self, listener: Callable[[str, str], None]) -> None:
+        """Call listener with (app, env) of every env removed (not with those of a removed app)."""
+        self._env_removal_listeners.append(listener)
 
     def get(self, app: str, env: str) -> Release | None:
         """The latest release of an env, or None before its first."""
@@ -70,9 +96,9 @@ class PublishedConfigs:
         if current is not None and current.version >= release.version:
             return False
         self._latest[key] = release
-        event = self._changed.pop(key, None)
-        if event is not None:
-            event.set()
+        signal = self._changed.pop(key, None)
+        if signal is not None:
+            signal.fire()
         for listener in self._listeners:
             try:
                 listener(release)
@@ -81,12 +107,11 @@ class PublishedConfigs:
         return True
 
     def remove_app(self, app: str) -> None:
-        """Forget an app that was deleted."""
+        """Forget an app that was deleted; its long polls end (EnvRemoved)."""
         for key in [k for k in self._latest if k[0] == app]:
             del self._latest[key]
-            event = self._changed.pop(key, None)
-            if event is not None:
-                event.set()
+        for key in [k for k in self._changed if k[0] == app]:
+            self._changed.pop(key).fire(removed=True)
         for listener in self._removal_listeners:
             try:
                 listener(app)
@@ -97,15 +122,35 @@ class PublishedConfigs:
         """An app was deleted on some replica: forget it here."""
         self.remove_app(event.app)
 
+    def remove_env(self, app: str, env: str) -> None:
+        """Forget an env that was deleted; its long polls end (EnvRemoved)."""
+        key = (app, env)
+        self._latest.pop(key, None)
+        signal = self._changed.pop(key, None)
+        if signal is not None:
+            signal.fire(removed=True)
+        for listener in self._env_removal_listeners:
+            try:
+                listener(app, env)
+            except Exception:
+                log.exception("removal listener failed for %s/%s", app, env)
+
+    def on_env_deleted(self, event: EnvDeleted) -> None:
+        """An env was deleted on some replica: forget it here."""
+        self.remove_env(event.app, event.env)
+
     def close(self) -> None:
         """Shutting down: answer every pending and future long poll at once."""
         self._closing = True
-        for event in self._changed.values():
-            event.set()
+        for signal in self._changed.values():
+            signal.fire()
         self._changed.clear()
 
     async def wait_newer(self, app: str, env: str, after: int, within: float) -> Release | None:
-        """The latest release once its version exceeds after, or None after `within` seconds."""
+        """The latest release once its version exceeds after, or None after `within` seconds.
+
+        Raises EnvRemoved when the env (or its app) is deleted meanwhile.
+        """
         key = (app, env)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -116,15 +161,17 @@ class PublishedConfigs:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closing:
                 return None
-            event = self._changed.setdefault(key, asyncio.Event())
+            signal = self._changed.setdefault(key, _Signal())
             self._waiting += 1
             try:
                 async with asyncio.timeout(remaining):
-                    await event.wait()
+                    await signal.event.wait()
             except TimeoutError:
                 return None
             finally:
                 self._waiting -= 1
+            if signal.removed:
+                raise EnvRemoved(app, env)
 
 
 class PerRelease(Generic[Built]):

@@ -57,6 +57,7 @@ class ConfigAnswers:
         self._answers = PerRelease(ConfigAnswer.of)
         published.add_listener(self._release_applied)
         published.add_removal_listener(self._answers.forget_app)
+        published.add_env_removal_listener(lambda app, env: self._answers.forget((app, env)))
 
     def current(self, app: str, env: str) -> ConfigAnswer | None:
         """The answer for an env's latest release, or None before its first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.common import json_response, principal, read_body, services
-from server.api.schemas import CreateAppBody, CreateEnvBody
+from server.api.schemas import CreateAppBody, CreateEnvBody, PatchAppBody
 
 
 async def list_apps(request: web.Request) -> web.Response:
@@ -42,3 +42,20 @@ async def create_env(request: web.Request) -> web.Response:
         principal(request), request.match_info["app"], body.name
     )
     return json_response(app.to_json(), status=201)
+
+
+async def update_app(request: web.Request) -> web.Response:
+    """PATCH /api/v1/apps/{app}."""
+    body = await read_body(request, PatchAppBody)
+    app = await services(request).apps.update_app(
+        principal(request), request.match_info["app"], body.description
+    )
+    return json_response(app.to_json())
+
+
+async def delete_env(request: web.Request) -> web.Response:
+    """DELETE /api/v1/apps/{app}/envs/{env}."""
+    await services(request).apps.delete_env(
+        principal(request), request.match_info["app"], request.match_info["env"]
+    )
+    return web.Response(status=204)

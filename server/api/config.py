@@ -10,6 +10,7 @@ from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
 from server.errors import AppError, ErrorCode, not_found
 from server.keys import ANSWERS, PUBLISHED
+from server.published import EnvRemoved
 
 MAX_WAIT_SECONDS = 60
 
@@ -54,7 +55,10 @@ async def get_config(request: web.Request) -> web.Response:
     if current is None and not await _exists(request, app, env):
         raise not_found(f"env {env!r} of app {app!r}")
     within = float(wait if wait is not None else 30)
-    newer = await request.app[PUBLISHED].wait_newer(app, env, after, within)
+    try:
+        newer = await request.app[PUBLISHED].wait_newer(app, env, after, within)
+    except EnvRemoved:
+        raise not_found(f"env {env!r} of app {app!r}") from None
     if newer is None:
         return web.Response(status=304, headers=current.headers if current else None)
     return _answer(request, answers.of(newer), fmt)

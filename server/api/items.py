@@ -82,3 +82,9 @@ async def get_diff(request: web.Request) -> web.Response:
     """GET …/diff."""
     diff = await services(request).drafts.diff(principal(request), *_where(request))
     return json_response(diff.to_json())
+
+
+async def discard_draft(request: web.Request) -> web.Response:
+    """POST …/discard: the draft back to the latest release (or empty); the new draft."""
+    revision, items = await services(request).drafts.discard(principal(request), *_where(request))
+    return json_response({"draft_revision": revision, "items": [item.to_json() for item in items]})

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api import apps, auth, config, items, openapi, ops, releases, users
+from server.api import apps, auth, config, items, openapi, ops, releases, transfer, users
 from server.api import schemas as s
 from server.middleware import CALLER, PUBLIC, WEBSOCKET, Policy, declare
 from server.watch import http as watch_http
@@ -240,6 +240,57 @@ ROUTES: tuple[Route, ...] = (
         s.RollbackBody,
         {201: "release"},
         tag="releases",
+    ),
+    # env and app management, export and import
+    Route(
+        "PATCH",
+        "/api/v1/apps/{app}",
+        apps.update_app,
+        "Edit an app's description (owner)",
+        s.PatchAppBody,
+        tag="apps",
+    ),
+    Route(
+        "DELETE",
+        ENV,
+        apps.delete_env,
+        "Delete an env and its history (owner)",
+        responses={204: "deleted", 409: "last_env"},
+        tag="apps",
+    ),
+    Route(
+        "POST",
+        f"{ENV}/discard",
+        items.discard_draft,
+        "The draft back to the latest release",
+        tag="draft",
+    ),
+    Route(
+        "GET",
+        "/api/v1/apps/{app}/export",
+        transfer.export_app,
+        "The app with every env's draft (owner)",
+        tag="apps",
+        query=("secrets",),
+    ),
+    Route(
+        "POST",
+        "/api/v1/apps/import",
+        transfer.import_app,
+        "Create or merge an app from an export document (admin)",
+        s.ExportDocumentBody,
+        {200: "merged", 201: "created", 409: "exists"},
+        tag="apps",
+        query=("mode",),
+    ),
+    Route(
+        "POST",
+        f"{ENV}/import",
+        transfer.import_env,
+        "A json, properties, yaml or dotenv file into the draft",
+        responses={200: "imported (or, with dry_run, what would be)", 400: "invalid_import"},
+        tag="draft",
+        query=("format", "mode", "dry_run"),
     ),
     Route(
         "GET",

@@ -91,3 +91,38 @@ class PasswordBody(RequestBody):
 
     password: str = Field(max_length=1024)
     current: str | None = Field(default=None, max_length=1024)
+
+
+# apps, envs and transfer (export and import)
+
+
+class PatchAppBody(RequestBody):
+    """PATCH /api/v1/apps/{app}; `anonymous_read` comes with the compatible APIs (unknown now)."""
+
+    description: str | None = None
+
+
+class ExportItemBody(RequestBody):
+    """One item of an export document; a secret exported without its value has value null."""
+
+    key: str
+    value: str | None
+    comment: str = ""
+    secret: bool = False
+
+
+class ExportEnvBody(RequestBody):
+    """One env of an export document: its draft."""
+
+    items: list[ExportItemBody] = Field(default_factory=list)
+
+
+class ExportDocumentBody(RequestBody):
+    """POST /api/v1/apps/import: the document GET /api/v1/apps/{app}/export answers."""
+
+    kind: str
+    version: int
+    exported_at: str | None = None
+    app: str
+    description: str = ""
+    envs: dict[str, ExportEnvBody] = Field(default_factory=dict)

@@ -42,7 +42,7 @@ from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
 from server.errors import AppError
-from server.events import AppDeleted, ClusterEvent, EventHandlers, EventT
+from server.events import AppDeleted, ClusterEvent, EnvDeleted, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 from server.tasks import BackgroundTasks
@@ -226,6 +226,8 @@ class EtcdCoordinator:
     def _dispatch(self, event: ClusterEvent) -> None:
         if isinstance(event, AppDeleted):
             log.info("app %s deleted", event.app)
+        elif isinstance(event, EnvDeleted):
+            log.info("env %s/%s deleted", event.app, event.env)
         self._handlers.dispatch(event)
 
     def _queue(self, event: ClusterEvent) -> None:
@@ -254,6 +256,8 @@ class EtcdCoordinator:
                 # One transaction: no replica can see the records gone without the event.
                 releases = self.keys.app_releases(event.app)
                 ops.append(t.delete(releases, range_end=aetcd.utils.prefix_range_end(releases)))
+            elif isinstance(event, EnvDeleted):
+                ops.append(t.delete(self.keys.release(event.app, event.env)))
             await c.transaction(compare=[], success=ops, failure=[])
 
         await self.conn.call(write, within=EVENT_WITHIN)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from server.events import AppDeleted, ClusterEvent, TokenRevoked, UserChanged
+from server.events import AppDeleted, ClusterEvent, EnvDeleted, TokenRevoked, UserChanged
 from server.records import Release
 
 # Items larger than this are left out of the etcd record (etcd refuses requests over
@@ -149,6 +149,7 @@ EVENT_KINDS: dict[str, type[ClusterEvent]] = {
     "token_revoked": TokenRevoked,
     "user_changed": UserChanged,
     "app_deleted": AppDeleted,
+    "env_deleted": EnvDeleted,
 }
 _KIND_OF = {cls: kind for kind, cls in EVENT_KINDS.items()}
 _FIELDS = {cls: typing.get_type_hints(cls) for cls in EVENT_KINDS.values()}

@@ -22,8 +22,8 @@
   5. `_apply_missed`: a record already in etcd at the previous refresh that the cache still
      lacks is applied, and the watch restarted on another endpoint (it is stalled or
      skipped it).
-  6. `_fix_cache_ahead`: apps deleted (or re-created) while this replica missed the event
-     are dropped from the cache and loaded again from the store.
+  6. `_fix_cache_ahead`: apps deleted (or re-created), and envs deleted, while this replica
+     missed the event are dropped from the cache (apps loaded again from the store).
   Every repair is counted and logged; `refresh` returns how many it made.
 """
 
@@ -440,3 +440,9 @@ class ReleaseSync:
                     if release is not None:
                         self.published.apply(release)
             self.count("cache_stale", "app %s: dropped releases the store no longer has", app)
+        # Envs deleted (their app kept) while this replica missed the event; a namesake created
+        # again goes on above the deleted one's versions, so it only reappears by publishing.
+        for app, env in sorted(cached_before):
+            if app in stored_apps and (app, env) not in stored and self.published.get(app, env):
+                self.published.remove_env(app, env)
+                self.count("cache_stale", "%s/%s: dropped an env the store no longer has", app, env)

@@ -6,7 +6,7 @@ from server.domain.context import DomainContext
 from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
 from server.errors import AppError, ErrorCode, not_found
-from server.events import AppDeleted
+from server.events import AppDeleted, EnvDeleted
 from server.records import App, AuditAction, EnvRef, utc_now
 from server.store.db import IntegrityError
 from server.store.queries import Queries
@@ -26,7 +26,7 @@ async def require_env(q: Queries, app: str, env: str, lock: bool = False) -> Env
 
 
 class AppService:
-    """Create, list and delete apps; add envs."""
+    """Create, list, edit and delete apps; add and delete envs."""
 
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
@@ -123,3 +123,65 @@ class AppService:
                 now, principal.actor, AuditAction.APP_DELETE, name, f"deleted app {name}", app=name
             )
         await self.ctx.coordinator.announce(AppDeleted(name))
+
+    async def update_app(self, principal: Principal, name: str, description: str | None) -> App:
+        """Change an app's description (owner); nothing given, or nothing new, writes nothing."""
+        principal.require(name, Permission.MANAGE)
+        if description is not None:
+            description = validate_description(description)
+        now = utc_now()
+        async with self.ctx.store.transaction() as q:
+            app_id = await q.app_id(name, lock=True)
+            if app_id is None:
+                raise not_found(f"app {name!r}")
+            current = await q.get_app(name)
+            assert current is not None
+            if description is None or description == current.description:
+                return current
+            await q.update_app_description(app_id, description)
+            await q.add_audit(
+                now,
+                principal.actor,
+                AuditAction.APP_UPDATE,
+                name,
+                f"description changed ({len(description)} characters)",
+                app=name,
+            )
+        return App(current.name, description, current.envs, current.created_at)
+
+    async def delete_env(self, principal: Principal, app: str, env: str) -> None:
+        """One env with its draft and releases, on every replica; never an app's last env.
+
+        Its version numbering is retired, not forgotten: an env of the same name created later
+        publishes above the deleted one's last version.
+        """
+        principal.require(app, Permission.MANAGE)
+        async with self.ctx.store.reader() as q:
+            await require_env(q, app, env)  # a 404 without taking a lock
+        # Under the publish lock: a publish in flight cannot distribute after the event.
+        async with self.ctx.coordinator.publish_lock(app, env):
+            now = utc_now()
+            async with self.ctx.store.transaction() as q:
+                app_id = await q.app_id(app, lock=True)
+                if app_id is None:
+                    raise not_found(f"app {app!r}")
+                ref = await require_env(q, app, env, lock=True)
+                current = await q.get_app(app)
+                assert current is not None
+                if len(current.envs) <= 1:
+                    raise AppError(
+                        ErrorCode.LAST_ENV,
+                        f"{env!r} is the only env of app {app!r}; delete the app",
+                    )
+                latest = await q.latest_version(ref.id)
+                await q.delete_env(ref.id)
+                await q.add_audit(
+                    now,
+                    principal.actor,
+                    AuditAction.ENV_DELETE,
+                    f"{app}/{env}",
+                    f"deleted env {env} (last version {max(latest, ref.version_floor)})",
+                    app,
+                    env,
+                )
+            await self.ctx.coordinator.announce(EnvDeleted(app, env))

@@ -162,12 +162,27 @@ async def reconcile_draft(
     Used by a batch edit and by a rollback; max_bytes (as a release) and max_items refuse a
     draft that would grow past them. Returns what was written (empty when the draft matched).
     """
+    change = await plan_checked(q, ref, current, target, actor, now, max_bytes, max_items)
+    await write_change(q, ref, change)
+    return change
+
+
+async def plan_checked(
+    q: Queries,
+    ref: EnvRef,
+    current: Mapping[str, Item],
+    target: Mapping[str, str],
+    actor: str,
+    now: str,
+    max_bytes: int,
+    max_items: int | None = None,
+) -> DraftChange:
+    """What reconcile_draft would write, its limits checked, nothing written (a dry run)."""
     if max_items is not None:
         check_items_limit(len(current), len(target), max_items)
     change = plan_reconcile(current, target, ref.draft_revision + 1, now, actor)
     replaced = [current[i.key] for i in change.updated] + [current[k] for k in change.deleted]
     await check_draft_bytes(q, ref, change, replaced, max_bytes)
-    await write_change(q, ref, change)
     return change
 
 
@@ -316,6 +331,42 @@ class DraftService:
             latest = await q.latest_release(ref.id)
         base = latest.items if latest else {}
         return diff_items(base, draft, latest.version if latest else None)
+
+    async def discard(self, principal: Principal, app: str, env: str) -> tuple[int, list[Item]]:
+        """The draft back to the latest release's values (empty before the first release).
+
+        Releases keep values only: a key the release and the draft share keeps its comment, a
+        key brought back gets none. Returns (draft revision, the draft).
+        """
+        principal.require(app, Permission.EDIT)
+        now = utc_now()
+        async with self.ctx.store.transaction() as q:
+            ref = await require_env(q, app, env, lock=True)
+            latest = await q.latest_release(ref.id)
+            current = await draft_items(q, ref)
+            # No items limit: the draft goes back to what was published (as a rollback does).
+            change = await reconcile_draft(
+                q,
+                ref,
+                current,
+                latest.items if latest else {},
+                principal.name,
+                now,
+                self.ctx.limits.max_release_bytes,
+            )
+            if change:
+                base = f"version {latest.version}" if latest else "empty (never published)"
+                await q.add_audit(
+                    now,
+                    principal.actor,
+                    AuditAction.DRAFT_DISCARD,
+                    f"{app}/{env}",
+                    f"draft back to {base}: {change.summary}",
+                    app,
+                    env,
+                )
+            items = await q.items(ref.id)
+        return (change.revision if change else ref.draft_revision), items
 
     def _valid_item(self, key: str, value: str, comment: str | None) -> tuple[str, str, str | None]:
         """One item's key, value and comment, validated (400/413 before any store work)."""

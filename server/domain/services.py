@@ -14,6 +14,7 @@ from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
 from server.domain.scopes import Permission, Principal
 from server.domain.throttle import SignInThrottle
+from server.domain.transfer import TransferService
 from server.domain.users import UserService
 from server.domain.validation import validate_app_name
 from server.errors import AppError, ErrorCode
@@ -33,6 +34,7 @@ class Services:
     releases: ReleaseService
     auth: AuthService
     users: UserService
+    transfer: TransferService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -50,6 +52,7 @@ class Services:
                 SignInThrottle(ctx.store, auth.failures_per_address),
             ),
             UserService(ctx, passwords),
+            TransferService(ctx),
         )
 
     def close(self) -> None:

@@ -146,6 +146,36 @@ class Queries(AuthQueries):
         await self.conn.execute("DELETE FROM envs WHERE app_id = ?", (app_id,))
         await self.conn.execute("DELETE FROM apps WHERE id = ?", (app_id,))
 
+    async def delete_env(self, env_id: int) -> None:
+        """One env, its draft and releases; its last version is retired for a later namesake."""
+        names = await self.conn.fetchone(
+            "SELECT a.name, e.name FROM envs e JOIN apps a ON a.id = e.app_id WHERE e.id = ?",
+            (env_id,),
+        )
+        if names is None:
+            return
+        await self.conn.execute(
+            "DELETE FROM retired_versions WHERE app = ? AND env = ?", (names[0], names[1])
+        )
+        # The floor already holds what an earlier deletion retired, so this only grows.
+        await self.conn.execute(
+            "INSERT INTO retired_versions (app, env, version) "
+            "SELECT a.name, e.name, COALESCE(MAX(r.version), e.version_floor) "
+            "FROM envs e JOIN apps a ON a.id = e.app_id "
+            "LEFT JOIN releases r ON r.env_id = e.id "
+            "WHERE e.id = ? GROUP BY a.name, e.name, e.version_floor",
+            (env_id,),
+        )
+        await self.conn.execute("DELETE FROM releases WHERE env_id = ?", (env_id,))
+        await self.conn.execute("DELETE FROM items WHERE env_id = ?", (env_id,))
+        await self.conn.execute("DELETE FROM envs WHERE id = ?", (env_id,))
+
+    async def update_app_description(self, app_id: int, description: str) -> None:
+        """Set an app's description."""
+        await self.conn.execute(
+            "UPDATE apps SET description = ? WHERE id = ?", (description, app_id)
+        )
+
     async def env(self, app: str, env: str, lock: bool = False) -> EnvRef | None:
         """One env of an app; with lock, its row is held until the transaction ends."""
         app_id = await self.app_id(app)

@@ -30,6 +30,7 @@ class Hub:
         self.connections: set[WatchConnection] = set()
         published.add_listener(self.broadcast)
         published.add_removal_listener(self.drop_app)
+        published.add_env_removal_listener(self.drop_env)
 
     @property
     def subscriber_count(self) -> int:
@@ -149,6 +150,15 @@ class Hub:
             for conn in self._by_key.pop(key):
                 conn.subscriptions.pop(key, None)
                 conn.send_text(deleted)
+
+    def drop_env(self, app: str, env: str) -> None:
+        """Tell subscribers of a deleted env and drop their subscriptions."""
+        key = (app, env)
+        self.messages.forget(key)
+        deleted = error_message(ErrorCode.ENV_DELETED, f"env {env!r} of app {app!r} was deleted")
+        for conn in self._by_key.pop(key, set()):
+            conn.subscriptions.pop(key, None)
+            conn.send_text(deleted)
 
     def heartbeat(self) -> int:
         """Ping every socket; close those that missed two pings. Returns how many closed."""

@@ -60,6 +60,14 @@ class Need:
 
 
 SHOP = {"app": "shop", "env": "prod"}
+EXPORT_DOCUMENT = {
+    "kind": "configcenter.export",
+    "version": 1,
+    "exported_at": "2026-01-01T00:00:00.000000Z",
+    "app": "shop",
+    "description": "",
+    "envs": {},
+}
 # Keyed by the route's handler name (Route.name).
 NEEDS: dict[str, Need] = {
     "get_config": Need("read_config", SHOP),
@@ -85,6 +93,12 @@ NEEDS: dict[str, Need] = {
     "get_app": Need("read_config", {"app": "shop"}),
     "delete_app": Need("admin", {"app": "ghost"}),
     "create_env": Need("manage", {"app": "shop"}, {"name": "made"}),
+    "update_app": Need("manage", {"app": "shop"}, {"description": "matrix"}),
+    "delete_env": Need("manage", {"app": "shop", "env": "ghost"}),
+    "discard_draft": Need("edit", SHOP),
+    "export_app": Need("manage", {"app": "shop"}),
+    "import_app": Need("admin", {}, EXPORT_DOCUMENT, query="mode=merge"),
+    "import_env": Need("edit", SHOP, {"k": "imported"}, query="format=json&dry_run=true"),
     "list_items": Need("view", SHOP),
     "patch_items": Need("edit", SHOP, {"delete": ["missing"]}),
     "get_item": Need("view", {**SHOP, "key": "k"}),

@@ -339,3 +339,29 @@ async def test_a_deleted_app_loses_its_cache_file_and_its_new_life_goes_on_above
         await wait_until(lambda: client.version == 3, "the first release of the new app")
         assert client.get("a") == "reborn"
         await wait_until(cache.exists, "the new app's cache file")
+
+
+async def test_a_deleted_env_loses_its_cache_file_and_its_new_life_goes_on_above_it(
+    admin: Admin, shared_server: ServerProcess, tmp_path: Path
+) -> None:
+    app = admin.new_app()
+    admin.call("POST", f"/api/v1/apps/{app}/envs", {"name": "dev"}, 201)
+    admin.publish(app, {"a": "1"}, env="dev")
+    assert admin.publish(app, {"a": "2"}, env="dev") == 2
+    client = ConfigClient(shared_server.url, read_token(admin, app), app, "dev", tmp_path, **FAST)
+    cache = tmp_path / f"{app}@dev.json"
+    async with client:
+        await wait_until(lambda: client.connected and cache.exists(), "the subscription")
+
+        await asyncio.to_thread(admin.call, "DELETE", f"/api/v1/apps/{app}/envs/dev", None, 204)
+
+        await wait_until(lambda: not cache.exists(), "the deleted env's cache file to go")
+        assert (client.version, client.get("a")) == (2, "2")
+        await asyncio.to_thread(
+            admin.call, "POST", f"/api/v1/apps/{app}/envs", {"name": "dev"}, 201
+        )
+        version = await asyncio.to_thread(admin.publish, app, {"a": "reborn"}, None, "dev")
+        assert version == 3
+        await wait_until(lambda: client.version == 3, "the first release of the new env")
+        assert client.get("a") == "reborn"
+        await wait_until(cache.exists, "the new env's cache file")

@@ -370,6 +370,51 @@ async def test_8_revoking_a_token_on_a_closes_its_socket_on_c(
     await kept_ws.close()
 
 
+async def test_9_deleting_an_env_on_a_reaches_subscribers_and_long_polls_on_b_and_c(
+    replicas: list[Replica], app_name: str, raw_etcd: aetcd.Client
+) -> None:
+    a, b, c = replicas
+    await a.create_app(app_name)
+    status, body = await a.call("POST", f"/api/v1/apps/{app_name}/envs", {"name": "dev"})
+    assert status == 201, body
+    for env in ("prod", "dev"):
+        await a.set_items(app_name, {"k": env}, env=env)
+        assert (await a.publish(app_name, env=env))[0] == 201
+    ws_b = await b.watch(app_name, env="dev")
+    assert await last_version(ws_b, 1) == 1
+    poll = asyncio.create_task(
+        c.call("GET", f"/api/v1/apps/{app_name}/envs/dev/config?after=1&wait=30")
+    )
+    await until(lambda: _has_version(c, app_name, 1, "dev"), what="C serving dev")
+
+    status, _ = await a.call("DELETE", f"/api/v1/apps/{app_name}/envs/dev")
+    assert status == 204
+
+    message = (await ws_b.receive(timeout=10)).json()
+    assert (message["type"], message["code"]) == ("error", "env_deleted")
+    poll_status, poll_body = await asyncio.wait_for(poll, 10)
+    assert (poll_status, poll_body["error"]["code"]) == (404, "not_found")
+    for replica in replicas:
+        await until(
+            functools.partial(_has_version, replica, app_name, 0, "dev"),
+            what=f"{replica.url} forgetting dev",
+        )
+        assert await replica.config_version(app_name) == 1  # prod stays
+    assert await raw_etcd.get(KEYS.release(app_name, "dev")) is None
+    # Created again on B and published on C: above the deleted env's version, everywhere.
+    status, _ = await b.call("POST", f"/api/v1/apps/{app_name}/envs", {"name": "dev"})
+    assert status == 201
+    await c.set_items(app_name, {"k": "again"}, env="dev")
+    status, release = await c.publish(app_name, env="dev")
+    assert (status, release["version"]) == (201, 2)
+    for replica in replicas:
+        await until(
+            functools.partial(_has_version, replica, app_name, 2, "dev"),
+            what=f"{replica.url} serving the new dev",
+        )
+    await ws_b.close()
+
+
 # helpers
 
 
@@ -377,8 +422,8 @@ async def _not(value: Any) -> bool:
     return not await value
 
 
-async def _has_version(replica: Replica, app: str, version: int) -> bool:
-    return await replica.config_version(app) == version
+async def _has_version(replica: Replica, app: str, version: int, env: str = "prod") -> bool:
+    return await replica.config_version(app, env) == version
 
 
 # What a publish may answer while etcd comes back: each says "retry".

@@ -56,6 +56,13 @@ class StoreReleases:
             assert app_id is not None
             await q.delete_app(app_id)
 
+    async def drop_env(self, app: str, env: str) -> None:
+        """Delete one env from the store, as DELETE /apps/{app}/envs/{env} does."""
+        async with self.store.transaction() as q:
+            ref = await q.env(app, env)
+            assert ref is not None
+            await q.delete_env(ref.id)
+
     async def latest_releases(self) -> list[Release]:
         return await self.source.latest_releases()
 

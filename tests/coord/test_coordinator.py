@@ -14,7 +14,7 @@ import pytest
 from devservices import EtcdCluster
 from server.coord.etcd_keys import decode_release, encode_release
 from server.errors import AppError
-from server.events import AppDeleted, ClusterEvent, TokenRevoked, UserChanged
+from server.events import AppDeleted, ClusterEvent, EnvDeleted, TokenRevoked, UserChanged
 from server.records import Fence
 from tests.coord.helpers import (
     LOCK_TTL,
@@ -26,7 +26,12 @@ from tests.coord.helpers import (
 )
 
 # One event of every type (test_events checks that none is missing).
-EVENT_SAMPLES: tuple[ClusterEvent, ...] = (TokenRevoked(7), UserChanged("ann"), AppDeleted("gone"))
+EVENT_SAMPLES: tuple[ClusterEvent, ...] = (
+    TokenRevoked(7),
+    UserChanged("ann"),
+    AppDeleted("gone"),
+    EnvDeleted("shop", "gone"),
+)
 KINDS = [pytest.param("local", id="local"), pytest.param("etcd", id="etcd", marks=pytest.mark.etcd)]
 
 
@@ -276,6 +281,22 @@ async def test_app_deleted_removes_its_records(
     await until(lambda: AppDeleted("shop") in b.events)
     left = await raw_etcd.get_prefix(a.etcd.keys.releases)
     assert [kv.key for kv in left] == [a.etcd.keys.release("shopx", "prod")]
+
+
+@pytest.mark.etcd
+async def test_env_deleted_removes_its_record_and_every_replica_forgets_it(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    b = await node_factory("etcd")
+    for env in ("prod", "dev"):
+        async with a.coordinator.publish_lock("shop", env) as fence:
+            await a.coordinator.distribute(await store.commit(make_release("shop", env, 1)), fence)
+    await until(lambda: b.published.version("shop", "dev") == 1)
+    await a.coordinator.announce(EnvDeleted("shop", "dev"))
+    await until(lambda: EnvDeleted("shop", "dev") in b.events)
+    left = await raw_etcd.get_prefix(a.etcd.keys.releases)
+    assert [kv.key for kv in left] == [a.etcd.keys.release("shop", "prod")]
 
 
 @pytest.mark.etcd

@@ -57,11 +57,13 @@ async def stop_watch(node: Node) -> None:
     assert not node.etcd.sync.watching
 
 
-async def publish(node: Node, store: StoreReleases, version: int, app: str = "shop") -> None:
+async def publish(
+    node: Node, store: StoreReleases, version: int, app: str = "shop", env: str = "prod"
+) -> None:
     """Commit a release and distribute it, as a publish on node does."""
-    async with node.coordinator.publish_lock(app, "prod") as fence:
+    async with node.coordinator.publish_lock(app, env) as fence:
         await node.coordinator.distribute(
-            await store.commit(make_release(app, "prod", version)), fence
+            await store.commit(make_release(app, env, version)), fence
         )
 
 
@@ -159,6 +161,22 @@ async def test_an_app_deleted_while_its_event_was_missed_leaves_the_cache(
     assert a.etcd.sync.repairs["cache_stale"] == 1
     assert a.etcd.sync.repairs["etcd_stale"] == 1
     assert await raw_etcd.get(a.etcd.keys.release("shop", "prod")) is None
+
+
+async def test_an_env_deleted_while_its_event_was_missed_leaves_the_cache(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    await publish(a, store, 1)
+    await publish(a, store, 1, env="dev")
+    # Deleted in the store by a replica that died before announcing it.
+    await store.drop_env("shop", "dev")
+    await a.etcd.refresh_once()
+    assert a.published.get("shop", "dev") is None
+    assert a.published.version("shop", "prod") == 1
+    assert a.etcd.sync.repairs["cache_stale"] == 1
+    assert a.etcd.sync.repairs["etcd_stale"] == 1
+    assert await raw_etcd.get(a.etcd.keys.release("shop", "dev")) is None
 
 
 async def test_a_refresh_while_the_store_is_down_is_one_warning_and_the_next_one_works(
