@@ -15,6 +15,7 @@ from tests.api.helpers import ADMIN_PASSWORD, Answer, Api, make_config
 
 PUBLIC = "https://config.example.com"
 Start = Callable[..., Awaitable[Api]]
+"""start(public_url=..., trusted_proxies=...): the [server] keys to set."""
 
 
 @pytest.fixture
@@ -24,9 +25,12 @@ def start(
     """Start an app with [server] keys replaced, signed in as admin over the API."""
     monkeypatch.setenv("CONFIGCENTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
 
-    async def started(**server: object) -> Api:
+    async def started(public_url: str = "", trusted_proxies: tuple[str, ...] = ()) -> Api:
         config = make_config(store_url, tmp_path)
-        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **server))
+        server = dataclasses.replace(
+            config.server, public_url=public_url, trusted_proxies=trusted_proxies
+        )
+        config = dataclasses.replace(config, server=server)
         client = await aiohttp_client(create_app(config))
         login = await client.post(
             "/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD}
