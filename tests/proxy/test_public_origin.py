@@ -1,4 +1,4 @@
-"""server.public_url decides the origin and the cookie, whatever the request or a proxy says."""
+"""The public origin: server.public_url, else a trusted proxy's forwarded one, else the request."""
 
 from __future__ import annotations
 
@@ -100,3 +100,56 @@ async def test_without_either_key_plain_http_works_as_before(start: Start) -> No
     assert form.headers["Set-Cookie"].startswith("cc_login=")
     created = await _cookie_write(api, "cc_session", own, "shop")
     assert created.status == 201, created.text
+
+
+async def _login_cookie(api: Api, headers: dict[str, str]) -> str:
+    form = await api.call("GET", "/login", token=None, headers=headers)
+    assert form.status == 200, form.text
+    return form.headers["Set-Cookie"].split("=", 1)[0]
+
+
+async def test_a_trusted_proxy_is_believed_about_one_scheme_and_one_host(start: Start) -> None:
+    # The test client connects from 127.0.0.1, trusted here as a proxy.
+    api = await start(trusted_proxies=("127.0.0.1",))
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "config.example.com"}
+    assert await _login_cookie(api, https) == "__Secure-cc_login"
+    assert await _login_cookie(api, {"X-Forwarded-Proto": "HTTPS"}) == "__Secure-cc_login"
+    for unbelieved in ("https, http", "ftp", ""):
+        assert await _login_cookie(api, {"X-Forwarded-Proto": unbelieved}) == "cc_login"
+    assert await _login_cookie(api, {}) == "cc_login"
+
+    created = await api.call(
+        "POST",
+        "/api/v1/apps",
+        {"name": "shop", "envs": ["prod"]},
+        token=None,
+        headers={
+            **https,
+            "Cookie": f"__Host-cc_session={api.token}",
+            "X-CSRF-Token": csrf_token_for(api.token),
+            "Origin": PUBLIC,
+        },
+    )
+    assert created.status == 201, created.text
+    own = f"http://{api.client.host}:{api.client.port}"
+    # A host header that is not one host name is not believed, even with the Origin it implies.
+    for host, implied in (
+        ("a.example, b.example", "http://a.example"),
+        ("evil.example/path", "http://evil.example"),
+        ("user@evil.example", "http://evil.example"),
+    ):
+        answer = await api.call(
+            "POST",
+            "/api/v1/apps",
+            {"name": "other", "envs": ["prod"]},
+            token=None,
+            headers={
+                "X-Forwarded-Host": host,
+                "Cookie": f"cc_session={api.token}",
+                "X-CSRF-Token": csrf_token_for(api.token),
+                "Origin": implied,
+            },
+        )
+        assert answer.status == 403, (host, answer.text)
+    same = await _cookie_write(api, "cc_session", own, "own")
+    assert same.status == 201, same.text
