@@ -1,4 +1,4 @@
-"""The admin page in real Chromium through the real nginx: sign in, publish, live updates."""
+"""The admin page in real Chromium through the real nginx: sign in, publish, live, sign out."""
 
 from __future__ import annotations
 
@@ -91,6 +91,15 @@ def test_the_admin_page_works_through_the_tls_proxy(
         proxied.admin_call("POST", "/api/v1/apps/shop/envs/prod/releases", {"comment": "by api"})
         expect(page.get_by_role("status")).to_contain_text("New release v3")
         expect(page.locator('tr[data-key="c"]')).to_contain_text("3")
+
+        # Signing out clears the __Host- cookie (a deletion without Secure would be ignored).
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        assert "__Host-cc_session" not in {c["name"] for c in context.cookies()}
+        status = proxied.direct(
+            "GET", "/api/v1/me", headers={"Authorization": f"Bearer {session['value']}"}
+        ).status
+        assert status == 401
     finally:
         context.close()
     assert not errors, errors
