@@ -1,7 +1,8 @@
-"""Throwaway etcd, MariaDB and configcenter processes on loopback for tests, scripts, benches."""
+"""Throwaway etcd, MariaDB, nginx and configcenter processes on loopback for tests and scripts."""
 
 from devservices.etcd import EtcdCluster
 from devservices.mariadb import MariaDBServer
+from devservices.nginx import NginxProxy
 from devservices.process import (
     DEFAULT_ADMIN_PASSWORD,
     ETCD_BIN,
@@ -23,6 +24,7 @@ __all__ = [
     "REPO_ROOT",
     "EtcdCluster",
     "MariaDBServer",
+    "NginxProxy",
     "ServerProcess",
     "children_of",
     "free_port",

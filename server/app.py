@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from server.api.answers import ConfigAnswers
 from server.api.routes import add_routes
@@ -21,6 +22,7 @@ from server.domain.auth import (
 from server.domain.context import DomainContext
 from server.domain.services import Services
 from server.events import AppDeleted, EnvDeleted, TokenRevoked, UserChanged
+from server.forwarded import behind_proxy
 from server.keys import (
     ANSWERS,
     CONFIG,
@@ -44,9 +46,12 @@ log = logging.getLogger(__name__)
 
 def create_app(config: Config) -> web.Application:
     """The application: routes, middlewares and resources opened in cleanup_ctx order."""
-    app = web.Application(
-        middlewares=[observe, authenticate], client_max_size=config.limits.max_body_bytes
-    )
+    # First, so that every later middleware and handler sees the public side of the request.
+    edge = behind_proxy(config.server)
+    middlewares: list[Middleware] = [observe, authenticate]
+    if edge is not None:
+        middlewares.insert(0, edge)
+    app = web.Application(middlewares=middlewares, client_max_size=config.limits.max_body_bytes)
     advertise = f"http://{config.server.host}:{config.server.port}"
     store = Store.from_config(config)
     coordinator = create_coordinator(config, advertise)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +31,16 @@ class ServerSection:
     idle_timeout: float = 10.0
     # When set, GET /metrics needs `Authorization: Bearer <metrics_token>`.
     metrics_token: str = ""
+    # Peers (IP addresses or CIDR networks) whose X-Forwarded-Proto/-Host/-For are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    # The origin browsers use (https://config.example.com): what Origin must match, and
+    # whether the session cookie is Secure. Empty: the request's own (or a trusted proxy's).
+    public_url: str = ""
+
+    @property
+    def public_origin(self) -> tuple[str, str] | None:
+        """(scheme, host[:port]) of public_url, or None when it is not set."""
+        return parse_public_url(self.public_url) if self.public_url else None
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,38 @@ class Config:
         return path if path.is_absolute() else self.base_dir / path
 
 
+def parse_public_url(url: str) -> tuple[str, str]:
+    """(scheme, host[:port]) of an origin URL such as https://config.example.com:8443."""
+    where = "[server] public_url"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{where}: not a URL: {url!r} ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"{where}: expected http://HOST or https://HOST, got {url!r}")
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where}: needs a host and no user or password, got {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        # The admin page and the API live at the root; a path prefix is not supported.
+        raise ConfigError(f"{where}: must be an origin without a path or query, got {url!r}")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return parts.scheme, host if port is None else f"{host}:{port}"
+
+
+def _check_trusted_proxies(entries: tuple[str, ...]) -> None:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=True)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[server] trusted_proxies: expected an IP address or a CIDR network "
+                f"such as 10.0.0.0/24, got {entry!r} ({exc})"
+            ) from None
+
+
 _SECTIONS: dict[str, type[Any]] = {
     "server": ServerSection,
     "store": StoreSection,
@@ -151,6 +194,9 @@ def _check(config: Config) -> Config:
             raise ConfigError("[store] url: a mysql URL needs a host and a database name")
     if not 0 <= config.server.port <= 65535:
         raise ConfigError(f"[server] port: out of range: {config.server.port}")
+    _check_trusted_proxies(config.server.trusted_proxies)
+    if config.server.public_url:
+        parse_public_url(config.server.public_url)
     for endpoint in config.etcd.endpoints:
         host, _, port = endpoint.rpartition(":")
         if not host or not port.isdigit():

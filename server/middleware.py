@@ -27,6 +27,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 REQUEST_ID = web.RequestKey("request_id", str)
 SESSION_COOKIE = "cc_session"
+SECURE_SESSION_COOKIE = "__Host-cc_session"
+"""The session cookie's name when the public origin is https (Secure, Path=/, no Domain)."""
 CSRF_HEADER = "X-CSRF-Token"
 API_PREFIX = "/api/v1/"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -86,6 +88,11 @@ def policy_of(request: web.Request) -> Policy:
     if policy is not None:
         return policy
     return _UNMATCHED_API if request.path.startswith(API_PREFIX) else _UNMATCHED
+
+
+def session_cookie_name(request: web.Request) -> str:
+    """The session cookie's name for this request's public origin: __Host- when it is https."""
+    return SECURE_SESSION_COOKIE if request.secure else SESSION_COOKIE
 
 
 def error_response(code: str, status: int, message: str) -> web.Response:
@@ -168,14 +175,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
     request.app[METRICS].observe_request(request.method, route_name, response.status, elapsed)
-    # The path only: a query string may carry ?token=.
+    # The path only: a query string may carry ?token=. The client is the peer, or the
+    # forwarded address when the peer is a trusted proxy (server.forwarded).
     log.info(
-        "rid=%s %s %s %d %.1fms",
+        "rid=%s %s %s %d %.1fms from %s",
         request_id,
         request.method,
         loggable(request.path),
         response.status,
         elapsed * 1000,
+        request.remote,
     )
     return response
 
@@ -203,7 +212,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if secret is not None:
         request[PRINCIPAL] = await auth.authenticate(secret)
         return await handler(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(session_cookie_name(request))
     if cookie is None:
         raise AppError(ErrorCode.UNAUTHORIZED, "a bearer token or a session is required")
     principal = await auth.authenticate(cookie)
@@ -220,7 +229,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def same_origin(request: web.Request) -> bool:
-    """False when the browser says the request came from another origin (scheme, host, port)."""
+    """False when the browser says the request came from another origin (scheme, host, port).
+
+    Ours is the public origin: server.public_url, else a trusted proxy's X-Forwarded-Proto and
+    -Host, else the request's own (server.forwarded gives the request those).
+    """
     origin = request.headers.get("Origin")
     if origin is None:
         # Browsers send Origin on every cross-origin request that could change something.

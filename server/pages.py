@@ -17,7 +17,7 @@ from server.domain.auth import check_csrf, csrf_token_for
 from server.domain.scopes import ROLE_PERMISSIONS, Principal
 from server.errors import AppError, ErrorCode
 from server.keys import CONFIG
-from server.middleware import PAGE, SESSION_COOKIE, declare, same_origin
+from server.middleware import PAGE, declare, same_origin, session_cookie_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -25,6 +25,8 @@ STATIC_DIR = ROOT / "static"
 
 LOGIN_COOKIE = "cc_login"
 """Double-submit token of the sign-in form: a cross-site post cannot read or send it."""
+SECURE_LOGIN_COOKIE = "__Secure-cc_login"
+"""Its name when the public origin is https (Path=/login rules out __Host-)."""
 CSRF_FIELD = "csrf_token"
 LOGIN_COOKIE_SECONDS = 3600
 MAX_FIELD_CHARS = 1024
@@ -95,9 +97,37 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
         response.headers.setdefault("Cache-Control", "no-store")
 
 
+def _login_cookie_name(request: web.Request) -> str:
+    return SECURE_LOGIN_COOKIE if request.secure else LOGIN_COOKIE
+
+
+def _set_session_cookie(request: web.Request, response: web.StreamResponse, secret: str) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, Path=/, no Domain; Secure on https."""
+    response.set_cookie(
+        session_cookie_name(request),
+        secret,
+        max_age=request.app[CONFIG].auth.session_ttl,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
+def _forget_session_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    # A browser ignores a __Host- cookie (its deletion too) that lacks Secure.
+    response.del_cookie(
+        session_cookie_name(request),
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+
+
 async def _session(request: web.Request) -> tuple[str, Principal] | None:
     """The session cookie and its principal, or None when absent, expired or revoked."""
-    cookie = request.cookies.get(SESSION_COOKIE)
+    cookie = request.cookies.get(session_cookie_name(request))
     if not cookie:
         return None
     try:
@@ -119,8 +149,8 @@ def _redirect(location: str) -> web.Response:
 def _to_sign_in(request: web.Request) -> web.Response:
     """Back to the sign-in form, forgetting a session cookie that no longer works."""
     response = _redirect("/login")
-    if SESSION_COOKIE in request.cookies:
-        response.del_cookie(SESSION_COOKIE, path="/")
+    if session_cookie_name(request) in request.cookies:
+        _forget_session_cookie(request, response)
     return response
 
 
@@ -143,7 +173,7 @@ def _login_form(
         status=status,
     )
     response.set_cookie(
-        LOGIN_COOKIE,
+        _login_cookie_name(request),
         token,
         max_age=LOGIN_COOKIE_SECONDS,
         path="/login",
@@ -192,7 +222,7 @@ async def post_login(request: web.Request) -> web.StreamResponse:
     username = form.get("username")
     password = form.get("password")
     presented = form.get(CSRF_FIELD)
-    expected = request.cookies.get(LOGIN_COOKIE)
+    expected = request.cookies.get(_login_cookie_name(request))
     next_page = _next_page(form.get("next"))
     if (
         not same_origin(request)
@@ -230,16 +260,14 @@ async def post_login(request: web.Request) -> web.StreamResponse:
             refused.headers["Retry-After"] = str(exc.retry_after)
         return refused
     response = _redirect("/" + next_page)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session.secret,
-        max_age=request.app[CONFIG].auth.session_ttl,
-        path="/",
+    _set_session_cookie(request, response, session.secret)
+    response.del_cookie(
+        _login_cookie_name(request),
+        path="/login",
         httponly=True,
         samesite="Strict",
         secure=request.secure,
     )
-    response.del_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
@@ -262,5 +290,5 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
         )
     await services(request).auth.logout(principal)
     response = _redirect("/login")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    _forget_session_cookie(request, response)
     return response

@@ -74,7 +74,11 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "api": (("server.api.*",), ("leaf", "published", "domain", "keys", "http-entry")),
     "watch": (("server.watch.*",), ("leaf", "published", "domain", "keys", "http-entry")),
     "pages": (("server.pages",), ("leaf", "published", "domain", "keys", "http-entry")),
-    "middleware": (("server.middleware",), ("leaf", "published", "domain", "keys", "http-entry")),
+    # server.forwarded: the public side of a request behind a trusted proxy (a middleware).
+    "middleware": (
+        ("server.middleware", "server.forwarded"),
+        ("leaf", "published", "domain", "keys", "http-entry"),
+    ),
     "keys": (
         ("server.keys",),
         ("leaf", "published", "store", "coord", "domain", "api", "watch", "pages", "middleware"),
