@@ -9,8 +9,10 @@ from server.domain.apps import AppService
 from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
+from server.domain.envs import EnvService
 from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
+from server.domain.requests import RequestService
 from server.domain.scopes import Principal
 from server.domain.throttle import SignInThrottle
 from server.records import AuditEntry
@@ -27,21 +29,26 @@ class Services:
     drafts: DraftService
     releases: ReleaseService
     auth: AuthService
+    envs: EnvService
+    requests: RequestService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
         """Every service over one context."""
+        releases = ReleaseService(ctx)
         return cls(
             ctx,
             AppService(ctx),
             DraftService(ctx),
-            ReleaseService(ctx),
+            releases,
             AuthService(
                 ctx,
                 auth.session_ttl,
                 PasswordPool(auth.password_workers, auth.password_queue),
                 SignInThrottle(ctx.store, auth.failures_per_address),
             ),
+            EnvService(ctx),
+            RequestService(ctx, releases),
         )
 
     def close(self) -> None:
