@@ -285,12 +285,14 @@ class ReleaseRequest:
     base_version: int | None
     draft_revision: int | None
     rollback_to: int | None
-    diff: dict[str, Any]
     created_at: str
     decided_by: str | None = None
     decided_at: str | None = None
     decision_comment: str | None = None
     release_version: int | None = None
+    # {"added","changed","removed"} against the base release; the domain works it out from
+    # the snapshots (the store keeps no copy of their values).
+    diff: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The API shape; gray is null until gray releases exist."""

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.api.common import int_query, json_response, path_int, principal, read_body, services
 from server.api.schemas import CreateReleaseRequestBody, DecideReleaseRequestBody
+from server.domain.requests import MAX_PAGE
 from server.keys import METRICS
 
 
@@ -15,7 +16,7 @@ def _where(request: web.Request) -> tuple[str, str]:
 
 async def list_release_requests(request: web.Request) -> web.Response:
     """GET …/release-requests?status=&limit=&before=."""
-    limit = int_query(request, "limit", 100, 1, 500)
+    limit = int_query(request, "limit", 50, 1, MAX_PAGE)
     before = int_query(request, "before", None, 1, 2**62)
     assert limit is not None
     found = await services(request).requests.list_requests(

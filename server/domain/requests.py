@@ -10,9 +10,9 @@ release. Any release of the env makes its pending requests stale (their base mov
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
-
-import orjson
+from typing import Any
 
 from server.domain.apps import require_env
 from server.domain.context import DomainContext
@@ -41,7 +41,8 @@ from server.store.queries import Queries
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE = 500
+# Each request shown is diffed against its base release: pages stay small.
+MAX_PAGE = 200
 
 
 def parse_status(value: str | None) -> RequestStatus | None:
@@ -87,6 +88,39 @@ def _approvable(request: ReleaseRequest) -> None:
         raise _stale(request)
     if request.status is not RequestStatus.PENDING:
         raise _decided(request)
+
+
+def _diff(base: Mapping[str, str], frozen: Mapping[str, str]) -> dict[str, Any]:
+    """What the frozen snapshot changes against the base release, as a request shows it."""
+    shown = diff_items(base, frozen, None).to_json()
+    del shown["base_version"]
+    return shown
+
+
+class _Snapshots:
+    """Releases and frozen items read while showing requests, each read once."""
+
+    def __init__(self, q: Queries, ref: EnvRef) -> None:
+        self.q = q
+        self.ref = ref
+        self._releases: dict[int, dict[str, str]] = {}
+
+    async def release_items(self, version: int | None) -> dict[str, str]:
+        if version is None:
+            return {}
+        if version not in self._releases:
+            release = await self.q.release(self.ref.id, version)
+            self._releases[version] = release.items if release is not None else {}
+        return self._releases[version]
+
+    async def with_diff(self, request: ReleaseRequest) -> ReleaseRequest:
+        """The request with its diff against its base release."""
+        if request.rollback_to is not None:
+            frozen = await self.release_items(request.rollback_to)
+        else:
+            frozen = await self.q.release_request_items(request.id) or {}
+        base = await self.release_items(request.base_version)
+        return replace(request, diff=_diff(base, frozen))
 
 
 def _summary(request: ReleaseRequest) -> str:
@@ -141,8 +175,6 @@ class RequestService:
                 frozen = await q.draft_values(ref.id)
                 limit = self.ctx.limits.max_release_bytes
                 items_json = snapshot_text(frozen, check_publishable(latest, frozen, limit))
-            diff = diff_items(latest.items if latest else {}, frozen, None).to_json()
-            del diff["base_version"]
             request = ReleaseRequest(
                 id=0,
                 app=app,
@@ -153,12 +185,10 @@ class RequestService:
                 base_version=latest.version if latest else None,
                 draft_revision=ref.draft_revision if rollback_to is None else None,
                 rollback_to=rollback_to,
-                diff=diff,
                 created_at=now,
+                diff=_diff(latest.items if latest else {}, frozen),
             )
-            request_id = await q.insert_release_request(
-                ref.id, request, items_json, orjson.dumps(diff).decode()
-            )
+            request_id = await q.insert_release_request(ref.id, request, items_json)
             request = replace(request, id=request_id)
             await q.add_audit(
                 now,
@@ -185,7 +215,9 @@ class RequestService:
         wanted = parse_status(status)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
-            return await q.release_requests(ref.id, wanted, max(1, min(limit, MAX_PAGE)), before)
+            found = await q.release_requests(ref.id, wanted, max(1, min(limit, MAX_PAGE)), before)
+            snapshots = _Snapshots(q, ref)
+            return [await snapshots.with_diff(request) for request in found]
 
     async def get_request(
         self, principal: Principal, app: str, env: str, request_id: int
@@ -194,7 +226,7 @@ class RequestService:
         principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
-            return await self._require(q, ref, request_id)
+            return await _Snapshots(q, ref).with_diff(await self._require(q, ref, request_id))
 
     async def approve(
         self, principal: Principal, app: str, env: str, request_id: int, comment: str
@@ -314,7 +346,7 @@ class RequestService:
                 app,
                 env,
             )
-            return await self._require(q, ref, request_id)
+            return await _Snapshots(q, ref).with_diff(await self._require(q, ref, request_id))
 
     async def _mark_stale(self, app: str, env: str, request_id: int) -> None:
         """Record that a pending request's base is behind (found at approval)."""

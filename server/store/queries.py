@@ -29,7 +29,7 @@ _RELEASE_COLUMNS = (
 _TOKEN_COLUMNS = "id, name, kind, scopes_json, owner, created_at, expires_at, revoked_at"
 _REQUEST_COLUMNS = (
     "rr.id, a.name, e.name, rr.author, rr.comment, rr.status, rr.base_version, "
-    "rr.draft_revision, rr.rollback_to, rr.diff_json, rr.created_at, rr.decided_by, "
+    "rr.draft_revision, rr.rollback_to, rr.created_at, rr.decided_by, "
     "rr.decided_at, rr.decision_comment, rr.release_version"
 )
 _REQUEST_FROM = (
@@ -72,12 +72,11 @@ def _release_request(row: Row) -> ReleaseRequest:
         base_version=_optional_int(row[6]),
         draft_revision=_optional_int(row[7]),
         rollback_to=_optional_int(row[8]),
-        diff=orjson.loads(row[9]),
-        created_at=row[10],
-        decided_by=row[11],
-        decided_at=row[12],
-        decision_comment=row[13],
-        release_version=_optional_int(row[14]),
+        created_at=row[9],
+        decided_by=row[10],
+        decided_at=row[11],
+        decision_comment=row[12],
+        release_version=_optional_int(row[13]),
     )
 
 
@@ -593,13 +592,12 @@ class Queries:
         env_id: int,
         request: ReleaseRequest,
         items_json: str | None,
-        diff_json: str,
     ) -> int:
-        """A new pending request (its id is ignored); returns the id it got."""
+        """A new pending request (its id and diff are ignored); returns the id it got."""
         _, request_id = await self.conn.execute(
             "INSERT INTO release_requests (env_id, author, comment, status, base_version, "
-            "draft_revision, rollback_to, items_json, diff_json, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "draft_revision, rollback_to, items_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 env_id,
                 request.author,
@@ -609,7 +607,6 @@ class Queries:
                 request.draft_revision,
                 request.rollback_to,
                 items_json,
-                diff_json,
                 request.created_at,
             ),
         )

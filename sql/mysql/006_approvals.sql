@@ -11,9 +11,9 @@ CREATE TABLE release_requests (
     draft_revision BIGINT NULL,
     rollback_to BIGINT NULL,
     -- The frozen items, stored as release snapshots are; NULL for a rollback request (the
-    -- release it copies is immutable).
+    -- release it copies is immutable). No diff is stored: it is worked out from the frozen
+    -- items and the base release when read, so it never holds a value the snapshots do not.
     items_json LONGTEXT NULL,
-    diff_json LONGTEXT NOT NULL,
     created_at CHAR(27) NOT NULL,
     decided_by VARCHAR(255) NULL,
     decided_at CHAR(27) NULL,

@@ -11,9 +11,9 @@ CREATE TABLE release_requests (
     draft_revision INTEGER,
     rollback_to INTEGER,
     -- The frozen items, stored as release snapshots are; NULL for a rollback request (the
-    -- release it copies is immutable).
+    -- release it copies is immutable). No diff is stored: it is worked out from the frozen
+    -- items and the base release when read, so it never holds a value the snapshots do not.
     items_json TEXT,
-    diff_json TEXT NOT NULL,
     created_at TEXT NOT NULL,
     decided_by TEXT,
     decided_at TEXT,
