@@ -190,3 +190,28 @@ async def test_4_a_replica_killed_right_after_an_approve_arrives(
     await send_and_kill(doomed, path, approver)
     left = await check_one_release_or_none(b, app_name, request["id"], approver)
     print(f"\nround {round_}: the kill left the request {left}")
+
+
+async def test_5_a_replica_killed_once_its_approval_committed(
+    cluster: Cluster, replicas: list[Replica], app_name: str
+) -> None:
+    a, _, c = replicas
+    author, approver = await approval_app(a, app_name)
+    request = await make_request(a, app_name, author)
+    doomed = Replica(await asyncio.to_thread(cluster.new_replica), a.session, a.token)
+    path = f"{env_path(app_name)}/release-requests/{request['id']}/approve"
+    answer = asyncio.create_task(doomed.call("POST", path, {}, token=approver))
+
+    async def approved() -> bool:
+        state = await request_state(c, app_name, request["id"])
+        return bool(state["status"] == "approved")
+
+    await until(approved, what="the approval committed")
+    doomed.server.kill()
+    try:
+        await answer  # it may have answered before the kill
+    except Exception:  # noqa: S110 - or died answering: both are what a crash looks like
+        pass
+    assert await check_one_release_or_none(c, app_name, request["id"], approver) == "approved"
+    for replica in replicas:
+        await until(functools.partial(serves, replica, app_name, 2), what=f"{replica.url} v2")
