@@ -52,6 +52,8 @@ class EnvRef:
     fence_token: int
     # The version its first release follows: the last one of a deleted env of this name.
     version_floor: int = 0
+    # Publishes and rollbacks go through an approved release request.
+    approval_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,3 +258,82 @@ class Attempts:
     failures: int
     window_start: float
     locked_until: float
+
+
+# approvals
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """An env as GET …/envs/{env} shows it: its settings and where its draft and releases are."""
+
+    app: str
+    name: str
+    approval_required: bool
+    latest_version: int | None
+    draft_revision: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape; gray is null until gray releases exist."""
+        return {
+            "app": self.app,
+            "name": self.name,
+            "approval_required": self.approval_required,
+            "latest_version": self.latest_version,
+            "draft_revision": self.draft_revision,
+            "gray": None,
+        }
+
+
+class RequestStatus(StrEnum):
+    """Where a release request stands; only a pending one may be decided."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """A request to publish a frozen snapshot (draft items, or a rollback target)."""
+
+    id: int
+    app: str
+    env: str
+    author: str
+    comment: str
+    status: RequestStatus
+    base_version: int | None
+    draft_revision: int | None
+    rollback_to: int | None
+    created_at: str
+    decided_by: str | None = None
+    decided_at: str | None = None
+    decision_comment: str | None = None
+    release_version: int | None = None
+    # {"added","changed","removed"} against the base release; the domain works it out from
+    # the snapshots (the store keeps no copy of their values).
+    diff: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape; gray is null until gray releases exist."""
+        return {
+            "id": self.id,
+            "app": self.app,
+            "env": self.env,
+            "author": self.author,
+            "comment": self.comment,
+            "status": self.status.value,
+            "base_version": self.base_version,
+            "draft_revision": self.draft_revision,
+            "rollback_to": self.rollback_to,
+            "gray": None,
+            "diff": self.diff,
+            "created_at": self.created_at,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at,
+            "decision_comment": self.decision_comment,
+            "release_version": self.release_version,
+        }

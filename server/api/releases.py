@@ -17,7 +17,7 @@ async def publish_release(request: web.Request) -> web.Response:
     """POST …/releases."""
     body = await read_body(request, PublishBody, allow_empty=True)
     release = await services(request).releases.publish(
-        principal(request), *_where(request), body.comment
+        principal(request), *_where(request), body.comment, body.draft_revision, body.emergency
     )
     request.app[METRICS].publishes.inc()
     return json_response(release.to_json(), status=201)
@@ -46,7 +46,11 @@ async def rollback_release(request: web.Request) -> web.Response:
     """POST …/releases/{version}/rollback."""
     body = await read_body(request, RollbackBody, allow_empty=True)
     release = await services(request).releases.rollback(
-        principal(request), *_where(request), path_int(request, "version"), body.comment
+        principal(request),
+        *_where(request),
+        path_int(request, "version"),
+        body.comment,
+        body.emergency,
     )
     request.app[METRICS].publishes.inc()
     return json_response(release.to_json(), status=201)

@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import BaseModel
 
-from server.api import apps, auth, config, items, openapi, ops, releases, transfer, users
+from server.api import (
+    apps,
+    auth,
+    config,
+    envs,
+    items,
+    openapi,
+    ops,
+    releases,
+    requests,
+    transfer,
+    users,
+)
 from server.api import schemas as s
 from server.middleware import CALLER, PUBLIC, WEBSOCKET, Policy, declare
 from server.watch import http as watch_http
@@ -218,7 +230,11 @@ ROUTES: tuple[Route, ...] = (
         releases.publish_release,
         "Publish the draft",
         s.PublishBody,
-        {201: "release", 409: "nothing_to_publish"},
+        {
+            201: "release",
+            409: "nothing_to_publish, draft_changed, approval_required",
+            413: "release_too_large",
+        },
         tag="releases",
     ),
     Route(
@@ -238,7 +254,7 @@ ROUTES: tuple[Route, ...] = (
         releases.rollback_release,
         "New release with an earlier snapshot",
         s.RollbackBody,
-        {201: "release"},
+        {201: "release", 404: "no such version", 409: "nothing_to_publish, approval_required"},
         tag="releases",
     ),
     # env and app management, export and import
@@ -311,6 +327,86 @@ ROUTES: tuple[Route, ...] = (
         "Who changed what (admin, or the app's viewers with app=)",
         tag="ops",
         query=("app", "actor", "action", "limit", "before"),
+    ),
+    # approvals: env settings and release requests
+    Route(
+        "GET",
+        ENV,
+        envs.get_env,
+        "An env's settings, latest version and draft revision",
+        responses={200: "env", 404: "no such app or env"},
+        tag="apps",
+    ),
+    Route(
+        "PATCH",
+        ENV,
+        envs.update_env,
+        "Change an env's settings (owner)",
+        s.UpdateEnvBody,
+        {200: "env", 404: "no such app or env"},
+        tag="apps",
+    ),
+    Route(
+        "GET",
+        f"{ENV}/release-requests",
+        requests.list_release_requests,
+        "Release requests, newest first",
+        responses={200: "requests", 404: "no such app or env"},
+        tag="requests",
+        query=("status", "limit", "before"),
+    ),
+    Route(
+        "POST",
+        f"{ENV}/release-requests",
+        requests.create_release_request,
+        "Request a release of the draft, or a rollback; freezes its snapshot",
+        s.CreateReleaseRequestBody,
+        {
+            201: "request",
+            404: "no such app, env or version",
+            409: "draft_changed, nothing_to_publish",
+            413: "release_too_large",
+        },
+        tag="requests",
+    ),
+    Route(
+        "GET",
+        f"{ENV}/release-requests/{{id}}",
+        requests.get_release_request,
+        "One release request",
+        responses={200: "request", 404: "no such request"},
+        tag="requests",
+    ),
+    Route(
+        "POST",
+        f"{ENV}/release-requests/{{id}}/approve",
+        requests.approve_release_request,
+        "Approve: publish exactly the frozen snapshot (publisher, not the author)",
+        s.DecideReleaseRequestBody,
+        {
+            201: "release",
+            403: "self_approval",
+            404: "no such request",
+            409: "stale_request, request_decided",
+        },
+        tag="requests",
+    ),
+    Route(
+        "POST",
+        f"{ENV}/release-requests/{{id}}/reject",
+        requests.reject_release_request,
+        "Reject a pending request (publisher)",
+        s.DecideReleaseRequestBody,
+        {200: "request", 404: "no such request", 409: "request_decided"},
+        tag="requests",
+    ),
+    Route(
+        "DELETE",
+        f"{ENV}/release-requests/{{id}}",
+        requests.withdraw_release_request,
+        "Withdraw a pending request (its author, or an admin)",
+        responses={204: "withdrawn", 404: "no such request", 409: "request_decided"},
+        tag="requests",
     ),
     Route(
         "GET",

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# Revisions, versions and ids fit a signed 64-bit column with room to spare.
+MAX_NUMBER = 2**62
 
 
 class RequestBody(BaseModel):
@@ -47,15 +52,18 @@ class PatchItemsBody(RequestBody):
 
 
 class PublishBody(RequestBody):
-    """POST …/releases."""
+    """POST …/releases: draft_revision is what the publisher reviewed (409 draft_changed)."""
 
     comment: str = ""
+    draft_revision: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
+    emergency: bool = False
 
 
 class RollbackBody(RequestBody):
     """POST …/releases/{version}/rollback."""
 
     comment: str = ""
+    emergency: bool = False
 
 
 class CreateTokenBody(RequestBody):
@@ -126,3 +134,27 @@ class ExportDocumentBody(RequestBody):
     app: str
     description: str = ""
     envs: dict[str, ExportEnvBody] = Field(default_factory=dict)
+
+
+# approvals
+
+
+class UpdateEnvBody(RequestBody):
+    """PATCH …/envs/{env}."""
+
+    approval_required: bool
+
+
+class CreateReleaseRequestBody(RequestBody):
+    """POST …/release-requests: the draft (at draft_revision) or a rollback target."""
+
+    comment: str
+    draft_revision: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
+    rollback_to: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
+    gray: dict[str, Any] | None = None
+
+
+class DecideReleaseRequestBody(RequestBody):
+    """POST …/release-requests/{id}/approve and …/reject."""
+
+    comment: str = ""

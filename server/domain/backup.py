@@ -47,6 +47,7 @@ TABLES: tuple[str, ...] = (
     "envs",
     "items",
     "releases",
+    "release_requests",
     "users",
     "tokens",
     "audit",

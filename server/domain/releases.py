@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
 
 from server.domain.apps import require_env
 from server.domain.canonical import canonical_json, checksum_of_canonical
@@ -27,8 +28,8 @@ SYSTEM = Principal(name="system", scopes=frozenset({ADMIN}), kind="system")
 
 
 @dataclass(frozen=True)
-class _Planned:
-    """A release about to be stored: its canonical items text and its audit entry."""
+class Planned:
+    """A release about to be stored: its stored items text and its audit entry."""
 
     release: Release
     items_json: str
@@ -36,7 +37,61 @@ class _Planned:
     summary: str
 
 
-_Plan = Callable[[Queries, EnvRef, str], Awaitable[_Planned]]
+Plan = Callable[[Queries, EnvRef, str], Awaitable[Planned]]
+
+
+class Gate(Enum):
+    """How a release passes its env's `approval_required`."""
+
+    DIRECT = "direct"  # a publish or rollback: refused in an approval env
+    EMERGENCY = "emergency"  # an admin's, with "emergency": true: let through, audited so
+    APPROVED = "approved"  # an approved release request
+    REPAIR = "repair"  # the store's latest release made again above etcd's (a restore)
+
+
+def snapshot_text(items: Mapping[str, str], canonical: str) -> str:
+    """How a snapshot of items is stored, given their canonical JSON (today that JSON itself):
+    releases, and the items a release request froze."""
+    return canonical
+
+
+def check_draft_revision(ref: EnvRef, draft_revision: int | None) -> None:
+    """Refuse (409 draft_changed) when the draft is not at the revision the caller reviewed."""
+    if draft_revision is not None and ref.draft_revision != draft_revision:
+        raise AppError(
+            ErrorCode.DRAFT_CHANGED,
+            f"the draft of {ref.app}/{ref.name} is at revision {ref.draft_revision}, "
+            f"not {draft_revision}; review it again",
+        )
+
+
+def check_publishable(latest: Release | None, items: Mapping[str, str], limit: int) -> str:
+    """The canonical JSON of items about to become the next release; refuses items equal to
+    the latest release's (409 nothing_to_publish) or too large (413 release_too_large)."""
+    if latest is not None and latest.items == items:
+        raise AppError(
+            ErrorCode.NOTHING_TO_PUBLISH,
+            f"the draft equals release {latest.version}; change an item first",
+        )
+    canonical = canonical_json(items)
+    _check_size(len(canonical.encode()), limit)
+    return canonical
+
+
+async def rollback_target(q: Queries, ref: EnvRef, version: int) -> tuple[Release, Release]:
+    """(the release to copy, the latest release); 404 for an unknown version, 409
+    nothing_to_publish when it has the latest release's items."""
+    target = await q.release(ref.id, version)
+    if target is None:
+        raise not_found(f"release {version} of {ref.app}/{ref.name}")
+    latest = await q.latest_release(ref.id)
+    assert latest is not None
+    if latest.items == target.items:
+        raise AppError(
+            ErrorCode.NOTHING_TO_PUBLISH,
+            f"release {version} has the same items as the latest release {latest.version}",
+        )
+    return target, latest
 
 
 def _check_fence(ref: EnvRef, fence: Fence) -> None:
@@ -45,6 +100,15 @@ def _check_fence(ref: EnvRef, fence: Fence) -> None:
         raise AppError(
             ErrorCode.LOCK_LOST,
             f"the publish lock of {ref.app}/{ref.name} was lost before the write; retry",
+        )
+
+
+def _check_gate(ref: EnvRef, gate: Gate) -> None:
+    if ref.approval_required and gate is Gate.DIRECT:
+        raise AppError(
+            ErrorCode.APPROVAL_REQUIRED,
+            f"{ref.app}/{ref.name} requires approval: make a release request "
+            '(an admin may send "emergency": true)',
         )
 
 
@@ -80,6 +144,17 @@ async def _record_fence(q: Queries, ref: EnvRef, fence: Fence) -> None:
         await q.set_fence(ref.id, fence.epoch, fence.token)
 
 
+def _gate_for(principal: Principal, emergency: bool) -> Gate:
+    """An emergency is an admin's only (403 otherwise, whatever the env)."""
+    if not emergency:
+        return Gate.DIRECT
+    if not principal.is_admin:
+        raise AppError(
+            ErrorCode.FORBIDDEN, f"{principal.name} needs to be an admin for an emergency release"
+        )
+    return Gate.EMERGENCY
+
+
 class ReleaseService:
     """Publish, roll back and read releases."""
 
@@ -92,9 +167,15 @@ class ReleaseService:
         stored = latest.version if latest else ref.version_floor
         return max(stored, self.ctx.published.version(ref.app, ref.name)) + 1
 
-    async def _release(self, principal: Principal, app: str, env: str, plan: _Plan) -> Release:
+    async def release(
+        self, principal: Principal, app: str, env: str, plan: Plan, gate: Gate = Gate.DIRECT
+    ) -> Release:
         """Under the env's publish lock, in one transaction: plan a release, store it with its
-        audit entry and the lock's fence; then distribute it to every replica."""
+        audit entry and the lock's fence, and mark the env's pending requests stale (their base
+        is no longer the latest); then distribute it to every replica.
+
+        Every release goes through here: publishes, rollbacks and approved requests.
+        """
         principal.require(app, Permission.PUBLISH)
         async with self.ctx.coordinator.publish_lock(app, env) as fence:
             now = utc_now()
@@ -102,9 +183,17 @@ class ReleaseService:
                 async with self.ctx.store.transaction() as q:
                     ref = await require_env(q, app, env, lock=True)
                     _check_fence(ref, fence)
+                    _check_gate(ref, gate)
                     planned = await plan(q, ref, now)
+                    if gate is Gate.EMERGENCY and ref.approval_required:
+                        planned = replace(
+                            planned,
+                            action=AuditAction.RELEASE_EMERGENCY,
+                            summary=f"emergency ({planned.action.value}): {planned.summary}",
+                        )
                     release = planned.release
                     await q.insert_release(ref.id, release, planned.items_json)
+                    await q.stale_release_requests(ref.id, now)
                     await _record_fence(q, ref, fence)
                     await q.add_audit(
                         now,
@@ -121,66 +210,47 @@ class ReleaseService:
                 ) from None
             await self.ctx.coordinator.distribute(release, fence)
         log.info(
-            "%s %s/%s version %d by %s", planned.action, app, env, release.version, principal.name
+            "%s %s/%s version %d by %s", planned.action, app, env, release.version, principal.actor
         )
         return release
 
-    async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
-        """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
-        comment = validate_comment(comment)
+    def plan_items(self, author: str, items: Mapping[str, str], comment: str) -> Plan:
+        """The plan of a release of these items (the draft's, or those a request froze)."""
 
-        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
-            draft = await q.draft_values(ref.id)
+        async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
             latest = await q.latest_release(ref.id)
-            if latest is not None and latest.items == draft:
-                raise AppError(
-                    ErrorCode.NOTHING_TO_PUBLISH,
-                    f"the draft equals release {latest.version}; change an item first",
-                )
-            change = diff_items(latest.items if latest else {}, draft, None)
-            text = canonical_json(draft)
-            _check_size(len(text.encode()), self.ctx.limits.max_release_bytes)
+            canonical = check_publishable(latest, items, self.ctx.limits.max_release_bytes)
+            change = diff_items(latest.items if latest else {}, items, None)
             release = Release(
-                app=app,
-                env=env,
+                app=ref.app,
+                env=ref.name,
                 version=self._next_version(ref, latest),
-                checksum=checksum_of_canonical(text),
-                author=principal.name,
+                checksum=checksum_of_canonical(canonical),
+                author=author,
                 comment=comment,
                 created_at=now,
-                items=draft,
+                items=dict(items),
             )
             summary = (
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            return _Planned(release, text, AuditAction.RELEASE_PUBLISH, summary)
+            stored = snapshot_text(items, canonical)
+            return Planned(release, stored, AuditAction.RELEASE_PUBLISH, summary)
 
-        return await self._release(principal, app, env, plan)
+        return plan
 
-    async def rollback(
-        self, principal: Principal, app: str, env: str, version: int, comment: str
-    ) -> Release:
-        """A new release with the items of an earlier one; the draft is reset to them."""
-        comment = validate_comment(comment)
+    def plan_rollback(self, author: str, version: int, comment: str) -> Plan:
+        """The plan of a release copying release `version`; it resets the draft to it."""
 
-        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
-            target = await q.release(ref.id, version)
-            if target is None:
-                raise not_found(f"release {version} of {app}/{env}")
-            latest = await q.latest_release(ref.id)
-            assert latest is not None
-            if latest.items == target.items:
-                raise AppError(
-                    ErrorCode.NOTHING_TO_PUBLISH,
-                    f"release {version} has the same items as the latest release {latest.version}",
-                )
+        async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
+            target, latest = await rollback_target(q, ref, version)
             release = Release(
-                app=app,
-                env=env,
+                app=ref.app,
+                env=ref.name,
                 version=self._next_version(ref, latest),
                 checksum=target.checksum,
-                author=principal.name,
+                author=author,
                 comment=comment or f"rollback to version {version}",
                 created_at=now,
                 items=target.items,
@@ -194,16 +264,52 @@ class ReleaseService:
                 ref,
                 current,
                 target.items,
-                principal.name,
+                author,
                 now,
                 self.ctx.limits.max_release_bytes,
             )
             summary = f"rolled back to version {version} as version {release.version}"
-            return _Planned(
-                release, canonical_json(target.items), AuditAction.RELEASE_ROLLBACK, summary
-            )
+            stored = snapshot_text(target.items, canonical_json(target.items))
+            return Planned(release, stored, AuditAction.RELEASE_ROLLBACK, summary)
 
-        return await self._release(principal, app, env, plan)
+        return plan
+
+    async def publish(
+        self,
+        principal: Principal,
+        app: str,
+        env: str,
+        comment: str,
+        draft_revision: int | None = None,
+        emergency: bool = False,
+    ) -> Release:
+        """Make the draft the next release; 409 nothing_to_publish when it equals the latest,
+        draft_changed when it is no longer at draft_revision (what the publisher reviewed)."""
+        comment = validate_comment(comment)
+        gate = _gate_for(principal, emergency)
+
+        async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
+            check_draft_revision(ref, draft_revision)
+            draft = await q.draft_values(ref.id)
+            return await self.plan_items(principal.name, draft, comment)(q, ref, now)
+
+        return await self.release(principal, app, env, plan, gate)
+
+    async def rollback(
+        self,
+        principal: Principal,
+        app: str,
+        env: str,
+        version: int,
+        comment: str,
+        emergency: bool = False,
+    ) -> Release:
+        """A new release with the items of an earlier one; the draft is reset to them."""
+        comment = validate_comment(comment)
+        gate = _gate_for(principal, emergency)
+        return await self.release(
+            principal, app, env, self.plan_rollback(principal.name, version, comment), gate
+        )
 
     async def restore_above(self, app: str, env: str, seen: int) -> Release | None:
         """Store wins: when etcd holds `seen`, higher than the store's latest release (the store
@@ -211,7 +317,7 @@ class ReleaseService:
         distribute it, so every replica and client moves up to the store's items. None when
         the env has no release or is already above `seen`."""
 
-        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
+        async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
             latest = await q.latest_release(ref.id)
             if latest is None or latest.version >= seen:
                 raise _AlreadyAbove
@@ -221,12 +327,12 @@ class ReleaseService:
                 f"etcd had version {seen}, the store {latest.version}: "
                 f"the store's items published again as version {version}"
             )
-            return _Planned(
-                release, canonical_json(latest.items), AuditAction.RELEASE_RESTORE, summary
-            )
+            stored = snapshot_text(latest.items, canonical_json(latest.items))
+            return Planned(release, stored, AuditAction.RELEASE_RESTORE, summary)
 
         try:
-            return await self._release(SYSTEM, app, env, plan)
+            # The store's own release again: no approval applies to the repair.
+            return await self.release(SYSTEM, app, env, plan, Gate.REPAIR)
         except _AlreadyAbove:
             return None
         except AppError as exc:

@@ -10,8 +10,10 @@ from server.domain.apps import AppService
 from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
+from server.domain.envs import EnvService
 from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
+from server.domain.requests import RequestService
 from server.domain.scopes import Permission, Principal
 from server.domain.throttle import SignInThrottle
 from server.domain.transfer import TransferService
@@ -35,16 +37,19 @@ class Services:
     auth: AuthService
     users: UserService
     transfer: TransferService
+    envs: EnvService
+    requests: RequestService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
         """Every service over one context."""
         passwords = PasswordPool(auth.password_workers, auth.password_queue)
+        releases = ReleaseService(ctx)
         return cls(
             ctx,
             AppService(ctx),
             DraftService(ctx),
-            ReleaseService(ctx),
+            releases,
             AuthService(
                 ctx,
                 auth.session_ttl,
@@ -53,6 +58,8 @@ class Services:
             ),
             UserService(ctx, passwords),
             TransferService(ctx),
+            EnvService(ctx),
+            RequestService(ctx, releases),
         )
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -14,12 +15,22 @@ from server.records import (
     EnvRef,
     Item,
     Release,
+    ReleaseRequest,
+    RequestStatus,
 )
 from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (
     "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of"
+)
+_REQUEST_COLUMNS = (
+    "rr.id, a.name, e.name, rr.author, rr.comment, rr.status, rr.base_version, "
+    "rr.draft_revision, rr.rollback_to, rr.created_at, rr.decided_by, "
+    "rr.decided_at, rr.decision_comment, rr.release_version"
+)
+_REQUEST_FROM = (
+    "FROM release_requests rr JOIN envs e ON e.id = rr.env_id JOIN apps a ON a.id = e.app_id"
 )
 
 
@@ -34,6 +45,35 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
         created_at=row[6],
         rollback_of=int(row[7]) if row[7] is not None else None,
         items=items if items is not None else {},
+    )
+
+
+def snapshot_items(text: str) -> dict[str, str]:
+    """A stored snapshot's items (a release's, or a release request's frozen ones)."""
+    items: dict[str, str] = orjson.loads(text)
+    return items
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _release_request(row: Row) -> ReleaseRequest:
+    return ReleaseRequest(
+        id=int(row[0]),
+        app=row[1],
+        env=row[2],
+        author=row[3],
+        comment=row[4],
+        status=RequestStatus(row[5]),
+        base_version=_optional_int(row[6]),
+        draft_revision=_optional_int(row[7]),
+        rollback_to=_optional_int(row[8]),
+        created_at=row[9],
+        decided_by=row[10],
+        decided_at=row[11],
+        decision_comment=row[12],
+        release_version=_optional_int(row[13]),
     )
 
 
@@ -141,6 +181,9 @@ class Queries(AuthQueries):
             "WHERE e.app_id = ? GROUP BY a.name, e.name, e.version_floor",
             (app_id,),
         )
+        await self.conn.execute(
+            f"DELETE FROM release_requests WHERE env_id IN ({env_ids})", (app_id,)
+        )
         await self.conn.execute(f"DELETE FROM releases WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute(f"DELETE FROM items WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute("DELETE FROM envs WHERE app_id = ?", (app_id,))
@@ -166,6 +209,7 @@ class Queries(AuthQueries):
             "WHERE e.id = ? GROUP BY a.name, e.name, e.version_floor",
             (env_id,),
         )
+        await self.conn.execute("DELETE FROM release_requests WHERE env_id = ?", (env_id,))
         await self.conn.execute("DELETE FROM releases WHERE env_id = ?", (env_id,))
         await self.conn.execute("DELETE FROM items WHERE env_id = ?", (env_id,))
         await self.conn.execute("DELETE FROM envs WHERE id = ?", (env_id,))
@@ -182,13 +226,16 @@ class Queries(AuthQueries):
         if app_id is None:
             return None
         row = await self.conn.fetchone(
-            "SELECT id, name, draft_revision, fence_epoch, fence_token, version_floor FROM envs "
+            "SELECT id, name, draft_revision, fence_epoch, fence_token, version_floor, "
+            "approval_required FROM envs "
             "WHERE app_id = ? AND name = ?" + (self._for_update if lock else ""),
             (app_id, env),
         )
         if row is None:
             return None
-        return EnvRef(int(row[0]), app, row[1], int(row[2]), row[3], int(row[4]), int(row[5]))
+        return EnvRef(
+            int(row[0]), app, row[1], int(row[2]), row[3], int(row[4]), int(row[5]), bool(row[6])
+        )
 
     async def set_draft_revision(self, env_id: int, revision: int) -> None:
         """Record the draft's newest revision."""
@@ -303,7 +350,7 @@ class Queries(AuthQueries):
             "WHERE r.env_id = ? AND r.version = ?",
             (env_id, version),
         )
-        return _release(row, orjson.loads(row[8])) if row else None
+        return _release(row, snapshot_items(row[8])) if row else None
 
     async def latest_release(self, env_id: int) -> Release | None:
         """The newest release with its items."""
@@ -347,7 +394,7 @@ class Queries(AuthQueries):
             "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id " + where,
             (app,) if app is not None else (),
         )
-        return [_release(row, orjson.loads(row[8])) for row in rows]
+        return [_release(row, snapshot_items(row[8])) for row in rows]
 
     async def latest_versions(self) -> dict[tuple[str, str], int]:
         """The newest version of every env that has released."""
@@ -406,6 +453,104 @@ class Queries(AuthQueries):
             (*params, limit),
         )
         return [AuditEntry(int(r[0]), *r[1:]) for r in rows]
+
+    # env settings and release requests
+
+    async def set_approval_required(self, env_id: int, required: bool) -> None:
+        """Whether the env's releases go through approved requests."""
+        await self.conn.execute(
+            "UPDATE envs SET approval_required = ? WHERE id = ?", (int(required), env_id)
+        )
+
+    async def insert_release_request(
+        self,
+        env_id: int,
+        request: ReleaseRequest,
+        items_json: str | None,
+    ) -> int:
+        """A new pending request (its id and diff are ignored); returns the id it got."""
+        _, request_id = await self.conn.execute(
+            "INSERT INTO release_requests (env_id, author, comment, status, base_version, "
+            "draft_revision, rollback_to, items_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                env_id,
+                request.author,
+                request.comment,
+                request.status.value,
+                request.base_version,
+                request.draft_revision,
+                request.rollback_to,
+                items_json,
+                request.created_at,
+            ),
+        )
+        return request_id
+
+    async def release_request(self, env_id: int, request_id: int) -> ReleaseRequest | None:
+        """One request of an env."""
+        row = await self.conn.fetchone(
+            f"SELECT {_REQUEST_COLUMNS} {_REQUEST_FROM} WHERE rr.env_id = ? AND rr.id = ?",
+            (env_id, request_id),
+        )
+        return _release_request(row) if row else None
+
+    async def release_requests(
+        self, env_id: int, status: RequestStatus | None, limit: int, before: int | None
+    ) -> list[ReleaseRequest]:
+        """An env's requests newest first, optionally of one status, paged by id."""
+        clauses, params = ["rr.env_id = ?", "rr.id < ?"], [env_id, before or 2**62]
+        if status is not None:
+            clauses.append("rr.status = ?")
+            params.append(status.value)  # type: ignore[arg-type]
+        rows = await self.conn.fetchall(
+            f"SELECT {_REQUEST_COLUMNS} {_REQUEST_FROM} WHERE "
+            + " AND ".join(clauses)
+            + " ORDER BY rr.id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_release_request(row) for row in rows]
+
+    async def release_request_items(self, request_id: int) -> dict[str, str] | None:
+        """The items a request froze; None for a rollback request."""
+        row = await self.conn.fetchone(
+            "SELECT items_json FROM release_requests WHERE id = ?", (request_id,)
+        )
+        return snapshot_items(row[0]) if row and row[0] is not None else None
+
+    async def decide_release_request(
+        self,
+        request_id: int,
+        status: RequestStatus,
+        decided_by: str | None,
+        decided_at: str,
+        comment: str | None,
+        release_version: int | None = None,
+    ) -> bool:
+        """Move a pending request to status; False when it was no longer pending."""
+        count, _ = await self.conn.execute(
+            "UPDATE release_requests SET status = ?, decided_by = ?, decided_at = ?, "
+            "decision_comment = ?, release_version = ? WHERE id = ? AND status = ?",
+            (
+                status.value,
+                decided_by,
+                decided_at,
+                comment,
+                release_version,
+                request_id,
+                RequestStatus.PENDING.value,
+            ),
+        )
+        return count > 0
+
+    async def stale_release_requests(self, env_id: int, now: str) -> int:
+        """Mark every pending request of an env stale (a release was just made)."""
+        count, _ = await self.conn.execute(
+            "UPDATE release_requests SET status = ?, decided_at = ? "
+            "WHERE env_id = ? AND status = ?",
+            (RequestStatus.STALE.value, now, env_id, RequestStatus.PENDING.value),
+        )
+        return count
 
     # backup and restore: whole tables, named by server.domain.backup.TABLES
 
