@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -71,9 +72,15 @@ def http_request(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 2.0,
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """One HTTP request to a loopback port; returns (status, body)."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    """One HTTP (HTTPS with `tls`) request to a loopback port; returns (status, body)."""
+    conn = (
+        http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        if tls is None
+        else http.client.HTTPSConnection(LOOPBACK, port, timeout=timeout, context=tls)
+    )
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
