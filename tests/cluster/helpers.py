@@ -37,13 +37,18 @@ class Cluster:
     replicas: list[ServerProcess] = field(default_factory=list)
     extras: list[ServerProcess] = field(default_factory=list)
 
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """A replica's environment: the cluster settings, etcd's TLS and user, then extra."""
+        security = {} if self.etcd.security is None else self.etcd.security.server_env()
+        return {**CLUSTER_ENV, **security, **(extra or {})}
+
     def new_replica(self, env: dict[str, str] | None = None) -> ServerProcess:
         """Another replica (stopped at module teardown)."""
         server = ServerProcess(
             self.base_dir / f"replica{len(self.replicas) + len(self.extras) + 1}",
             self.store_url,
             etcd_endpoints=self.etcd.client_endpoints,
-            env={**CLUSTER_ENV, **(env or {})},
+            env=self.env(env),
         )
         server.start()
         self.extras.append(server)
