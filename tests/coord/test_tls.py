@@ -17,10 +17,10 @@ from typing import Any
 import aetcd.exceptions
 import pytest
 
-from devservices import EtcdCluster
+from devservices import REPO_ROOT, EtcdCluster
 from devservices.etcd import EtcdSecurity
 from devservices.tls import CertificateAuthority
-from server.config import EtcdSection
+from server.config import EtcdSection, load_config
 from server.coord.etcd_conn import (
     EtcdAccess,
     EtcdConnection,
@@ -251,6 +251,43 @@ async def test_a_killed_member_fails_over_with_tls(
         assert b.etcd.conn.failovers >= 1
     finally:
         await asyncio.to_thread(secure_etcd.start_member, victim)
+
+
+async def test_the_documented_config_runs_against_a_secured_etcd(
+    node_factory: NodeFactory,
+    store: StoreReleases,
+    secure_etcd: EtcdCluster,
+    security: EtcdSecurity,
+    tmp_path: Path,
+) -> None:
+    doc = (REPO_ROOT / "docs" / "cluster.md").read_text(encoding="utf-8")
+    section = doc[doc.index("### The replicas' config") :]
+    example = section[section.index("```toml\n") + len("```toml\n") : section.index("```\n")]
+    (tmp_path / "tls").mkdir()
+    for name, source in (
+        ("etcd-ca.pem", security.ca_file),
+        ("configcenter.pem", security.client.cert_file),
+        ("configcenter-key.pem", security.client.key_file),
+    ):
+        (tmp_path / "tls" / name).write_bytes(source.read_bytes())
+    path = tmp_path / "config.toml"
+    path.write_text(example, encoding="utf-8")
+    environ = {
+        "CONFIGCENTER_ETCD_ENDPOINTS": ",".join(secure_etcd.client_urls),
+        "CONFIGCENTER_ETCD_PASSWORD": security.password,
+        "CONFIGCENTER_ETCD_PREFIX": f"{USER_PREFIX}docs",
+    }
+    etcd = load_config(path, environ=environ).etcd
+    assert etcd.ca_file == str(tmp_path / "tls" / "etcd-ca.pem")
+    settings = {
+        key: getattr(etcd, key)
+        for key in ("prefix", "ca_file", "cert_file", "key_file", "username", "password")
+    }
+    a = await node_factory("etcd", list(etcd.endpoints), **settings)
+    b = await node_factory("etcd", list(etcd.endpoints), **settings)
+    async with a.coordinator.publish_lock("shop", "prod") as fence:
+        await a.coordinator.distribute(await store.commit(make_release("shop", "prod", 1)), fence)
+    await until(functools.partial(_at_version, b, 1), what="version 1 on B")
 
 
 def test_the_section_reads_the_files_and_keeps_the_password_out_of_sight(
