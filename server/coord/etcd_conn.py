@@ -176,10 +176,10 @@ class LeaderClient(aetcd.Client):  # type: ignore[misc]
     def __init__(
         self, host: str, port: int, timeout: float, access: EtcdAccess | None = None
     ) -> None:
-        access = access or EtcdAccess()
-        # aetcd's own connect() would use the user; ours does (aetcd keeps no TLS settings).
+        # TLS and the user stay ours: aetcd's connect() (replaced below) would open an
+        # insecure channel; gRPC's 4 MiB message default is lifted in EtcdAccess.channel.
         super().__init__(host, port, timeout=timeout)
-        self._access = access
+        self._access = access or EtcdAccess()
         self._connecting: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
