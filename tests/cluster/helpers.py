@@ -154,3 +154,15 @@ async def last_version(
         assert data["version"] > seen, "versions must only go up"
         seen = data["version"]
     return seen
+
+
+async def close_frame(ws: aiohttp.ClientWebSocketResponse, within: float) -> aiohttp.WSMessage:
+    """The next message, expected to be the server's close frame.
+
+    A heartbeat ping the server sent just before closing makes aiohttp answer it (autoping)
+    on a transport that is already closing, and raise; the close frame is next in line.
+    """
+    try:
+        return await ws.receive(timeout=within)
+    except aiohttp.ClientConnectionResetError:
+        return await ws.receive(timeout=within)
