@@ -170,6 +170,25 @@ class _Watcher(aetcd.watcher.Watcher):  # type: ignore[misc]
         await super()._handle_response(response)
 
 
+class _NoWatcher:
+    """aetcd's watcher once its client is closed (aetcd leaves None there).
+
+    A failover closes a client under the calls still running on it; a `watch_once` among
+    them cancels its watch on the way out, which on None failed with AttributeError (a 500
+    on the publish that waited for the lock, seen in the fault soak).
+    """
+
+    async def add_callback(self, *args: Any, **kwargs: Any) -> Any:
+        """A watch on a client closed since it connected: as if the member went away."""
+        raise aetcd.exceptions.ConnectionFailedError("the etcd client was closed (failover)")
+
+    async def cancel(self, watch_id: int) -> None:
+        """Nothing to cancel: the stream went with the channel."""
+
+    async def shutdown(self) -> None:
+        """Nothing to shut down."""
+
+
 class LeaderClient(aetcd.Client):  # type: ignore[misc]
     """An aetcd client over TLS or not, as its user, requiring the member to have a leader."""
 
@@ -181,6 +200,10 @@ class LeaderClient(aetcd.Client):  # type: ignore[misc]
         super().__init__(host, port, timeout=timeout)
         self._access = access or EtcdAccess()
         self._connecting: asyncio.Task[None] | None = None
+
+    def _init_channel_attrs(self) -> None:
+        super()._init_channel_attrs()
+        self._watcher: Any = _NoWatcher()
 
     async def connect(self) -> None:
         """Open the channel and authenticate once; concurrent callers share the attempt."""
