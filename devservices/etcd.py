@@ -1,12 +1,16 @@
-"""Throwaway etcd clusters on loopback ports."""
+"""Throwaway etcd clusters on loopback ports, in plain mode or secured (TLS and users)."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import secrets
+import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +23,63 @@ from devservices.process import (
     http_request,
     wait_until,
 )
+from devservices.tls import CertFiles, CertificateAuthority, client_ssl_context
+
+ETCDCTL_BIN = "/usr/bin/etcdctl"
+# The user a configcenter server connects as (with a role on its prefix only), and the root
+# user that `auth enable` requires and tests use behind the servers' backs.
+SERVER_USER = "configcenter"
+ROOT_USER = "root"
+
+
+@dataclass(frozen=True)
+class EtcdSecurity:
+    """What a client of a secured cluster needs: the CA, client certificates, users."""
+
+    ca: CertificateAuthority
+    client: CertFiles
+    username: str
+    password: str
+    root_password: str
+    # The role of `username` may read and write the keys that start with it.
+    prefix: str
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed every member's certificate and the client certificate."""
+        return self.ca.cert_file
+
+    def server_env(self) -> dict[str, str]:
+        """The CONFIGCENTER_ETCD_* settings of a server that connects as SERVER_USER."""
+        return {
+            "CONFIGCENTER_ETCD_CA_FILE": str(self.ca_file),
+            "CONFIGCENTER_ETCD_CERT_FILE": str(self.client.cert_file),
+            "CONFIGCENTER_ETCD_KEY_FILE": str(self.client.key_file),
+            "CONFIGCENTER_ETCD_USERNAME": self.username,
+            "CONFIGCENTER_ETCD_PASSWORD": self.password,
+        }
 
 
 class _EtcdMember:
     """Ports, directories and process of one etcd member."""
 
-    def __init__(self, name: str, base_dir: Path) -> None:
+    def __init__(self, name: str, base_dir: Path, scheme: str) -> None:
         self.name = name
+        self.scheme = scheme
         self.client_port = free_port()
         self.peer_port = free_port()
         self.data_dir = base_dir / f"{name}.etcd"
         self.log_path = base_dir / f"{name}.log"
         self.process: Process | None = None
+        self.certs: CertFiles | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.client_port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.peer_port}"
+        return f"{self.scheme}://{LOOPBACK}:{self.peer_port}"
 
     @property
     def alive(self) -> bool:
@@ -46,18 +87,57 @@ class _EtcdMember:
 
 
 class EtcdCluster(Service):
-    """An etcd cluster of `size` members (1 for single-node) on loopback, data in base_dir."""
+    """An etcd cluster of `size` members (1 for single-node) on loopback, data in base_dir.
 
-    def __init__(self, size: int, base_dir: Path, *, startup_timeout: float = 30.0) -> None:
+    secure=True: client and peer traffic over TLS with client certificates required (a CA
+    and every certificate made in base_dir), and auth enabled with a root user and a
+    SERVER_USER whose role may read and write the keys starting with `user_prefix` only (see
+    `security`); `auth_token_ttl` is etcd's --auth-token-ttl (idle lifetime of a token).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        base_dir: Path,
+        *,
+        startup_timeout: float = 30.0,
+        secure: bool = False,
+        user_prefix: str = "/configcenter/",
+        auth_token_ttl: int | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError("an etcd cluster needs at least one member")
         self.base_dir = base_dir
         self.startup_timeout = startup_timeout
         base_dir.mkdir(parents=True, exist_ok=True)
         self._token = f"configcenter-test-{uuid.uuid4().hex[:12]}"
-        members = [_EtcdMember(f"n{i}", base_dir) for i in range(1, size + 1)]
+        scheme = "https" if secure else "http"
+        members = [_EtcdMember(f"n{i}", base_dir, scheme) for i in range(1, size + 1)]
         self._members = {m.name: m for m in members}
         self._initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self._members.values())
+        self.security: EtcdSecurity | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._auth_token_ttl = auth_token_ttl
+        if secure:
+            self._secure(user_prefix)
+
+    def _secure(self, prefix: str) -> None:
+        ca = CertificateAuthority(self.base_dir / "tls")
+        for member in self._members.values():
+            # One certificate per member, for its client URL and (as client too) its peers.
+            member.certs = ca.issue(member.name, ip_addresses=(LOOPBACK,), server=True, client=True)
+        self.security = EtcdSecurity(
+            ca=ca,
+            client=ca.issue("configcenter-client", client=True),
+            username=SERVER_USER,
+            password=secrets.token_urlsafe(12),
+            root_password=secrets.token_urlsafe(12),
+            prefix=prefix,
+        )
+        # etcd's HTTP gateway (/health, /v3/... here) refuses a client certificate with a CN
+        # when client-cert auth is on, lest the CN be taken for a user: probes use one without.
+        probe = ca.issue("probe", client=True, common_name=False)
+        self._tls = client_ssl_context(ca.cert_file, probe)
 
     @property
     def member_names(self) -> list[str]:
@@ -71,7 +151,7 @@ class EtcdCluster(Service):
 
     @property
     def client_urls(self) -> list[str]:
-        """Every member's client address as an http:// URL."""
+        """Every member's client address as an http:// (secure: https://) URL."""
         return [m.client_url for m in self._members.values()]
 
     def endpoint(self, name: str) -> str:
@@ -91,6 +171,8 @@ class EtcdCluster(Service):
             for member in self._members.values():
                 self._spawn(member, "new")
             self._wait_healthy(self._members.values())
+            if self.security is not None:
+                self._enable_auth(self.security)
         except BaseException:
             for name in self._members:
                 self.kill_member(name)
@@ -150,7 +232,12 @@ class EtcdCluster(Service):
             return None
         try:
             status, body = http_request(
-                "POST", member.client_port, "/v3/maintenance/status", b"{}", timeout=1.0
+                "POST",
+                member.client_port,
+                "/v3/maintenance/status",
+                b"{}",
+                timeout=1.0,
+                tls=self._tls,
             )
         except (OSError, http.client.HTTPException):
             return None
@@ -196,7 +283,9 @@ class EtcdCluster(Service):
         if not member.alive:
             return False
         try:
-            status, body = http_request("GET", member.client_port, "/health", timeout=1.0)
+            status, body = http_request(
+                "GET", member.client_port, "/health", timeout=1.0, tls=self._tls
+            )
         except (OSError, http.client.HTTPException):
             return False
         if status != 200:
@@ -239,6 +328,20 @@ class EtcdCluster(Service):
             "--initial-cluster-token",
             self._token,
         ]
+        if member.certs is not None and self.security is not None:
+            cert, key, ca = member.certs.cert_file, member.certs.key_file, self.security.ca_file
+            command += [
+                f"--cert-file={cert}",
+                f"--key-file={key}",
+                f"--trusted-ca-file={ca}",
+                "--client-cert-auth",
+                f"--peer-cert-file={cert}",
+                f"--peer-key-file={key}",
+                f"--peer-trusted-ca-file={ca}",
+                "--peer-client-cert-auth",
+            ]
+            if self._auth_token_ttl is not None:
+                command.append(f"--auth-token-ttl={self._auth_token_ttl}")
         process = Process(f"etcd {member.name}", command, member.log_path, stop_timeout=10.0)
         member.process = process
         process.start()
@@ -251,3 +354,41 @@ class EtcdCluster(Service):
             [m.process for m in members if m.process is not None],
             self.startup_timeout,
         )
+
+    def etcdctl(self, *args: str, user: str | None = None, password: str = "") -> str:
+        """Run etcdctl against the live members (secure: with the CA, client cert and user)."""
+        command = [ETCDCTL_BIN, f"--endpoints={','.join(self.client_urls)}"]
+        if self.security is not None:
+            command += [
+                f"--cacert={self.security.ca_file}",
+                f"--cert={self.security.client.cert_file}",
+                f"--key={self.security.client.key_file}",
+            ]
+        if user is not None:
+            command.append(f"--user={user}:{password}")
+        done = subprocess.run(
+            [*command, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={"ETCDCTL_API": "3"},
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"etcdctl {args[0]} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    def _enable_auth(self, security: EtcdSecurity) -> None:
+        """Root and SERVER_USER (readwrite on the prefix), then `auth enable`."""
+        role = SERVER_USER
+        self.etcdctl("user", "add", ROOT_USER, f"--new-user-password={security.root_password}")
+        # etcd 3.4 refuses `auth enable` until root has the root role.
+        self.etcdctl("role", "add", ROOT_USER)
+        self.etcdctl("user", "grant-role", ROOT_USER, ROOT_USER)
+        self.etcdctl("role", "add", role)
+        self.etcdctl(
+            "role", "grant-permission", role, "--prefix=true", "readwrite", security.prefix
+        )
+        self.etcdctl("user", "add", security.username, f"--new-user-password={security.password}")
+        self.etcdctl("user", "grant-role", security.username, role)
+        self.etcdctl("auth", "enable")

@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -16,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import port_for
 from mirakuru import SimpleExecutor
@@ -71,9 +72,15 @@ def http_request(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 2.0,
+    *,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, bytes]:
-    """One HTTP request to a loopback port; returns (status, body)."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    """One HTTP (HTTPS with `tls`) request to a loopback port; returns (status, body)."""
+    conn = (
+        http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+        if tls is None
+        else http.client.HTTPSConnection(LOOPBACK, port, timeout=timeout, context=tls)
+    )
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -106,6 +113,17 @@ class _MarkedExecutor(SimpleExecutor):
         env: dict[str, str] = super().envvars
         env[ENV_UUID] = _mark_prefix(os.getpid()) + _letters(uuid.uuid4().hex)
         return env
+
+    @property
+    def _popen_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = super()._popen_kwargs
+        # mirakuru's preexec_fn=os.setsid runs Python in the forked child before exec; with
+        # gRPC threads running in this process (an etcd client in a test) that child can die
+        # at once (SIGSEGV/SIGABRT, nothing logged). start_new_session is the same setsid,
+        # done by the C fork code without running Python in the child.
+        if kwargs.pop("preexec_fn", None) is not None:
+            kwargs["start_new_session"] = True
+        return kwargs
 
 
 def children_of(pid: int) -> set[int]:

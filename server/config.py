@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
+import ssl
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,12 +55,26 @@ class StoreSection:
 
 @dataclass(frozen=True)
 class EtcdSection:
-    """etcd endpoints (host:port); none means standalone mode."""
+    """etcd endpoints (host:port or https://host:port; none: standalone), TLS and user."""
 
     endpoints: tuple[str, ...] = ()
     prefix: str = "/configcenter"
     lock_ttl: int = 10
     refresh_interval: float = 10.0
+    # PEM files, relative to the config file's directory; made absolute by load_config.
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str = ""
+    # Best from CONFIGCENTER_ETCD_PASSWORD; never in a repr, so never in a log line.
+    password: str = field(default="", repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """True when the client connects over TLS: an https:// endpoint or a CA or cert set."""
+        return bool(self.ca_file or self.cert_file) or any(
+            e.startswith("https://") for e in self.endpoints
+        )
 
 
 @dataclass(frozen=True)
@@ -197,15 +213,85 @@ def _check(config: Config) -> Config:
     _check_trusted_proxies(config.server.trusted_proxies)
     if config.server.public_url:
         parse_public_url(config.server.public_url)
-    for endpoint in config.etcd.endpoints:
-        host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"[etcd] endpoints: expected host:port, got {endpoint!r}")
     if not config.etcd.prefix.startswith("/") or config.etcd.prefix.endswith("/"):
         raise ConfigError("[etcd] prefix: must start with '/' and not end with '/'")
     if config.etcd.lock_ttl < 2:
         raise ConfigError("[etcd] lock_ttl: must be at least 2 seconds")
-    return config
+    return dataclasses.replace(config, etcd=_check_etcd(config.etcd, config.base_dir))
+
+
+_ENDPOINT_RE = re.compile(
+    r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>[^/]+):(?P<port>\d+)/?$"
+)
+
+
+def _check_etcd(etcd: EtcdSection, base_dir: Path) -> EtcdSection:
+    """Endpoints, schemes, TLS files and user checked; the files' paths made absolute."""
+    schemes = set()
+    for endpoint in etcd.endpoints:
+        match = _ENDPOINT_RE.match(endpoint)
+        if match is None:
+            raise ConfigError(
+                f"[etcd] endpoints: expected host:port or https://host:port, got {endpoint!r}"
+            )
+        scheme = (match["scheme"] or "").lower()
+        if scheme not in ("", "http", "https"):
+            raise ConfigError(f"[etcd] endpoints: scheme must be http or https, got {endpoint!r}")
+        schemes.add(scheme)
+    if {"http", "https"} <= schemes:
+        raise ConfigError("[etcd] endpoints: mix http:// and https://; every member is the same")
+    if "http" in schemes and (etcd.ca_file or etcd.cert_file or etcd.key_file):
+        raise ConfigError(
+            "[etcd] endpoints: http:// endpoints with ca_file/cert_file/key_file set; "
+            "use https:// or host:port for TLS"
+        )
+    if bool(etcd.cert_file) != bool(etcd.key_file):
+        raise ConfigError("[etcd] cert_file and key_file: give both (a client certificate) or none")
+    if etcd.username and not etcd.password:
+        raise ConfigError(
+            "[etcd] username is set but no password: set [etcd] password or "
+            "CONFIGCENTER_ETCD_PASSWORD"
+        )
+    if etcd.password and not etcd.username:
+        raise ConfigError("[etcd] password is set but no username")
+    etcd = dataclasses.replace(
+        etcd,
+        ca_file=_pem_file("ca_file", etcd.ca_file, base_dir),
+        cert_file=_pem_file("cert_file", etcd.cert_file, base_dir),
+        key_file=_pem_file("key_file", etcd.key_file, base_dir),
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if etcd.ca_file:
+        try:
+            context.load_verify_locations(cafile=etcd.ca_file)
+        except ssl.SSLError as exc:
+            raise ConfigError(f"[etcd] ca_file: {etcd.ca_file}: no CA certificate: {exc}") from None
+    if etcd.cert_file:
+        try:
+            # An empty passphrase, lest OpenSSL prompt on the terminal for an encrypted key.
+            context.load_cert_chain(etcd.cert_file, etcd.key_file, password=b"")
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"[etcd] cert_file and key_file: {etcd.cert_file} and {etcd.key_file} are not "
+                f"a certificate and its unencrypted private key: {exc}"
+            ) from None
+    return etcd
+
+
+def _pem_file(key: str, value: str, base_dir: Path) -> str:
+    if not value:
+        return ""
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"[etcd] {key}: no such file: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"[etcd] {key}: cannot read {path}: {exc.strerror or exc}") from None
+    if b"-----BEGIN " not in text:
+        raise ConfigError(f"[etcd] {key}: {path} is not a PEM file")
+    return str(path)
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -6,6 +6,9 @@ import queue
 import threading
 from typing import IO
 
+from devservices.etcd import ROOT_USER, EtcdSecurity
+from server.coord.etcd_conn import EtcdAccess
+
 
 class LineReader:
     """The lines a child process writes to one of its pipes, read on a thread into a queue.
@@ -29,3 +32,15 @@ class LineReader:
     def join(self, timeout: float) -> None:
         """Wait for the pipe to close (the process ended) and every line to be queued."""
         self._thread.join(timeout=timeout)
+
+
+def etcd_access(security: EtcdSecurity, *, as_root: bool = False) -> EtcdAccess:
+    """How a test client reaches a secured etcd: its TLS, as the server's user or as root."""
+    return EtcdAccess(
+        tls=True,
+        ca=security.ca_file.read_bytes(),
+        cert=security.client.cert_file.read_bytes(),
+        key=security.client.key_file.read_bytes(),
+        username=ROOT_USER if as_root else security.username,
+        password=security.root_password if as_root else security.password,
+    )

@@ -36,12 +36,12 @@ import aetcd.utils
 
 from server.config import EtcdSection
 from server.coord.base import ReleaseSource
-from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
+from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
-from server.errors import AppError
+from server.errors import AppError, ErrorCode
 from server.events import AppDeleted, ClusterEvent, EnvDeleted, EventHandlers, EventT
 from server.published import PublishedConfigs
 from server.records import Fence, Release
@@ -68,7 +68,7 @@ class EtcdCoordinator:
         self.address = _reachable(advertise_url)
         self.replica_id = f"{urlsplit(self.address).netloc}-{os.getpid()}"
         self.started_at = time.time()
-        self.conn = EtcdConnection(config.endpoints)
+        self.conn = EtcdConnection(config.endpoints, EtcdAccess.from_config(config))
         self.locks = PublishLocks(
             self.conn,
             self.keys,
@@ -110,14 +110,23 @@ class EtcdCoordinator:
         try:
             await self.sync.reload(within=START_WITHIN)
         except EtcdUnavailable as exc:
+            if exc.refused:
+                # A misconfiguration, not an outage: say so now rather than run unready.
+                raise AppError(
+                    ErrorCode.COORDINATOR_UNAVAILABLE,
+                    f"etcd {exc}; check [etcd] ca_file, cert_file, key_file, username, "
+                    "password (CONFIGCENTER_ETCD_*)",
+                ) from None
             log.warning("etcd unreachable at start (%s); serving the store's releases", exc)
         self.tasks.spawn("etcd-watch", self.sync.run_watch())
         self.tasks.every("etcd-refresh", self.config.refresh_interval, self.refresh_once)
         self.tasks.spawn("etcd-membership", self.membership.run())
         log.info(
-            "cluster coordinator %s started (etcd %s, prefix %s)",
+            "cluster coordinator %s started (etcd %s%s%s, prefix %s)",
             self.replica_id,
             ",".join(self.config.endpoints),
+            " over TLS" if self.config.tls else "",
+            f" as {self.config.username}" if self.config.username else "",
             self.config.prefix,
         )
 

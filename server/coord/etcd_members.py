@@ -13,7 +13,7 @@ import aetcd
 import aetcd.exceptions
 import orjson
 
-from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable, LeaderClient
+from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable, LeaderClient
 from server.coord.etcd_keys import Keys, decode_json
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ async def etcd_members(conn: EtcdConnection) -> list[dict[str, Any]]:
         return [m async for m in c.members()]
 
     members = await conn.call(listing, within=2.0)
-    probes = await asyncio.gather(*(_probe(m.client_urls) for m in members))
+    # The probes need no token (status answers anyone who passes TLS): no sign-in each time.
+    access = conn.access.anonymous()
+    probes = await asyncio.gather(*(_probe(m.client_urls, access) for m in members))
     result = []
     for member, (healthy, leader_id, error) in zip(members, probes, strict=True):
         entry: dict[str, Any] = {
@@ -108,14 +110,14 @@ async def etcd_members(conn: EtcdConnection) -> list[dict[str, Any]]:
     return result
 
 
-async def _probe(client_urls: list[str]) -> tuple[bool, int | None, str]:
+async def _probe(client_urls: list[str], access: EtcdAccess) -> tuple[bool, int | None, str]:
     """(healthy, the leader it sees, error) for one member."""
     if not client_urls:
         return False, None, "no client URL (not started yet?)"
     parts = urlsplit(client_urls[0])
     if parts.hostname is None or parts.port is None:
         return False, None, f"cannot probe {client_urls[0]}"
-    client = LeaderClient(parts.hostname, parts.port, timeout=PROBE_TIMEOUT)
+    client = LeaderClient(parts.hostname, parts.port, timeout=PROBE_TIMEOUT, access=access)
     try:
         async with asyncio.timeout(PROBE_TIMEOUT + 0.5):
             status = await client.status()

@@ -41,7 +41,13 @@ import aetcd
 import aetcd.exceptions
 
 from server.coord.base import ReleaseSource
-from server.coord.etcd_conn import TRANSIENT, EtcdConnection, EtcdUnavailable, cancelling
+from server.coord.etcd_conn import (
+    TRANSIENT,
+    EtcdConnection,
+    EtcdUnavailable,
+    cancelling,
+    refused,
+)
 from server.coord.etcd_keys import (
     Keys,
     ReleaseRecord,
@@ -201,7 +207,11 @@ class ReleaseSync:
             except EtcdUnavailable as exc:
                 log.debug("etcd watch: %s", exc)
             except aetcd.exceptions.ClientError as exc:
-                log.warning("etcd watch failed: %s; resuming", exc)
+                if refused(exc) and client is not None:
+                    # e.g. etcd refused to create the watch on a stream whose token expired
+                    self.conn.failed(client, exc)
+                else:
+                    log.warning("etcd watch failed: %s; resuming", exc)
             except asyncio.CancelledError:
                 if cancelling():
                     raise

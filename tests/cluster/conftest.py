@@ -1,4 +1,9 @@
-"""Three replicas as processes on one MariaDB and a 3-member etcd cluster, per module."""
+"""Three replicas as processes on one MariaDB and a 3-member etcd cluster, per module.
+
+The etcd cluster is secured (TLS with client certificates, peers too, and auth on: the
+replicas connect as a user whose role covers their prefix only), so that the whole suite
+proves cluster mode over TLS with users; tests/coord runs on plain etcd.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ import aiohttp
 import pytest
 
 from devservices import EtcdCluster, MariaDBServer, ServerProcess
-from tests.cluster.helpers import CLUSTER_ENV, Cluster, Replica
+from server.coord.etcd_conn import LeaderClient
+from tests.cluster.helpers import PREFIX, Cluster, Replica
+from tests.helpers import etcd_access
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +27,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDBServer) ->
     """3 etcd members, one database and 3 replicas, all on loopback; stopped afterwards."""
     base = tmp_path_factory.mktemp("cluster")
     database = f"cluster_{uuid.uuid4().hex[:12]}"
-    with EtcdCluster(3, base / "etcd") as etcd:
+    with EtcdCluster(3, base / "etcd", secure=True, user_prefix=f"{PREFIX}/") as etcd:
         url = mariadb.create_database(database)
         cluster = Cluster(etcd, url, base)
         try:
@@ -29,7 +36,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, mariadb: MariaDBServer) ->
                     base / f"replica{n}",
                     url,
                     etcd_endpoints=etcd.client_endpoints,
-                    env=CLUSTER_ENV,
+                    env=cluster.env(),
                 )
                 for n in (1, 2, 3)
             ]
@@ -56,9 +63,11 @@ async def replicas(cluster: Cluster) -> AsyncIterator[list[Replica]]:
 
 @pytest.fixture
 async def raw_etcd(cluster: Cluster) -> AsyncIterator[aetcd.Client]:
-    """A plain aetcd client on the first member (tests keep that member up while they use it)."""
+    """An etcd client as root on the first member (tests keep that member up while they use it)."""
+    assert cluster.etcd.security is not None
     host, port = cluster.etcd.client_endpoints[0].rsplit(":", 1)
-    async with aetcd.Client(host, int(port), timeout=5) as client:
+    access = etcd_access(cluster.etcd.security, as_root=True)
+    async with LeaderClient(host, int(port), timeout=5, access=access) as client:
         yield client
 
 

@@ -37,13 +37,18 @@ class Cluster:
     replicas: list[ServerProcess] = field(default_factory=list)
     extras: list[ServerProcess] = field(default_factory=list)
 
+    def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """A replica's environment: the cluster settings, etcd's TLS and user, then extra."""
+        security = {} if self.etcd.security is None else self.etcd.security.server_env()
+        return {**CLUSTER_ENV, **security, **(extra or {})}
+
     def new_replica(self, env: dict[str, str] | None = None) -> ServerProcess:
         """Another replica (stopped at module teardown)."""
         server = ServerProcess(
             self.base_dir / f"replica{len(self.replicas) + len(self.extras) + 1}",
             self.store_url,
             etcd_endpoints=self.etcd.client_endpoints,
-            env={**CLUSTER_ENV, **(env or {})},
+            env=self.env(env),
         )
         server.start()
         self.extras.append(server)
@@ -149,3 +154,15 @@ async def last_version(
         assert data["version"] > seen, "versions must only go up"
         seen = data["version"]
     return seen
+
+
+async def close_frame(ws: aiohttp.ClientWebSocketResponse, within: float) -> aiohttp.WSMessage:
+    """The next message, expected to be the server's close frame.
+
+    A heartbeat ping the server sent just before closing makes aiohttp answer it (autoping)
+    on a transport that is already closing, and raise; the close frame is next in line.
+    """
+    try:
+        return await ws.receive(timeout=within)
+    except aiohttp.ClientConnectionResetError:
+        return await ws.receive(timeout=within)

@@ -12,7 +12,15 @@ import aiohttp
 import pytest
 
 from server.coord.etcd_keys import decode_release
-from tests.cluster.helpers import KEYS, LOCK_TTL, Cluster, Replica, last_version, until
+from tests.cluster.helpers import (
+    KEYS,
+    LOCK_TTL,
+    Cluster,
+    Replica,
+    close_frame,
+    last_version,
+    until,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 
@@ -349,7 +357,7 @@ async def test_8_revoking_a_token_on_a_closes_its_socket_on_c(
         assert await last_version(ws, 1) == 1
     status, _ = await a.call("DELETE", f"/api/v1/tokens/{doomed_id}")
     assert status == 204
-    closing = await doomed_ws.receive(timeout=10)
+    closing = await close_frame(doomed_ws, 10)
     # The close frame's code (the client's own close_code can end up 1006 when the server
     # drops the connection while the client is still answering the close).
     assert (closing.type, closing.data) == (

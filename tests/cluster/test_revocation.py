@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from server.domain.auth import AUTH_FRESH_SECONDS
-from tests.cluster.helpers import Cluster, Replica, last_version, until
+from tests.cluster.helpers import Cluster, Replica, close_frame, last_version, until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 
@@ -56,7 +56,7 @@ async def test_a_revocation_holds_on_b_and_c_while_etcd_is_down(
         assert status == 204
         await _refused_by(b, c, config, secret, started, revoked, "etcd down")
         # No event can arrive: C's periodic token check closes the socket.
-        closing = await ws.receive(timeout=BOUND_SECONDS)
+        closing = await close_frame(ws, BOUND_SECONDS)
         assert (closing.type, closing.data) == (
             aiohttp.WSMsgType.CLOSE,
             aiohttp.WSCloseCode.POLICY_VIOLATION,

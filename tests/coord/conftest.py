@@ -50,7 +50,7 @@ async def store(tmp_path: Path) -> AsyncIterator[StoreReleases]:
 async def node_factory(
     request: pytest.FixtureRequest, prefix: str, store: StoreReleases
 ) -> AsyncIterator[NodeFactory]:
-    """node_factory(kind, endpoints=None, **etcd settings) -> a started Node; closed after."""
+    """node_factory(kind, endpoints=None, **[etcd] settings) -> a started Node; closed after."""
     nodes: list[Node] = []
 
     async def make(kind: str, endpoints: list[str] | None = None, **settings: Any) -> Node:
@@ -63,15 +63,20 @@ async def node_factory(
                 endpoints = cluster.client_endpoints
             config = EtcdSection(
                 endpoints=tuple(endpoints),
-                prefix=prefix,
+                prefix=settings.pop("prefix", prefix),
                 lock_ttl=settings.pop("lock_ttl", LOCK_TTL),
                 refresh_interval=settings.pop("refresh_interval", 3600.0),
+                **settings,  # TLS files and user
             )
             coordinator = EtcdCoordinator(config, f"http://127.0.0.1:{free_port()}")
         node = Node(coordinator, PublishedConfigs(), [])
         for event_type in EVENT_TYPES:
             coordinator.on_event(event_type, node.events.append)
-        await coordinator.start(node.published, store)
+        try:
+            await coordinator.start(node.published, store)
+        except BaseException:
+            await coordinator.close()  # a start that fails leaves nothing running
+            raise
         nodes.append(node)
         return node
 
