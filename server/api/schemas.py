@@ -1,8 +1,31 @@
-"""Request bodies: unknown fields and wrong types are refused at the edge."""
+"""Request bodies: unknown fields and wrong types are refused at the edge.
+
+The patterns and lengths in `json_schema_extra` only document (for the OpenAPI document) what
+the domain checks, so that a bad name keeps its own error code (`invalid_name`, …).
+"""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from server.domain.scopes import SCOPE_PATTERN
+from server.domain.validation import KEY_PATTERN, MAX_COMMENT_CHARS, NAME_PATTERN
+
+_NAME = f"^{NAME_PATTERN.pattern}$"
+_KEY = f"^{KEY_PATTERN.pattern}$"
+
+
+def _documented(**schema: Any) -> Any:
+    """A field whose constraints the domain checks: shown in the schema, not enforced here."""
+    return Field(json_schema_extra=schema)
+
+
+Name = Annotated[str, _documented(pattern=_NAME)]
+Key = Annotated[str, _documented(pattern=_KEY)]
+Value = Annotated[str, _documented(description="at most limits.max_value_bytes (64 KiB) in UTF-8")]
+Comment = Annotated[str, _documented(maxLength=MAX_COMMENT_CHARS)]
 
 
 class RequestBody(BaseModel):
@@ -21,45 +44,61 @@ class LoginBody(RequestBody):
 class CreateAppBody(RequestBody):
     """POST /api/v1/apps."""
 
-    name: str
-    description: str = ""
-    envs: list[str] = Field(default_factory=list, max_length=64)
+    name: Name
+    description: Annotated[str, _documented(maxLength=1000)] = ""
+    envs: Annotated[list[Name], _documented(uniqueItems=True)] = Field(
+        default_factory=list, max_length=64
+    )
 
 
 class CreateEnvBody(RequestBody):
     """POST /api/v1/apps/{app}/envs."""
 
-    name: str
+    name: Name
 
 
 class PutItemBody(RequestBody):
     """PUT …/items/{key}."""
 
-    value: str
-    comment: str | None = None
+    value: Value
+    comment: Comment | None = None
 
 
 class PatchItemsBody(RequestBody):
     """PATCH …/items: all edits or none."""
 
-    to_set: dict[str, str] = Field(default_factory=dict, alias="set")
-    delete: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["set"], "properties": {"set": {"minProperties": 1}}},
+                {"required": ["delete"], "properties": {"delete": {"minItems": 1}}},
+            ]
+        }
+    )
+
+    to_set: Annotated[dict[str, Value], _documented(propertyNames={"pattern": _KEY})] = Field(
+        default_factory=dict, alias="set"
+    )
+    delete: Annotated[list[Key], _documented(uniqueItems=True)] = Field(default_factory=list)
 
 
 class PublishBody(RequestBody):
     """POST …/releases."""
 
-    comment: str = ""
+    comment: Comment = ""
 
 
 class RollbackBody(RequestBody):
     """POST …/releases/{version}/rollback."""
 
-    comment: str = ""
+    comment: Comment = ""
 
 
 class CreateTokenBody(RequestBody):
     """POST /api/v1/tokens."""
 
-    name: str
-    scopes: list[str]
+    name: Name
+    scopes: Annotated[
+        list[Annotated[str, _documented(pattern=f"^(?:{SCOPE_PATTERN.pattern})$")]],
+        _documented(minItems=1),
+    ]

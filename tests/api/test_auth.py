@@ -138,7 +138,14 @@ async def test_a_non_ascii_csrf_token_is_refused_not_a_500(api: Api) -> None:
 
 
 # Values for the path placeholders of every route: enough to reach the auth check.
-_PLACEHOLDERS = {"app": "shop", "env": "prod", "key": "k", "id": "1", "version": "1"}
+_PLACEHOLDERS = {
+    "app": "shop",
+    "env": "prod",
+    "key": "k",
+    "id": "1",
+    "version": "1",
+    "path": "app.css",
+}
 
 
 def _request_path(route: AbstractRoute) -> str:

@@ -1,0 +1,208 @@
+"""The shapes of the JSON answers, for the OpenAPI document (handlers build the dicts themselves).
+
+Open objects: every field listed is always sent; a field added later is allowed by the schema
+until the model lists it. Nullable fields are `X | None` without a default, so that they are
+required and may be null.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Answer(BaseModel):
+    """A JSON answer's schema: every field required, extra fields allowed."""
+
+
+class ErrorDetail(Answer):
+    """The code (docs/api-notes.md lists them all) and a human message."""
+
+    code: str = Field(pattern=r"^[a-z_]+$")
+    message: str
+
+
+class Error(Answer):
+    """`{"error":{"code","message"}}`: every non-2xx JSON answer."""
+
+    error: ErrorDetail
+
+
+class Health(Answer):
+    """GET /healthz."""
+
+    status: str
+
+
+class Readiness(Answer):
+    """GET /readyz: each check `ok` or `unavailable`."""
+
+    status: str
+    checks: dict[str, str]
+
+
+class SignedIn(Answer):
+    """POST /api/v1/login: a session token usable as a bearer token until it expires."""
+
+    token: str
+    expires_at: str
+
+
+class Me(Answer):
+    """GET /api/v1/me."""
+
+    name: str
+    scopes: list[str]
+    kind: str
+
+
+class Token(Answer):
+    """An API token as listed: never its secret."""
+
+    id: int
+    name: str
+    scopes: list[str]
+    owner: str
+    created_at: str
+    expires_at: str | None
+    revoked_at: str | None
+
+
+class NewToken(Token):
+    """A created token with its secret, shown once."""
+
+    token: str
+
+
+class TokenList(Answer):
+    """GET /api/v1/tokens."""
+
+    tokens: list[Token]
+
+
+class App(Answer):
+    """An app and the names of its envs."""
+
+    name: str
+    description: str
+    envs: list[str]
+    created_at: str
+
+
+class AppList(Answer):
+    """GET /api/v1/apps."""
+
+    apps: list[App]
+
+
+class Item(Answer):
+    """One draft item; its revision is its ETag."""
+
+    key: str
+    value: str
+    comment: str
+    revision: int
+    updated_at: str
+    updated_by: str
+
+
+class Draft(Answer):
+    """GET …/items: the draft."""
+
+    items: list[Item]
+
+
+class Patched(Answer):
+    """PATCH …/items: the new draft revision and the keys changed."""
+
+    draft_revision: int
+    changed: list[str]
+
+
+class Change(Answer):
+    """A changed item's value before and after."""
+
+    old: str
+    new: str
+
+
+class Diff(Answer):
+    """GET …/diff: the draft against the latest release (base_version null before the first)."""
+
+    base_version: int | None
+    added: dict[str, str]
+    changed: dict[str, Change]
+    removed: dict[str, str]
+
+
+class ReleaseSummary(Answer):
+    """A release without its items (release lists)."""
+
+    app: str
+    env: str
+    version: int
+    checksum: str
+    author: str
+    comment: str
+    created_at: str
+    rollback_of: int | None
+
+
+class Release(ReleaseSummary):
+    """A release with its items."""
+
+    items: dict[str, str]
+
+
+class ReleaseList(Answer):
+    """GET …/releases: newest first."""
+
+    releases: list[ReleaseSummary]
+
+
+class Config(Answer):
+    """GET …/config: the latest release as services read it."""
+
+    app: str
+    env: str
+    version: int
+    checksum: str
+    items: dict[str, str]
+
+
+class AuditEntry(Answer):
+    """Who changed what, when."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    app: str | None
+    env: str | None
+    target: str
+    summary: str
+
+
+class AuditLog(Answer):
+    """GET /api/v1/audit: newest first."""
+
+    entries: list[AuditEntry]
+
+
+class Cluster(Answer):
+    """GET /api/v1/cluster: this replica's view; the etcd mode adds its own fields."""
+
+    mode: str
+    replicas: list[dict[str, Any]]
+    etcd_members: list[dict[str, Any]]
+    lock_holders: list[dict[str, Any]]
+    subscribers: int
+
+
+class OpenApiDocument(Answer):
+    """GET /api/openapi.json: this document."""
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
