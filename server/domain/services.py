@@ -13,6 +13,7 @@ from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
 from server.domain.scopes import Principal
 from server.domain.throttle import SignInThrottle
+from server.domain.validation import validate_app_name
 from server.records import AuditEntry
 
 MAX_AUDIT_PAGE = 500
@@ -53,6 +54,9 @@ class Services:
     ) -> list[AuditEntry]:
         """Who changed what, newest first."""
         principal.require_admin()
+        if app is not None:
+            # A filter that no app could match is a mistake, not an empty log.
+            app = validate_app_name(app)
         limit = max(1, min(limit, MAX_AUDIT_PAGE))
         async with self.ctx.store.reader() as q:
             return await q.audit(app, limit, before)
