@@ -75,11 +75,6 @@ def query_params(route: Route) -> list[Param]:
     return [QUERY_PARAMS[q] if isinstance(q, str) else q for q in route.query]
 
 
-def body_required(model: type[BaseModel]) -> bool:
-    """An empty body is accepted (as `{}`) when every field has a default."""
-    return any(info.is_required() for info in model.model_fields.values())
-
-
 def _error_schema(status: int) -> dict[str, Any]:
     codes = sorted(
         {e.code for e in ErrorCode if e.status == status and e not in _WEBSOCKET_ONLY}
@@ -182,7 +177,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
-            "required": body_required(route.body),
+            "required": not route.body_optional,
             "content": {"application/json": {"schema": schemas.body(route.body)}},
         }
     for link in route.links:

@@ -96,6 +96,51 @@ class AppList(Answer):
     apps: list[App]
 
 
+class Env(Answer):
+    """One env and its settings (docs/api.md: GET /apps/{app}/envs/{env})."""
+
+    app: str
+    name: str
+    approval_required: bool
+    latest_version: int | None
+    draft_revision: int
+    gray: dict[str, Any] | None
+
+
+class User(Answer):
+    """A user as listed (docs/api.md: /users); never a password or its hash."""
+
+    name: str
+    admin: bool
+    roles: dict[str, str]
+    disabled: bool
+    created_at: str
+    last_login_at: str | None
+
+
+class UserList(Answer):
+    """GET /api/v1/users."""
+
+    users: list[User]
+
+
+class Session(Answer):
+    """A sign-in session (docs/api.md: /sessions); never its secret."""
+
+    id: int
+    user: str
+    created_at: str
+    expires_at: str
+    last_used_at: str | None
+    address: str | None
+
+
+class SessionList(Answer):
+    """GET /api/v1/sessions."""
+
+    sessions: list[Session]
+
+
 class Item(Answer):
     """One draft item; its revision is its ETag."""
 

@@ -29,8 +29,8 @@ class Route:
       server/api/responses.py (`{200: r.App}`), a `Reply` (text bodies, headers, `NO_CONTENT`),
       or, for an error status, a description (`{409: "exists"}`; the body is the envelope).
       Every success must name its body: tests/api/test_openapi.py fails otherwise.
-    - `body`: the request model (server/api/schemas.py); adds 400 and 413. A body whose
-      fields all have defaults is optional.
+    - `body`: the request model (server/api/schemas.py); adds 400 and 413. With
+      `body_optional`, no body at all is read as `{}` (read_body's allow_empty).
     - path parameters come from the path's `{names}` (spec.PATH_PARAMS); `{app}` adds 404.
     - `query`: names from spec.QUERY_PARAMS, or a `Param` of its own; any adds 400.
     - `policy`: CALLER adds 401, 403 and 503; every route may answer 500.
@@ -47,6 +47,7 @@ class Route:
     tag: str = "config"
     query: tuple[str | Param, ...] = ()
     links: tuple[Link, ...] = ()
+    body_optional: bool = False
 
     @property
     def name(self) -> str:
@@ -278,6 +279,7 @@ ROUTES: tuple[Route, ...] = (
             503: "lock_timeout, or the store or coordinator is unavailable",
         },
         tag="releases",
+        body_optional=True,
         links=(
             Link(201, "get_release", _RELEASE),
             Link(201, "rollback_release", _RELEASE),
@@ -310,6 +312,7 @@ ROUTES: tuple[Route, ...] = (
         s.RollbackBody,
         {201: r.Release, 409: "lock_lost: retry"},
         tag="releases",
+        body_optional=True,
         links=(Link(201, "get_release", _RELEASE),),
     ),
     Route(

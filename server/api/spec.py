@@ -107,6 +107,22 @@ QUERY_PARAMS: dict[str, Param] = {
     ),
     "env": Param("env", {"type": "string", "pattern": NAME}, "the env to subscribe to"),
     "token": Param("token", {"type": "string"}, "the bearer token, where no header can be set"),
+    # The contract's other query parameters (docs/api.md), for the routes that take them; a
+    # route whose values differ (`mode`) declares a Param of its own.
+    "status": Param(
+        "status",
+        {"type": "string", "enum": ["pending", "approved", "rejected", "withdrawn", "stale"]},
+        "only requests in this state",
+    ),
+    "user": Param("user", {"type": "string", "pattern": NAME}, "only this user's"),
+    "actor": Param("actor", {"type": "string", "maxLength": 200}, "only entries by this actor"),
+    "action": Param("action", {"type": "string", "maxLength": 64}, "only entries of this action"),
+    "dry_run": Param(
+        "dry_run", {"type": "string", "enum": ["true", "false"]}, "report without changing"
+    ),
+    "secrets": Param(
+        "secrets", {"type": "string", "enum": ["include"]}, "secret values in clear (admin)"
+    ),
 }
 """Every query parameter name a route may use; a route names them in `query`."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from server.api.openapi import PAGE_OPERATIONS, build_document, path_params, replies
 from server.api.routes import ROUTES, Route
 from server.api.spec import PATH_PARAMS, QUERY_PARAMS
@@ -180,6 +182,21 @@ def test_request_bodies_document_what_the_domain_checks() -> None:
     publish = _operation(_route("publish_release"))["requestBody"]
     assert publish["required"] is False  # an empty body publishes with no comment
     assert _operation(_route("create_app"))["requestBody"]["required"] is True
+    assert _operation(_route("patch_items"))["requestBody"]["required"] is True
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_a_body_is_optional_exactly_where_the_document_says(api: Api) -> None:
+    wrong = []
+    for route in ROUTES:
+        if route.body is None:
+            continue
+        path = route.path.format(app="shop", env="prod", key="k", id="1", version="1")
+        answer = await api.call(route.method, path, data=b"")
+        refused = answer.status == 400 and answer.body["error"]["code"] == "invalid_json"
+        if refused != (not route.body_optional):
+            wrong.append(f"{route.method} {route.path}: {answer.status} {answer.text}")
+    assert wrong == []
 
 
 def test_the_admin_page_routes_are_described_with_the_static_path() -> None:
