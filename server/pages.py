@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from server.api.common import services
 from server.domain.auth import check_csrf, csrf_token_for
@@ -69,7 +70,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/login", get_login_page, name="get_login_page")
     app.router.add_post("/login", post_login, name="post_login")
     app.router.add_post("/logout", post_logout, name="post_logout")
-    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.router.add_get("/static/{path:.+}", get_static, name="static")
     for name in ("get_admin_page", "get_login_page", "post_login", "post_logout", "static"):
         # Each page checks its own session; its errors are pages (GET and HEAD alike).
         for route in app.router[name]:
@@ -139,6 +140,28 @@ async def _session(request: web.Request) -> tuple[str, Principal] | None:
     if principal.kind != "session":
         return None
     return cookie, principal
+
+
+async def _form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The posted form, or a 400 page when its body cannot be read as the Content-Type says."""
+    try:
+        return await request.post()
+    except ValueError:  # a multipart Content-Type without a boundary, a malformed part
+        raise AppError(ErrorCode.INVALID_REQUEST, "The form could not be read.") from None
+
+
+async def get_static(request: web.Request) -> web.StreamResponse:
+    """GET /static/{path}: a file of the admin page; anything else is the 404 page."""
+    # Not aiohttp's add_static: it answers a missing file with an empty 404 decided while
+    # sending, after the error page, the request log and the metrics saw a 200.
+    try:
+        path = (STATIC_DIR / request.match_info["path"]).resolve()
+        found = path.is_relative_to(STATIC_DIR) and path.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long
+        found = False
+    if not found:
+        raise web.HTTPNotFound(reason="No such file")
+    return web.FileResponse(path)
 
 
 def _redirect(location: str) -> web.Response:
@@ -218,7 +241,7 @@ async def get_login_page(request: web.Request) -> web.StreamResponse:
 
 async def post_login(request: web.Request) -> web.StreamResponse:
     """POST /login: check the form's token, sign in, set the session cookie."""
-    form = await request.post()
+    form = await _form(request)
     username = form.get("username")
     password = form.get("password")
     presented = form.get(CSRF_FIELD)
@@ -278,7 +301,7 @@ async def post_logout(request: web.Request) -> web.StreamResponse:
         # Nothing to end. A cross-site post carries no cookie (SameSite=Strict) and clears nothing.
         return _to_sign_in(request)
     cookie, principal = session
-    form = await request.post()
+    form = await _form(request)
     presented = form.get(CSRF_FIELD)
     if not same_origin(request) or not check_csrf(
         cookie, presented if isinstance(presented, str) else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -21,7 +21,9 @@ from server.api import (
     transfer,
     users,
 )
+from server.api import responses as r
 from server.api import schemas as s
+from server.api.spec import FLAT_MAP, NO_CONTENT, SAME_ENV, TEXT, Declared, Link, Param, Reply
 from server.middleware import CALLER, PUBLIC, WEBSOCKET, Policy, declare
 from server.watch import http as watch_http
 
@@ -32,23 +34,42 @@ ENV = "/api/v1/apps/{app}/envs/{env}"
 
 @dataclass(frozen=True)
 class Route:
-    """One registered route: who may call it, and its documentation."""
+    """One registered route: who may call it, and its documentation.
+
+    To add a route, declare what only it knows; server/api/openapi.py derives the rest:
+    - `responses`: each status it answers beside the derived ones, mapped to a model from
+      server/api/responses.py (`{200: r.App}`), a `Reply` (text bodies, headers, `NO_CONTENT`),
+      or, for an error status, a description (`{409: "exists"}`; the body is the envelope).
+      Every success must name its body: tests/api/test_openapi.py fails otherwise.
+    - `body`: the request model (server/api/schemas.py); adds 400 and 413. With
+      `body_optional`, no body at all is read as `{}` (read_body's allow_empty).
+    - path parameters come from the path's `{names}` (spec.PATH_PARAMS); `{app}` adds 404.
+    - `query`: names from spec.QUERY_PARAMS, or a `Param` of its own; any adds 400.
+    - `policy`: CALLER adds 401, 403 and 503; every route may answer 500.
+    - `links`: `Link`s from an answer to the operations it leads to (stateful testing).
+    """
 
     method: str
     path: str
     handler: Handler
     summary: str
     body: type[BaseModel] | None = None
-    responses: dict[int, str] = field(default_factory=lambda: {200: "OK"})
+    responses: Mapping[int, Declared] = field(default_factory=dict)
     policy: Policy = CALLER
     tag: str = "config"
-    query: tuple[str, ...] = ()
+    query: tuple[str | Param, ...] = ()
+    links: tuple[Link, ...] = ()
+    body_optional: bool = False
 
     @property
     def name(self) -> str:
         """The route name: the handler's name."""
         return self.handler.__name__
 
+
+_ITEM = {**SAME_ENV, "key": "$request.path.key"}
+_RELEASE = {**SAME_ENV, "version": "$response.body#/version"}
+_FIRST_ENV = {"app": "$response.body#/name", "env": "$response.body#/envs/0"}
 
 # The config read is the hot path: registered first, it is the first route tried.
 ROUTES: tuple[Route, ...] = (
@@ -57,27 +78,65 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/config",
         config.get_config,
         "Latest release; ETag, formats, long poll",
-        responses={200: "config", 304: "not modified", 404: "never published"},
+        responses={
+            200: Reply(
+                "the latest release, as JSON or rendered in `format`",
+                r.Config,
+                media={"text/plain": TEXT, "application/yaml": FLAT_MAP},
+                headers=("ETag", "X-Config-Version"),
+            ),
+            304: Reply(
+                "If-None-Match is current, or the long poll ended with nothing newer",
+                bodiless=True,
+                optional_headers=("ETag", "X-Config-Version"),
+            ),
+            404: "not_found, or not_published: the env was never published",
+            409: "format_conflict: two keys give one dotenv name",
+        },
         query=("format", "after", "wait"),
     ),
-    Route("GET", "/healthz", ops.healthz, "Process is up", policy=PUBLIC, tag="ops"),
+    Route(
+        "GET",
+        "/healthz",
+        ops.healthz,
+        "Process is up",
+        responses={200: r.Health},
+        policy=PUBLIC,
+        tag="ops",
+    ),
     Route(
         "GET",
         "/readyz",
         ops.readyz,
         "Store and coordinator answer",
-        responses={200: "ready", 503: "not ready"},
+        responses={200: r.Readiness, 503: Reply("not ready: which part, not why", r.Readiness)},
         policy=PUBLIC,
         tag="ops",
     ),
-    Route("GET", "/metrics", ops.get_metrics, "Prometheus metrics", policy=PUBLIC, tag="ops"),
+    Route(
+        "GET",
+        "/metrics",
+        ops.get_metrics,
+        "Prometheus metrics",
+        responses={
+            200: Reply("Prometheus text exposition", media={"text/plain": TEXT}),
+            401: "server.metrics_token is set and the request did not bear it",
+        },
+        policy=PUBLIC,
+        tag="ops",
+    ),
     Route(
         "POST",
         "/api/v1/login",
         auth.login,
         "Sign in; returns a session token",
         s.LoginBody,
-        {200: "token", 401: "wrong credentials"},
+        {
+            200: r.SignedIn,
+            401: "invalid_credentials",
+            429: "too_many_attempts: the name or the address is locked for a while",
+            503: "busy: too many sign-ins at once",
+        },
         policy=PUBLIC,
         tag="auth",
     ),
@@ -86,47 +145,76 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/logout",
         auth.logout,
         "End the caller's session",
-        responses={204: "signed out"},
+        responses={204: NO_CONTENT},
         tag="auth",
     ),
-    Route("GET", "/api/v1/me", auth.whoami, "The caller and its scopes", tag="auth"),
+    Route(
+        "GET",
+        "/api/v1/me",
+        auth.whoami,
+        "The caller and its scopes",
+        responses={200: r.Me},
+        tag="auth",
+    ),
     Route(
         "POST",
         "/api/v1/tokens",
         auth.create_token,
         "Create an API token (admin)",
         s.CreateTokenBody,
-        {201: "token with its secret, shown once"},
+        {201: r.NewToken, 409: "exists: a live token has that name"},
+        tag="auth",
+        links=(Link(201, "revoke_token", {"id": "$response.body#/id"}),),
+    ),
+    Route(
+        "GET",
+        "/api/v1/tokens",
+        auth.list_tokens,
+        "List API tokens (admin)",
+        responses={200: r.TokenList},
         tag="auth",
     ),
-    Route("GET", "/api/v1/tokens", auth.list_tokens, "List API tokens (admin)", tag="auth"),
     Route(
         "DELETE",
         "/api/v1/tokens/{id}",
         auth.revoke_token,
         "Revoke a token (admin)",
-        responses={204: "revoked"},
+        responses={204: NO_CONTENT, 404: "no such token"},
         tag="auth",
     ),
     # users and sessions
-    Route("GET", "/api/v1/users", users.list_users, "Every user (admin)", tag="users"),
+    Route(
+        "GET",
+        "/api/v1/users",
+        users.list_users,
+        "Every user (admin)",
+        responses={200: r.UserList},
+        tag="users",
+    ),
     Route(
         "POST",
         "/api/v1/users",
         users.create_user,
         "Create a user (admin)",
         s.CreateUserBody,
-        {201: "created", 409: "exists"},
+        {201: r.User, 409: "exists"},
         tag="users",
     ),
-    Route("GET", "/api/v1/users/{name}", users.get_user, "One user (admin, or self)", tag="users"),
+    Route(
+        "GET",
+        "/api/v1/users/{name}",
+        users.get_user,
+        "One user (admin, or self)",
+        responses={200: r.User, 404: "no such user"},
+        tag="users",
+    ),
     Route(
         "PATCH",
         "/api/v1/users/{name}",
         users.patch_user,
         "Change a user's admin flag, roles or disabled state (admin)",
         s.PatchUserBody,
-        {200: "user", 409: "last_admin"},
+        {200: r.User, 404: "no such user", 409: "last_admin"},
         tag="users",
     ),
     Route(
@@ -135,7 +223,7 @@ ROUTES: tuple[Route, ...] = (
         users.set_password,
         "Change one's own password, or reset anyone's (admin)",
         s.PasswordBody,
-        {204: "changed; the user's other sessions end", 403: "wrong_password"},
+        {204: NO_CONTENT, 403: "wrong_password", 404: "no such user"},
         tag="users",
     ),
     Route(
@@ -143,7 +231,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/users/{name}",
         users.delete_user,
         "Delete a user (admin)",
-        responses={204: "deleted", 409: "last_admin"},
+        responses={204: NO_CONTENT, 404: "no such user", 409: "last_admin"},
         tag="users",
     ),
     Route(
@@ -151,6 +239,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/sessions",
         users.list_sessions,
         "Live sign-in sessions: one's own, or anyone's (admin)",
+        responses={200: r.SessionList},
         tag="users",
         query=("user",),
     ),
@@ -159,26 +248,39 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/sessions/{id}",
         users.revoke_session,
         "End a session: one's own, or any (admin)",
-        responses={204: "ended"},
+        responses={204: NO_CONTENT, 404: "no such session"},
         tag="users",
     ),
-    Route("GET", "/api/v1/apps", apps.list_apps, "Apps the caller may see", tag="apps"),
+    Route(
+        "GET",
+        "/api/v1/apps",
+        apps.list_apps,
+        "Apps the caller may see",
+        responses={200: r.AppList},
+        tag="apps",
+    ),
     Route(
         "POST",
         "/api/v1/apps",
         apps.create_app,
         "Create an app",
         s.CreateAppBody,
-        {201: "created", 409: "exists"},
+        {201: r.App, 409: "exists"},
         tag="apps",
+        links=(
+            Link(201, "get_app", {"app": "$response.body#/name"}),
+            Link(201, "create_env", {"app": "$response.body#/name"}),
+            Link(201, "put_item", _FIRST_ENV),
+            Link(201, "delete_app", {"app": "$response.body#/name"}),
+        ),
     ),
-    Route("GET", "/api/v1/apps/{app}", apps.get_app, "One app", tag="apps"),
+    Route("GET", "/api/v1/apps/{app}", apps.get_app, "One app", responses={200: r.App}, tag="apps"),
     Route(
         "DELETE",
         "/api/v1/apps/{app}",
         apps.delete_app,
         "Delete an app and its history",
-        responses={204: "deleted"},
+        responses={204: NO_CONTENT},
         tag="apps",
     ),
     Route(
@@ -187,23 +289,28 @@ ROUTES: tuple[Route, ...] = (
         apps.create_env,
         "Add an env",
         s.CreateEnvBody,
-        {201: "created", 409: "exists"},
+        {201: r.App, 409: "exists"},
         tag="apps",
     ),
-    Route("GET", f"{ENV}/items", items.list_items, "The draft", tag="draft"),
+    Route(
+        "GET", f"{ENV}/items", items.list_items, "The draft", responses={200: r.Draft}, tag="draft"
+    ),
     Route(
         "PATCH",
         f"{ENV}/items",
         items.patch_items,
         "Many edits, all or none",
         s.PatchItemsBody,
+        {200: r.Patched, 409: "limit_exceeded"},
         tag="draft",
+        links=(Link(200, "get_diff", SAME_ENV), Link(200, "publish_release", SAME_ENV)),
     ),
     Route(
         "GET",
         f"{ENV}/items/{{key}}",
         items.get_item,
         "One draft item; ETag = revision",
+        responses={200: Reply("the item", r.Item, headers=("ETag",))},
         tag="draft",
     ),
     Route(
@@ -212,18 +319,35 @@ ROUTES: tuple[Route, ...] = (
         items.put_item,
         "Create or replace an item",
         s.PutItemBody,
-        {200: "replaced", 201: "created", 412: "If-Match mismatch"},
+        {
+            200: Reply("replaced", r.Item, headers=("ETag",)),
+            201: Reply("created", r.Item, headers=("ETag",)),
+            409: "limit_exceeded",
+            412: "precondition_failed: If-Match or If-None-Match did not hold",
+        },
         tag="draft",
+        links=tuple(
+            Link(status, operation, _ITEM if operation != "publish_release" else SAME_ENV)
+            for status in (200, 201)
+            for operation in ("get_item", "delete_item", "publish_release")
+        ),
     ),
     Route(
         "DELETE",
         f"{ENV}/items/{{key}}",
         items.delete_item,
         "Remove an item from the draft",
-        responses={204: "deleted", 412: "If-Match mismatch"},
+        responses={204: NO_CONTENT, 412: "precondition_failed: If-Match did not hold"},
         tag="draft",
     ),
-    Route("GET", f"{ENV}/diff", items.get_diff, "Draft against the latest release", tag="draft"),
+    Route(
+        "GET",
+        f"{ENV}/diff",
+        items.get_diff,
+        "Draft against the latest release",
+        responses={200: r.Diff},
+        tag="draft",
+    ),
     Route(
         "POST",
         f"{ENV}/releases",
@@ -231,22 +355,36 @@ ROUTES: tuple[Route, ...] = (
         "Publish the draft",
         s.PublishBody,
         {
-            201: "release",
-            409: "nothing_to_publish, draft_changed, approval_required",
+            201: r.Release,
+            409: "nothing_to_publish, draft_changed, approval_required, or lock_lost: retry",
             413: "release_too_large",
+            503: "lock_timeout, or the store or coordinator is unavailable",
         },
         tag="releases",
+        body_optional=True,
+        links=(
+            Link(201, "get_release", _RELEASE),
+            Link(201, "rollback_release", _RELEASE),
+            Link(201, "get_config", SAME_ENV),
+            Link(201, "list_releases", SAME_ENV),
+        ),
     ),
     Route(
         "GET",
         f"{ENV}/releases",
         releases.list_releases,
         "Releases, newest first",
+        responses={200: r.ReleaseList},
         tag="releases",
         query=("limit", "before"),
     ),
     Route(
-        "GET", f"{ENV}/releases/{{version}}", releases.get_release, "One release", tag="releases"
+        "GET",
+        f"{ENV}/releases/{{version}}",
+        releases.get_release,
+        "One release",
+        responses={200: r.Release},
+        tag="releases",
     ),
     Route(
         "POST",
@@ -254,8 +392,14 @@ ROUTES: tuple[Route, ...] = (
         releases.rollback_release,
         "New release with an earlier snapshot",
         s.RollbackBody,
-        {201: "release", 404: "no such version", 409: "nothing_to_publish, approval_required"},
+        {
+            201: r.Release,
+            404: "no such version",
+            409: "nothing_to_publish, approval_required, or lock_lost: retry",
+        },
         tag="releases",
+        body_optional=True,
+        links=(Link(201, "get_release", _RELEASE),),
     ),
     # env and app management, export and import
     Route(
@@ -264,6 +408,7 @@ ROUTES: tuple[Route, ...] = (
         apps.update_app,
         "Edit an app's description (owner)",
         s.PatchAppBody,
+        {200: r.App, 404: "no such app"},
         tag="apps",
     ),
     Route(
@@ -271,7 +416,7 @@ ROUTES: tuple[Route, ...] = (
         ENV,
         apps.delete_env,
         "Delete an env and its history (owner)",
-        responses={204: "deleted", 409: "last_env"},
+        responses={204: NO_CONTENT, 404: "no such app or env", 409: "last_env"},
         tag="apps",
     ),
     Route(
@@ -279,6 +424,7 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/discard",
         items.discard_draft,
         "The draft back to the latest release",
+        responses={200: r.DiscardedDraft},
         tag="draft",
     ),
     Route(
@@ -286,6 +432,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/v1/apps/{app}/export",
         transfer.export_app,
         "The app with every env's draft (owner)",
+        responses={200: r.ExportDocument, 404: "no such app"},
         tag="apps",
         query=("secrets",),
     ),
@@ -295,36 +442,65 @@ ROUTES: tuple[Route, ...] = (
         transfer.import_app,
         "Create or merge an app from an export document (admin)",
         s.ExportDocumentBody,
-        {200: "merged", 201: "created", 409: "exists"},
+        {200: r.AppImported, 201: r.AppImported, 404: "no such app (merge)", 409: "exists"},
         tag="apps",
-        query=("mode",),
+        query=(
+            Param(
+                "mode",
+                {"type": "string", "enum": ["create", "merge"]},
+                "create a new app (default), or merge into an existing one",
+            ),
+        ),
     ),
     Route(
         "POST",
         f"{ENV}/import",
         transfer.import_env,
         "A json, properties, yaml or dotenv file into the draft",
-        responses={200: "imported (or, with dry_run, what would be)", 400: "invalid_import"},
+        responses={
+            200: r.EnvImported,
+            400: "invalid_import",
+            413: "too_many_items, draft_too_large",
+        },
         tag="draft",
-        query=("format", "mode", "dry_run"),
+        query=(
+            Param(
+                "format",
+                {"type": "string", "enum": ["json", "properties", "yaml", "dotenv"]},
+                "the file's format",
+                required=True,
+            ),
+            Param(
+                "mode",
+                {"type": "string", "enum": ["merge", "replace"]},
+                "set these keys (default), or make the draft exactly the file",
+            ),
+            "dry_run",
+        ),
     ),
     Route(
         "GET",
         "/api/v1/watch",
         watch_http.watch,
         "WebSocket push channel",
-        responses={101: "switching protocols"},
-        query=("app", "env", "after"),
+        responses={101: Reply("switching protocols", bodiless=True)},
+        query=("app", "env", "after", "token"),
         policy=WEBSOCKET,
     ),
     Route(
-        "GET", "/api/v1/cluster", ops.get_cluster, "Replicas, etcd members, lock holders", tag="ops"
+        "GET",
+        "/api/v1/cluster",
+        ops.get_cluster,
+        "Replicas, etcd members, lock holders",
+        responses={200: r.Cluster},
+        tag="ops",
     ),
     Route(
         "GET",
         "/api/v1/audit",
         ops.list_audit,
         "Who changed what (admin, or the app's viewers with app=)",
+        responses={200: r.AuditLog},
         tag="ops",
         query=("app", "actor", "action", "limit", "before"),
     ),
@@ -334,7 +510,7 @@ ROUTES: tuple[Route, ...] = (
         ENV,
         envs.get_env,
         "An env's settings, latest version and draft revision",
-        responses={200: "env", 404: "no such app or env"},
+        responses={200: r.Env, 404: "no such app or env"},
         tag="apps",
     ),
     Route(
@@ -343,7 +519,7 @@ ROUTES: tuple[Route, ...] = (
         envs.update_env,
         "Change an env's settings (owner)",
         s.UpdateEnvBody,
-        {200: "env", 404: "no such app or env"},
+        {200: r.Env, 404: "no such app or env"},
         tag="apps",
     ),
     Route(
@@ -351,9 +527,13 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/release-requests",
         requests.list_release_requests,
         "Release requests, newest first",
-        responses={200: "requests", 404: "no such app or env"},
+        responses={200: r.ReleaseRequestList, 404: "no such app or env"},
         tag="requests",
-        query=("status", "limit", "before"),
+        query=(
+            "status",
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "at most this many"),
+            "before",
+        ),
     ),
     Route(
         "POST",
@@ -362,7 +542,7 @@ ROUTES: tuple[Route, ...] = (
         "Request a release of the draft, or a rollback; freezes its snapshot",
         s.CreateReleaseRequestBody,
         {
-            201: "request",
+            201: r.ReleaseRequest,
             404: "no such app, env or version",
             409: "draft_changed, nothing_to_publish",
             413: "release_too_large",
@@ -374,7 +554,7 @@ ROUTES: tuple[Route, ...] = (
         f"{ENV}/release-requests/{{id}}",
         requests.get_release_request,
         "One release request",
-        responses={200: "request", 404: "no such request"},
+        responses={200: r.ReleaseRequest, 404: "no such request"},
         tag="requests",
     ),
     Route(
@@ -384,12 +564,13 @@ ROUTES: tuple[Route, ...] = (
         "Approve: publish exactly the frozen snapshot (publisher, not the author)",
         s.DecideReleaseRequestBody,
         {
-            201: "release",
+            201: r.Release,
             403: "self_approval",
             404: "no such request",
             409: "stale_request, request_decided",
         },
         tag="requests",
+        body_optional=True,
     ),
     Route(
         "POST",
@@ -397,15 +578,16 @@ ROUTES: tuple[Route, ...] = (
         requests.reject_release_request,
         "Reject a pending request (publisher)",
         s.DecideReleaseRequestBody,
-        {200: "request", 404: "no such request", 409: "request_decided"},
+        {200: r.ReleaseRequest, 404: "no such request", 409: "request_decided"},
         tag="requests",
+        body_optional=True,
     ),
     Route(
         "DELETE",
         f"{ENV}/release-requests/{{id}}",
         requests.withdraw_release_request,
         "Withdraw a pending request (its author, or an admin)",
-        responses={204: "withdrawn", 404: "no such request", 409: "request_decided"},
+        responses={204: NO_CONTENT, 404: "no such request", 409: "request_decided"},
         tag="requests",
     ),
     Route(
@@ -413,7 +595,7 @@ ROUTES: tuple[Route, ...] = (
         "/api/openapi.json",
         openapi.get_openapi,
         "This document",
-        responses={200: "OpenAPI 3.1"},
+        responses={200: r.OpenApiDocument},
         policy=PUBLIC,
         tag="ops",
     ),

@@ -1,13 +1,56 @@
-"""Request bodies: unknown fields and wrong types are refused at the edge."""
+"""Request bodies: unknown fields and wrong types are refused at the edge.
+
+The patterns and lengths in `json_schema_extra` only document (for the OpenAPI document) what
+the domain checks, so that a bad name keeps its own error code (`invalid_name`, …).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from server.domain.scopes import SCOPE_PATTERN, Role
+from server.domain.validation import KEY_PATTERN, MAX_COMMENT_CHARS, NAME_PATTERN
+
+_NAME = f"^{NAME_PATTERN.pattern}$"
+_KEY = f"^{KEY_PATTERN.pattern}$"
+
+
+def _documented(**schema: Any) -> Any:
+    """A field whose constraints the domain checks: shown in the schema, not enforced here."""
+    return Field(json_schema_extra=schema)
+
+
+Name = Annotated[str, _documented(pattern=_NAME)]
+Key = Annotated[str, _documented(pattern=_KEY)]
+Value = Annotated[str, _documented(description="at most limits.max_value_bytes (64 KiB) in UTF-8")]
+Comment = Annotated[str, _documented(maxLength=MAX_COMMENT_CHARS)]
+
+Password = Annotated[str, Field(max_length=1024), _documented(minLength=10)]
+# A role per app name or "*": what domain.scopes.parse_roles takes.
+Roles = Annotated[
+    dict[str, str],
+    _documented(
+        propertyNames={"pattern": f"^(?:\\*|{NAME_PATTERN.pattern})$"},
+        additionalProperties={"type": "string", "enum": [role.value for role in Role]},
+    ),
+]
 
 # Revisions, versions and ids fit a signed 64-bit column with room to spare.
 MAX_NUMBER = 2**62
+
+
+def _whole(value: Any) -> Any:
+    # JSON Schema's integer includes 16039.0; strict validation would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Revision = Annotated[int, Field(ge=0, le=MAX_NUMBER), BeforeValidator(_whole)]
+Version = Annotated[int, Field(ge=1, le=MAX_NUMBER), BeforeValidator(_whole)]
+Lifetime = Annotated[int, Field(ge=60, le=10 * 365 * 86400), BeforeValidator(_whole)]
 
 
 class RequestBody(BaseModel):
@@ -26,52 +69,68 @@ class LoginBody(RequestBody):
 class CreateAppBody(RequestBody):
     """POST /api/v1/apps."""
 
-    name: str
-    description: str = ""
-    envs: list[str] = Field(default_factory=list, max_length=64)
+    name: Name
+    description: Annotated[str, _documented(maxLength=1000)] = ""
+    envs: Annotated[list[Name], _documented(uniqueItems=True)] = Field(
+        default_factory=list, max_length=64
+    )
 
 
 class CreateEnvBody(RequestBody):
     """POST /api/v1/apps/{app}/envs."""
 
-    name: str
+    name: Name
 
 
 class PutItemBody(RequestBody):
     """PUT …/items/{key}."""
 
-    value: str
-    comment: str | None = None
+    value: Value
+    comment: Comment | None = None
 
 
 class PatchItemsBody(RequestBody):
     """PATCH …/items: all edits or none."""
 
-    to_set: dict[str, str] = Field(default_factory=dict, alias="set")
-    delete: list[str] = Field(default_factory=list)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["set"], "properties": {"set": {"minProperties": 1}}},
+                {"required": ["delete"], "properties": {"delete": {"minItems": 1}}},
+            ]
+        }
+    )
+
+    to_set: Annotated[dict[str, Value], _documented(propertyNames={"pattern": _KEY})] = Field(
+        default_factory=dict, alias="set"
+    )
+    delete: Annotated[list[Key], _documented(uniqueItems=True)] = Field(default_factory=list)
 
 
 class PublishBody(RequestBody):
     """POST …/releases: draft_revision is what the publisher reviewed (409 draft_changed)."""
 
-    comment: str = ""
-    draft_revision: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
+    comment: Comment = ""
+    draft_revision: Revision | None = None
     emergency: bool = False
 
 
 class RollbackBody(RequestBody):
     """POST …/releases/{version}/rollback."""
 
-    comment: str = ""
+    comment: Comment = ""
     emergency: bool = False
 
 
 class CreateTokenBody(RequestBody):
     """POST /api/v1/tokens."""
 
-    name: str
-    scopes: list[str]
-    expires_in: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+    name: Name
+    scopes: Annotated[
+        list[Annotated[str, _documented(pattern=f"^(?:{SCOPE_PATTERN.pattern})$")]],
+        _documented(minItems=1),
+    ]
+    expires_in: Lifetime | None = None
 
 
 # users and sessions
@@ -80,24 +139,24 @@ class CreateTokenBody(RequestBody):
 class CreateUserBody(RequestBody):
     """POST /api/v1/users."""
 
-    name: str = Field(max_length=64)
-    password: str = Field(max_length=1024)
+    name: Name
+    password: Password
     admin: bool = False
-    roles: dict[str, str] = Field(default_factory=dict)
+    roles: Roles = Field(default_factory=dict)
 
 
 class PatchUserBody(RequestBody):
     """PATCH /api/v1/users/{name}: only the fields sent change."""
 
     admin: bool | None = None
-    roles: dict[str, str] | None = None
+    roles: Roles | None = None
     disabled: bool | None = None
 
 
 class PasswordBody(RequestBody):
     """PUT /api/v1/users/{name}/password: `current` is required for one's own."""
 
-    password: str = Field(max_length=1024)
+    password: Password
     current: str | None = Field(default=None, max_length=1024)
 
 
@@ -113,7 +172,7 @@ class PatchAppBody(RequestBody):
 class ExportItemBody(RequestBody):
     """One item of an export document; a secret exported without its value has value null."""
 
-    key: str
+    key: Key
     value: str | None
     comment: str = ""
     secret: bool = False
@@ -128,10 +187,10 @@ class ExportEnvBody(RequestBody):
 class ExportDocumentBody(RequestBody):
     """POST /api/v1/apps/import: the document GET /api/v1/apps/{app}/export answers."""
 
-    kind: str
-    version: int
+    kind: Annotated[str, _documented(enum=["configcenter.export"])]
+    version: Annotated[int, _documented(enum=[1])]
     exported_at: str | None = None
-    app: str
+    app: Name
     description: str = ""
     envs: dict[str, ExportEnvBody] = Field(default_factory=dict)
 
@@ -148,10 +207,11 @@ class UpdateEnvBody(RequestBody):
 class CreateReleaseRequestBody(RequestBody):
     """POST …/release-requests: the draft (at draft_revision) or a rollback target."""
 
-    comment: str
-    draft_revision: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
-    rollback_to: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
-    gray: dict[str, Any] | None = None
+    comment: Comment
+    draft_revision: Revision | None = None
+    rollback_to: Version | None = None
+    # Until gray releases exist a request carries none (the contract's `gray`, reserved).
+    gray: None = None
 
 
 class DecideReleaseRequestBody(RequestBody):

@@ -60,7 +60,7 @@ async def delete_user(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     """GET /api/v1/sessions?user=NAME: own sessions, or anyone's as an admin."""
     sessions = await services(request).auth.list_sessions(
-        principal(request), request.query.get("user")
+        principal(request), request.query.get("user") or None
     )
     return json_response({"sessions": [s.session_json() for s in sessions]})
 

@@ -15,7 +15,7 @@ from server.domain.context import DomainContext
 from server.domain.passwords import PasswordPool
 from server.domain.scopes import Principal, parse_roles, parse_scopes
 from server.domain.throttle import SignInThrottle, name_subject
-from server.domain.validation import validate_token_name
+from server.domain.validation import validate_token_name, validate_user_name
 from server.errors import AppError, ErrorCode, not_found
 from server.events import TokenRevoked, UserChanged
 from server.records import AuditAction, Token, User, utc_after, utc_now
@@ -305,6 +305,8 @@ class AuthService:
 
     async def list_sessions(self, principal: Principal, user: str | None) -> list[Token]:
         """Live sessions: the caller's own, or (admin) one user's or everyone's."""
+        if user is not None:
+            user = validate_user_name(user)
         if user is None and not principal.is_admin:
             if principal.user is None:
                 return []  # an API token has no sessions of its own

@@ -145,6 +145,7 @@ _PLACEHOLDERS = {
     "key": "k",
     "id": "1",
     "version": "1",
+    "path": "app.css",
 }
 
 
