@@ -717,7 +717,7 @@ def test_an_operator_without_admin_sees_only_their_apps(
     page.goto("/#/audit")
     expect(page.get_by_text("Admins only")).to_be_visible()
     page.goto(env_url("team-b", "prod"))
-    expect(page.get_by_role("alert")).to_contain_text("needs read:APP or write:APP")
+    expect(page.get_by_role("alert")).to_contain_text("ops needs role viewer or read:APP")
     shot(page, "13-operator-forbidden")
 
 

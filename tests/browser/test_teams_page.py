@@ -69,6 +69,7 @@ def test_admin_creates_a_user_whose_page_shows_only_what_the_role_allows(
     expect(form.get_by_label("Password")).to_have_accessible_description(
         re.compile("10 to 1024 characters|at least 10", re.IGNORECASE)
     )
+    review_shot(admin, "h8-users-new-user-error")
     form.get_by_label("Password").fill("vera-password-1")
     form.get_by_role("button", name="Create user").click()
     expect(user_row(admin, "vera")).to_contain_text("shop: viewer")
@@ -265,3 +266,4 @@ def test_the_cluster_page_says_which_replica_and_shows_times(
     started = page.locator("time.cluster-time").first
     expect(started).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
     expect(page.locator("code.cluster-id").first).to_be_visible()
+    review_shot(page, "h8-cluster")

@@ -22,7 +22,8 @@ function rolesSummary() {
   if (me.admin) return "Admin: you may do everything, on every app.";
   const entries = Object.entries(me.roles);
   if (!entries.length) return "No roles yet: ask an admin for a role on the apps you work on.";
-  return entries.map(([app, role]) => `${role} on ${app === "*" ? "every app" : app}`).join(" · ");
+  const roles = entries.map(([app, role]) => `${role} on ${app === "*" ? "every app" : app}`);
+  return `Your roles: ${roles.join(", ")}.`;
 }
 
 function passwordForm(onChanged) {
