@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from server.domain import auth as auth_module
 from server.keys import SERVICES
 from tests.api.helpers import ADMIN_PASSWORD, Api
 
@@ -326,3 +327,30 @@ async def test_audit_filters_by_actor_and_action_and_shows_viewers_their_apps(ap
     for bad in ("action=user", "action=%25", "action=user.%25", "app=Bad!"):
         answer = await api.call("GET", f"/api/v1/audit?{bad}")
         assert answer.status == 400, bad
+
+
+async def test_a_user_disabled_behind_the_cache_is_refused_and_its_sockets_closed(
+    api: Api,
+) -> None:
+    """No event at all (as if the replica that disabled the user died before announcing it):
+    the cache's freshness window and the hub's periodic check still apply it."""
+    await api.app_with_env()
+    await add_user(api, "alice", {"shop": "viewer"})
+    await add_user(api, "bob", {"shop": "viewer"})
+    alice, bob = await sign_in(api, "alice"), await sign_in(api, "bob")
+    alice_ws = await api.client.ws_connect(f"/api/v1/watch?token={alice}&app=shop&env=prod")
+    bob_ws = await api.client.ws_connect(f"/api/v1/watch?token={bob}&app=shop&env=prod")
+    assert (await api.call("GET", "/api/v1/me", token=alice)).status == 200
+    async with api.app[SERVICES].ctx.store.transaction() as q:
+        await q.conn.execute(
+            "UPDATE users SET disabled = 1, changed_at = ? WHERE name = 'alice'",
+            ("2100-01-01T00:00:00.000000Z",),
+        )
+    closing = await alice_ws.receive(timeout=auth_module.WS_TOKEN_CHECK_SECONDS + 4)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    assert alice_ws.close_code == aiohttp.WSCloseCode.POLICY_VIOLATION
+    await asyncio.sleep(auth_module.AUTH_FRESH_SECONDS + 0.2)
+    assert (await api.call("GET", "/api/v1/me", token=alice)).status == 401
+    assert not bob_ws.closed
+    assert (await api.call("GET", "/api/v1/me", token=bob)).status == 200
+    await bob_ws.close()
