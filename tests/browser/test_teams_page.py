@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
-from tests.browser.helpers import Server, shot, sign_in
+from tests.browser.helpers import PHONE, Problems, Server, shot, sign_in, watch_problems
 
 pytestmark = pytest.mark.browser
 
@@ -34,6 +34,21 @@ def row(page: Page, key: str) -> Locator:
 def user_row(page: Page, name: str) -> Locator:
     """The users table row of a user."""
     return page.locator(f'tr[data-user="{name}"]')
+
+
+def assert_no_horizontal_scroll(page: Page) -> None:
+    """The layout fits the viewport width."""
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+          .filter((el) =>
+            el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+          .slice(0, 5)
+          .map((el) => el.outerHTML.slice(0, 120))"""
+    )
+    assert overflow <= 0, f"the page is {overflow}px wider than the viewport: {wide}"
 
 
 def add_user(server: Server, name: str, password: str, roles: dict[str, str]) -> None:
@@ -267,3 +282,26 @@ def test_the_cluster_page_says_which_replica_and_shows_times(
     expect(started).to_have_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
     expect(page.locator("code.cluster-id").first).to_be_visible()
     review_shot(page, "h8-cluster")
+
+
+def test_the_users_and_account_pages_fit_a_phone(
+    browser: Browser, server: Server, problems: Problems
+) -> None:
+    add_user(server, "phone-user", "phone-password-1", {"*": "viewer", "shop": "owner"})
+    context = browser.new_context(base_url=server.url, viewport=PHONE, is_mobile=True)
+    watch_problems(context, problems)
+    try:
+        page = context.new_page()
+        sign_in(page, server)
+        page.goto("/#/users")
+        expect(user_row(page, "phone-user")).to_contain_text("every app: viewer")
+        page.get_by_role("button", name="New user").click()
+        page.get_by_role("button", name="Add role").click()
+        assert_no_horizontal_scroll(page)
+        review_shot(page, "h8-phone-users")
+        page.goto("/#/account")
+        expect(page.get_by_text("this session")).to_have_count(1)
+        assert_no_horizontal_scroll(page)
+        review_shot(page, "h8-phone-account")
+    finally:
+        context.close()
