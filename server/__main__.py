@@ -1,5 +1,5 @@
 """`configcenter` / `python -m server`: serve, migrate, user add|list|passwd|disable|roles,
-token create."""
+token create, backup, restore."""
 
 from __future__ import annotations
 
@@ -279,6 +279,39 @@ async def _token_create(config: Config, args: argparse.Namespace) -> int:
     return await _with_services(config, action)
 
 
+async def _backup(config: Config, args: argparse.Namespace) -> int:
+    from server.domain import backup
+
+    store = Store.from_config(config)
+    await store.open(run_migrations=False)  # a backup changes nothing, the schema included
+    try:
+        taken = await backup.backup(store, args.file)
+    finally:
+        await store.close()
+    print(f"wrote {args.file}: {taken.row_count} rows, schema {taken.schema_version}")
+    return 0
+
+
+async def _restore(config: Config, args: argparse.Namespace) -> int:
+    from server.domain import backup
+
+    store = Store.from_config(config)
+    await store.open()
+    try:
+        restored = await backup.restore(store, args.file, args.replace, args.version_floor)
+    finally:
+        await store.close()
+    for line in backup.describe(restored):
+        print(line)
+    return 0
+
+
+def _version(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a version number 0 or more, got {value!r}")
+    return int(value)
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
@@ -332,6 +365,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope", nargs="+", required=True, help="admin, write:APP, read:APP"
     )
     token_create.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    backup_cmd = commands.add_parser(
+        "backup", help="write a consistent backup of the whole store to FILE (mode 600)"
+    )
+    backup_cmd.add_argument("file", type=Path, metavar="FILE")
+    backup_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+    restore_cmd = commands.add_parser(
+        "restore", help="load a backup into an empty store (or --replace its contents)"
+    )
+    restore_cmd.add_argument("file", type=Path, metavar="FILE")
+    restore_cmd.add_argument(
+        "--replace", action="store_true", help="replace the store's contents with the backup's"
+    )
+    restore_cmd.add_argument(
+        "--version-floor",
+        type=_version,
+        default=None,
+        metavar="N",
+        help="move every env to a release above N (default: above what the replaced store "
+        "had, or 1000 above the backup's versions for an empty store)",
+    )
+    restore_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     _add_remote_commands(commands)
     return parser
 
@@ -366,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_user(config, args))
         if args.command == "token":
             return asyncio.run(_token_create(config, args))
+        if args.command == "backup":
+            return asyncio.run(_backup(config, args))
+        if args.command == "restore":
+            return asyncio.run(_restore(config, args))
     except AppError as exc:
         print(f"configcenter: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -22,6 +22,7 @@ class ErrorCode(Enum):
     INVALID_FORMAT = ("invalid_format", 400)
     INVALID_ROLE = ("invalid_role", 400)
     INVALID_IMPORT = ("invalid_import", 400)
+    INVALID_BACKUP = ("invalid_backup", 400)
     UNAUTHORIZED = ("unauthorized", 401)
     INVALID_CREDENTIALS = ("invalid_credentials", 401)
     FORBIDDEN = ("forbidden", 403)

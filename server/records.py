@@ -195,6 +195,8 @@ class AuditAction(StrEnum):
     RELEASE_PUBLISH = "release.publish"
     RELEASE_ROLLBACK = "release.rollback"
     RELEASE_EMERGENCY = "release.emergency"
+    RELEASE_RESTORE = "release.restore"
+    STORE_RESTORE = "store.restore"
     REQUEST_CREATE = "request.create"
     REQUEST_APPROVE = "request.approve"
     REQUEST_REJECT = "request.reject"

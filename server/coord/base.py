@@ -30,6 +30,11 @@ class ReleaseSource(Protocol):
         """The newest release of one env, with items."""
         ...
 
+    async def restore_above(self, app: str, env: str, seen: int) -> Release | None:
+        """The store's latest release of an env made again above `seen` (a version etcd holds
+        and the store lacks) under the publish lock, and distributed; None when not needed."""
+        ...
+
 
 class Coordinator(Protocol):
     """Publish lock, release distribution and change notification."""

@@ -13,7 +13,10 @@
   3. `_repair_etcd`: an env whose record is missing or older than the store, and whose lock
      nobody claims (no publish is in flight; a live holder distributes itself), is written
      with a compare-and-swap on the record's mod_revision (or absence), so a repair never
-     overwrites a newer write. A record ahead of the store is reported once, left as is.
+     overwrites a newer write. A record ahead of the store (the store was restored from an
+     older backup) is answered by the store winning without any version going down: the
+     store's latest release is made again above etcd's version, under the env's fenced
+     publish lock, and distributed like a publish (`ReleaseSource.restore_above`).
   4. `_delete_stale`: a record whose app the store no longer has is deleted the same way
      (after a second look at the store).
   5. `_apply_missed`: a record already in etcd at the previous refresh that the cache still
@@ -47,6 +50,7 @@ from server.coord.etcd_keys import (
     decode_release,
     encode_release,
 )
+from server.errors import AppError
 from server.events import ClusterEvent
 from server.published import PublishedConfigs
 from server.records import Release
@@ -98,7 +102,6 @@ class ReleaseSync:
         self.repairs: collections.Counter[str] = collections.Counter()
         self._need_reload = True
         self._watch: Any = None
-        self._ahead: set[tuple[EnvKey, int]] = set()  # reported once each
         self._previous_snapshot = 0  # etcd revision read by the previous refresh
 
     def count(self, kind: str, message: str, *args: object) -> None:
@@ -305,25 +308,38 @@ class ReleaseSync:
         await self.restart_watch()
 
     async def _repair_etcd(self, stored: dict[EnvKey, int], state: _EtcdState) -> None:
-        """Write the store's release where etcd's record is missing or older (no claim on the
-        env: a live holder distributes itself); report, once, a record ahead of the store."""
+        """Write the store's release where etcd's record is missing or older; where it is
+        newer, make the store's release again above it. Never while the env's lock is claimed:
+        a live holder distributes itself."""
         for env_key, stored_version in stored.items():
             entry = state.records.get(env_key)
+            if env_key in state.claimed:
+                continue
             if entry is None or entry.record.version < stored_version:
-                if env_key not in state.claimed:
-                    release = await self.source.latest_release(*env_key)
-                    if release is not None:
-                        await self._repair_record(release, entry)
+                release = await self.source.latest_release(*env_key)
+                if release is not None:
+                    await self._repair_record(release, entry)
             elif entry.record.version > stored_version:
-                if (env_key, entry.record.version) not in self._ahead:
-                    self._ahead.add((env_key, entry.record.version))
-                    self.count(
-                        "etcd_ahead_of_store",
-                        "%s/%s: etcd has version %d, the store %d (store restored? left as is)",
-                        *env_key,
-                        entry.record.version,
-                        stored_version,
-                    )
+                await self._store_behind(env_key, stored_version, entry.record.version)
+
+    async def _store_behind(self, env_key: EnvKey, stored_version: int, seen: int) -> None:
+        """etcd holds a version the store lacks: clients may hold it too, so the store's
+        release moves above it (store wins, no version goes down)."""
+        try:
+            release = await self.source.restore_above(*env_key, seen)
+        except AppError as exc:
+            # Lock or store trouble: the next refresh tries again; other envs go on.
+            log.warning("%s/%s: store behind etcd, not repaired yet: %s", *env_key, exc.message)
+            return
+        if release is not None:
+            self.count(
+                "store_behind_etcd",
+                "%s/%s: etcd had version %d, the store %d; the store's release is now version %d",
+                *env_key,
+                seen,
+                stored_version,
+                release.version,
+            )
 
     async def _apply_missed(self, stored: dict[EnvKey, int], state: _EtcdState) -> bool:
         """Apply records the watch should have brought by now; whether there were any."""

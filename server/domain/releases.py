@@ -11,7 +11,7 @@ from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
 from server.domain.drafts import draft_items, reconcile_draft
-from server.domain.scopes import Permission, Principal
+from server.domain.scopes import ADMIN, Permission, Principal
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
 from server.records import AuditAction, EnvRef, Fence, Release, utc_now
@@ -21,6 +21,9 @@ from server.store.queries import Queries
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
+
+# Who the audit names for a release the server makes by itself (the store-behind-etcd repair).
+SYSTEM = Principal(name="system", scopes=frozenset({ADMIN}), kind="system")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,24 @@ def _check_size(size: int, limit: int) -> None:
         )
 
 
+class _AlreadyAbove(Exception):
+    """The store's latest release is already above the version to pass: nothing to make."""
+
+
+def restored_release(latest: Release, version: int, author: str, now: str) -> Release:
+    """The store's latest release made again as `version`, above what clients may have seen."""
+    return Release(
+        app=latest.app,
+        env=latest.env,
+        version=version,
+        checksum=latest.checksum,
+        author=author,
+        comment=f"the store's version {latest.version} again, after a restore",
+        created_at=now,
+        items=latest.items,
+    )
+
+
 async def _record_fence(q: Queries, ref: EnvRef, fence: Fence) -> None:
     if (fence.epoch, fence.token) != (ref.fence_epoch, ref.fence_token):
         await q.set_fence(ref.id, fence.epoch, fence.token)
@@ -64,6 +85,12 @@ class ReleaseService:
 
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
+
+    def _next_version(self, ref: EnvRef, latest: Release | None) -> int:
+        """After the latest release, and after anything this replica served: a store restored
+        from an older backup must not hand out a version a client already holds."""
+        stored = latest.version if latest else ref.version_floor
+        return max(stored, self.ctx.published.version(ref.app, ref.name)) + 1
 
     async def _release(self, principal: Principal, app: str, env: str, plan: _Plan) -> Release:
         """Under the env's publish lock, in one transaction: plan a release, store it with its
@@ -116,7 +143,7 @@ class ReleaseService:
             release = Release(
                 app=app,
                 env=env,
-                version=(latest.version if latest else ref.version_floor) + 1,
+                version=self._next_version(ref, latest),
                 checksum=checksum_of_canonical(text),
                 author=principal.name,
                 comment=comment,
@@ -151,7 +178,7 @@ class ReleaseService:
             release = Release(
                 app=app,
                 env=env,
-                version=latest.version + 1,
+                version=self._next_version(ref, latest),
                 checksum=target.checksum,
                 author=principal.name,
                 comment=comment or f"rollback to version {version}",
@@ -177,6 +204,35 @@ class ReleaseService:
             )
 
         return await self._release(principal, app, env, plan)
+
+    async def restore_above(self, app: str, env: str, seen: int) -> Release | None:
+        """Store wins: when etcd holds `seen`, higher than the store's latest release (the store
+        was restored from an older backup), make that release again above `seen` and
+        distribute it, so every replica and client moves up to the store's items. None when
+        the env has no release or is already above `seen`."""
+
+        async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
+            latest = await q.latest_release(ref.id)
+            if latest is None or latest.version >= seen:
+                raise _AlreadyAbove
+            version = max(seen, ref.version_floor, self._next_version(ref, latest) - 1) + 1
+            release = restored_release(latest, version, SYSTEM.name, now)
+            summary = (
+                f"etcd had version {seen}, the store {latest.version}: "
+                f"the store's items published again as version {version}"
+            )
+            return _Planned(
+                release, canonical_json(latest.items), AuditAction.RELEASE_RESTORE, summary
+            )
+
+        try:
+            return await self._release(SYSTEM, app, env, plan)
+        except _AlreadyAbove:
+            return None
+        except AppError as exc:
+            if exc.error is ErrorCode.NOT_FOUND:
+                return None  # the env was deleted meanwhile
+            raise
 
     async def list_releases(
         self, principal: Principal, app: str, env: str, limit: int, before: int | None

@@ -105,6 +105,10 @@ class Database(Protocol):
         """A connection for reads."""
         ...
 
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        """A read-only transaction that sees one consistent state of every table (backups)."""
+        ...
+
     def migration_lock(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         """A connection holding a lock that keeps concurrent migrators out."""
         ...
@@ -227,6 +231,23 @@ class SqliteDatabase:
             raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
         with self._as_unavailable(reader):
             yield _SqliteConnection(reader)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        if self._reader is None:
+            raise AppError(ErrorCode.STORE_UNAVAILABLE, "the store is closed")
+        # A connection of its own: the shared reader must not see this transaction's old state.
+        conn = await self._connect()
+        try:
+            with self._as_unavailable(conn):
+                await conn.execute("BEGIN")
+                # A WAL read transaction takes its snapshot at its first read.
+                await conn.execute_fetchall("SELECT COUNT(*) FROM sqlite_master")
+            yield _SqliteConnection(conn)
+        finally:
+            with contextlib.suppress(sqlite3.Error, ValueError):
+                await conn.execute("ROLLBACK")
+            await conn.close()
 
     def migration_lock(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         return self.transaction()
@@ -377,6 +398,21 @@ class MysqlDatabase:
     async def reader(self) -> AsyncIterator[Connection]:
         async with self._acquire() as conn:
             yield _MysqlConnection(conn)
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Connection]:
+        async with self._acquire() as conn:
+            wrapped = _MysqlConnection(conn)
+            # For the next transaction only; the session stays READ COMMITTED.
+            await wrapped.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            await wrapped.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            try:
+                yield wrapped
+            finally:
+                try:
+                    await conn.rollback()
+                except Exception:
+                    conn.close()  # not returned to the pool half-way through a transaction
 
     @contextlib.asynccontextmanager
     async def migration_lock(self) -> AsyncIterator[Connection]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import orjson
@@ -375,3 +376,99 @@ class Queries(AuthQueries):
             (*params, limit),
         )
         return [AuditEntry(int(r[0]), *r[1:]) for r in rows]
+
+    # backup and restore: whole tables, named by server.domain.backup.TABLES
+
+    async def schema_version(self) -> int:
+        """The highest migration applied to this database."""
+        row = await self.conn.fetchone("SELECT MAX(version) FROM schema_migrations")
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def schema_tables(self) -> list[str]:
+        """Every table of the schema, by name (the database's own bookkeeping left out)."""
+        if self.conn.dialect == "mysql":
+            sql = (
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
+            )
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        return sorted(str(row[0]) for row in await self.conn.fetchall(sql))
+
+    async def table_columns(self, table: str) -> list[str]:
+        """A table's columns in their schema order."""
+        if self.conn.dialect == "mysql":
+            sql = (
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position"
+            )
+        else:
+            sql = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
+        return [str(row[0]) for row in await self.conn.fetchall(sql, (_identifier(table),))]
+
+    async def table_rows(self, table: str, columns: Sequence[str]) -> list[Row]:
+        """Every row of a table, ordered by its leading columns (its key in our schema)."""
+        names = ", ".join(_identifier(c) for c in columns)
+        order = ", ".join(str(n) for n in range(1, min(3, len(columns)) + 1))
+        # Identifiers checked above; they come from the schema, never from a request.
+        sql = f"SELECT {names} FROM {_identifier(table)} ORDER BY {order}"
+        return await self.conn.fetchall(sql)
+
+    async def count_rows(self, table: str) -> int:
+        """How many rows a table holds."""
+        row = await self.conn.fetchone(f"SELECT COUNT(*) FROM {_identifier(table)}")
+        return int(row[0]) if row else 0
+
+    async def delete_rows(self, table: str) -> None:
+        """Empty a table (inside a restore's transaction)."""
+        await self.conn.execute(f"DELETE FROM {_identifier(table)}")
+
+    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        """Rows as a backup holds them, ids included."""
+        if not rows:
+            return
+        names = ", ".join(_identifier(c) for c in columns)
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"
+        await self.conn.executemany(sql, rows)
+
+    async def env_versions(self) -> list[tuple[EnvRef, int]]:
+        """Every env with its newest release's version (0 before the first)."""
+        rows = await self.conn.fetchall(
+            "SELECT e.id, a.name, e.name, e.draft_revision, e.fence_epoch, e.fence_token, "
+            "e.version_floor, COALESCE(MAX(r.version), 0) FROM envs e "
+            "JOIN apps a ON a.id = e.app_id LEFT JOIN releases r ON r.env_id = e.id "
+            "GROUP BY e.id, a.name, e.name, e.draft_revision, e.fence_epoch, e.fence_token, "
+            "e.version_floor ORDER BY a.name, e.name"
+        )
+        return [
+            (EnvRef(int(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), int(r[6])), int(r[7]))
+            for r in rows
+        ]
+
+    async def raise_version_floor(self, env_id: int, floor: int) -> None:
+        """Make an env's next release come after `floor` (it never goes down)."""
+        await self.conn.execute(
+            "UPDATE envs SET version_floor = ? WHERE id = ? AND version_floor < ?",
+            (floor, env_id, floor),
+        )
+
+    async def set_retired_version(self, app: str, env: str, version: int) -> None:
+        """Record the last version an env that no longer exists handed out."""
+        await self.conn.execute(
+            "DELETE FROM retired_versions WHERE app = ? AND env = ?", (app, env)
+        )
+        await self.conn.execute(
+            "INSERT INTO retired_versions (app, env, version) VALUES (?, ?, ?)",
+            (app, env, version),
+        )
+
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+
+
+def _identifier(name: str) -> str:
+    """A table or column name, checked before it is written into SQL."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name

@@ -53,6 +53,12 @@ class Store:
         async with self.db.reader() as conn:
             yield Queries(conn)
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Queries]:
+        """Queries inside one read-only transaction: every table as of one moment."""
+        async with self.db.snapshot() as conn:
+            yield Queries(conn)
+
     async def ping(self) -> None:
         """Raise when the store does not answer."""
         async with self.db.reader() as conn:

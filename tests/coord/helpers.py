@@ -65,6 +65,11 @@ class StoreReleases:
     async def latest_release(self, app: str, env: str) -> Release | None:
         return await self.source.latest_release(app, env)
 
+    async def restore_above(self, app: str, env: str, seen: int) -> Release | None:
+        # Committed to the store only (the source's coordinator is in process): the refresh
+        # that follows writes it to etcd as a release the store has and etcd lacks.
+        return await self.source.restore_above(app, env, seen)
+
 
 @dataclasses.dataclass
 class Node:
