@@ -220,6 +220,8 @@ async def get_admin_page(request: web.Request) -> web.StreamResponse:
         {
             "csrf_token": csrf_token_for(cookie),
             "user": principal.name,
+            # The account page marks this session among the user's and ends it last.
+            "session_id": principal.token_id,
             "is_admin": principal.is_admin,
             "roles": {app: role.value for app, role in principal.roles.items()},
             # The page shows only what the user may do, by the same table the server enforces.

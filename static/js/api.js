@@ -1,7 +1,20 @@
 // The JSON API under /api/v1 with the session cookie; unsafe methods carry the CSRF token.
 
 const meta = document.querySelector('meta[name="csrf-token"]');
-const CSRF_TOKEN = meta ? meta.getAttribute("content") : "";
+// Replaced when the user signs in again in another tab: the token belongs to the session.
+let csrfToken = meta ? meta.getAttribute("content") : "";
+const sessionEndedListeners = new Set();
+
+/** Run listener() when an API call answers 401 (the session ended elsewhere). */
+export function onSessionEnded(listener) {
+  sessionEndedListeners.add(listener);
+  return () => sessionEndedListeners.delete(listener);
+}
+
+/** Use the CSRF token of a new session (signed in again in another tab). */
+export function setCsrfToken(token) {
+  csrfToken = token;
+}
 
 /** A failed API call: HTTP status, the envelope's code and message. */
 export class ApiError extends Error {
@@ -22,11 +35,12 @@ export function envPath(app, env) {
 
 /**
  * Call the API; resolves to the parsed JSON body (null when empty), rejects with ApiError.
- * A 401 means the session ended: the browser goes to the sign-in page.
+ * A 401 means the session ended: the listeners are told (the page stays, with what the user
+ * typed) and the call rejects.
  */
 export async function api(method, path, body, { ifMatch, createOnly } = {}) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = CSRF_TOKEN;
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
   if (createOnly) headers["If-None-Match"] = "*";
@@ -56,7 +70,7 @@ export async function api(method, path, body, { ifMatch, createOnly } = {}) {
     }
   }
   if (response.status === 401) {
-    window.location.assign(`/login${window.location.hash}`);
+    for (const listener of sessionEndedListeners) listener();
     throw new ApiError(401, "unauthorized", "Your session has ended. Sign in again.");
   }
   if (!response.ok) {
@@ -73,6 +87,7 @@ export async function api(method, path, body, { ifMatch, createOnly } = {}) {
 /** The signed-in operator, from the page shell. */
 export const me = {
   name: document.body.dataset.user || "",
+  sessionId: Number(document.body.dataset.session) || null,
   admin: document.body.dataset.admin === "true",
   mode: document.body.dataset.mode || "standalone",
   roles: JSON.parse(document.body.dataset.roles || "{}"),

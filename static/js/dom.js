@@ -66,12 +66,20 @@ function toDate(value) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-/** "just now", "5 min ago", "3 h ago", else a short date. */
+/** "just now", "5 min ago", "3 h ago", "in 2 h", else a short date. */
 export function relativeTime(value) {
   const date = toDate(value);
   if (date === null) return "—";
   const seconds = (Date.now() - date.getTime()) / 1000;
-  if (seconds < 45) return "just now";
+  if (seconds < -45 && seconds > -86400) {
+    const ahead = -seconds;
+    return ahead < 3600 ? `in ${Math.round(ahead / 60)} min` : `in ${Math.round(ahead / 3600)} h`;
+  }
+  if (seconds < 45 && seconds > -45) return "just now";
+  if (seconds < 0) {
+    const sameYear = date.getFullYear() === new Date().getFullYear();
+    return sameYear ? dayTime.format(date) : withYear.format(date);
+  }
   if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
   const sameYear = date.getFullYear() === new Date().getFullYear();

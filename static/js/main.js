@@ -2,12 +2,15 @@
 
 import { ApiError } from "./api.js";
 import { h, replace } from "./dom.js";
+import "./session.js";
 import { clearAlerts, emptyState, pageHead, showError } from "./ui.js";
+import { accountView } from "./views/account.js";
 import { appsView, appView } from "./views/apps.js";
 import { auditView } from "./views/audit.js";
 import { clusterView } from "./views/cluster.js";
 import { envView } from "./views/env.js";
 import { tokensView } from "./views/tokens.js";
+import { usersView } from "./views/users.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -63,6 +66,8 @@ function resolve({ parts, query }) {
     return { view: auditView, params: query, nav: "audit", title: "Audit log" };
   if (first === "tokens") return { view: tokensView, nav: "tokens", title: "Tokens" };
   if (first === "cluster") return { view: clusterView, nav: "cluster", title: "Cluster" };
+  if (first === "users") return { view: usersView, nav: "users", title: "Users" };
+  if (first === "account") return { view: accountView, nav: "account", title: "Your account" };
   return null;
 }
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
-    Dialog,
     Page,
     Playwright,
     expect,
@@ -25,6 +23,7 @@ from tests.browser.helpers import (
     Server,
     chromium_path,
     sign_in,
+    watch_problems,
 )
 
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
@@ -79,32 +78,24 @@ def problems() -> Problems:
 def context(browser: Browser, server: Server, problems: Problems) -> Iterator[BrowserContext]:
     """A fresh context (no cookies) per test at 1280x800."""
     ctx = browser.new_context(base_url=server.url, viewport=DESKTOP)
-
-    def watch(page: Page) -> None:
-        page.on("pageerror", lambda exc: problems.errors.append(f"uncaught: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                problems.errors.append(f"console: {msg.text}")
-                if msg.type == "error"
-                and re.search(r"Content Security Policy|Refused to", msg.text)
-                else None
-            ),
-        )
-
-        def on_dialog(dialog: Dialog) -> None:
-            problems.dialogs.append(f"{dialog.type}: {dialog.message}")
-            dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-
-    ctx.on("page", watch)
+    watch_problems(ctx, problems)
     try:
         yield ctx
     finally:
         ctx.close()
     assert not problems.errors, problems.errors
     assert not problems.dialogs, problems.dialogs
+
+
+@pytest.fixture
+def other_context(browser: Browser, server: Server, problems: Problems) -> Iterator[BrowserContext]:
+    """A second fresh context: another user (or the same one) in another browser."""
+    ctx = browser.new_context(base_url=server.url, viewport=DESKTOP)
+    watch_problems(ctx, problems)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
 
 
 @pytest.fixture

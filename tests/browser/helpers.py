@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
+from playwright.sync_api import BrowserContext, Dialog, Page, ViewportSize, expect
 
 from devservices import REPO_ROOT, ServerProcess
 
@@ -89,6 +89,30 @@ class Problems:
 
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+
+
+def watch_problems(ctx: BrowserContext, problems: Problems) -> None:
+    """Record in problems the uncaught errors, CSP violations and JavaScript dialogs of ctx."""
+
+    def watch(page: Page) -> None:
+        page.on("pageerror", lambda exc: problems.errors.append(f"uncaught: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                problems.errors.append(f"console: {msg.text}")
+                if msg.type == "error"
+                and re.search(r"Content Security Policy|Refused to", msg.text)
+                else None
+            ),
+        )
+
+        def on_dialog(dialog: Dialog) -> None:
+            problems.dialogs.append(f"{dialog.type}: {dialog.message}")
+            dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+
+    ctx.on("page", watch)
 
 
 def sign_in(page: Page, server: Server, user: str = "admin", password: str | None = None) -> None:

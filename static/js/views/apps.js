@@ -132,7 +132,7 @@ export async function appsView(main) {
         emptyState(
           "No apps yet",
           "An app holds the configuration of one service, with an env per stage (dev, staging, prod). Create the first one to start adding items.",
-          button("New app", openNew, { kind: "primary" }),
+          me.admin ? button("New app", openNew, { kind: "primary" }) : null,
         ),
       );
       return;
@@ -195,7 +195,7 @@ export async function appsView(main) {
       subtitle: apps.length
         ? `${plural(apps.length, "app")} you can see. Pick an env to edit its draft.`
         : null,
-      actions: [newBtn],
+      actions: me.admin ? [newBtn] : [],
     }),
     newPanel,
     apps.length ? h("div", { class: "toolbar" }, filter.wrap) : null,

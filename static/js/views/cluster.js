@@ -1,7 +1,7 @@
 // The cluster as this replica sees it: replicas, etcd members, publish locks.
 
 import { api, me } from "../api.js";
-import { exactTime, h, replace, timeEl } from "../dom.js";
+import { exactTime, h, relativeTime, replace } from "../dom.js";
 import {
   badge,
   busy,
@@ -25,13 +25,21 @@ function cellValue(key, value) {
   if (typeof value === "boolean")
     return value ? badge("yes", "ok") : h("span", { class: "muted", text: "no" });
   if (
-    /_at$|^since$|^started/.test(key) &&
+    /_at$|^since$|^started|^last_refresh$/.test(key) &&
     (typeof value === "number" || typeof value === "string")
   ) {
-    const el = timeEl(value);
-    el.title = exactTime(value);
-    return el;
+    const when = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (!Number.isNaN(when.getTime())) {
+      return h("time", {
+        class: "cluster-time",
+        datetime: when.toISOString(),
+        title: relativeTime(value),
+        text: exactTime(value),
+      });
+    }
   }
+  if (/^id$|_id$|^replica$|^name$|^address$|endpoint|url/.test(key) && typeof value === "string")
+    return h("code", { class: "cluster-id", text: value });
   if (Array.isArray(value)) return h("span", { text: value.join(", ") });
   if (typeof value === "object") return h("code", { text: JSON.stringify(value) });
   return h("span", { text: String(value) });
@@ -62,6 +70,13 @@ function stat(label, value) {
 
 const KNOWN = new Set(["mode", "replicas", "etcd_members", "lock_holders", "subscribers"]);
 
+/** The replica that answered this page: its id in cluster mode, the one marked self otherwise. */
+function thisReplica(info) {
+  const replicas = info.replicas || [];
+  const mine = replicas.find((r) => r.self || (info.replica && r.id === info.replica));
+  return info.replica || mine?.id || mine?.address || null;
+}
+
 /** The page's body for one answer of GET /cluster. */
 function clusterDetails(info) {
   const standalone = info.mode === "standalone";
@@ -74,7 +89,17 @@ function clusterDetails(info) {
   const members = info.etcd_members || [];
   const holders = info.lock_holders || [];
   const other = Object.entries(info).filter(([k]) => !KNOWN.has(k));
+  const here = thisReplica(info);
   return [
+    here
+      ? h(
+          "p",
+          { class: "replica-here" },
+          "You are on replica ",
+          h("code", { class: "cluster-id", text: here }),
+          ".",
+        )
+      : null,
     standalone
       ? h(
           "div",

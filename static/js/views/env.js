@@ -78,7 +78,15 @@ export async function envView(main, params) {
 
   const indicator = liveIndicator();
   const sectionBody = h("div", { class: "section-body" });
-  const ctx = { app, env, base, info, latest: firstDiff.base_version, refresh: async () => {} };
+  const ctx = {
+    app,
+    env,
+    base,
+    info,
+    latest: firstDiff.base_version,
+    refresh: async () => {},
+    stop: () => {},
+  };
 
   replace(
     main,
@@ -121,6 +129,7 @@ export async function envView(main, params) {
     await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
 
   return () => {
+    ctx.stop();
     stopWatch();
     indicator.stop();
   };

@@ -1,8 +1,11 @@
 // The draft of one env: its status against the latest release, the items, adding, publishing.
+// Edits by other operators appear while the page is open: it polls the items (cheap) every
+// couple of seconds while visible, and fetches the diff only when they changed.
 
-import { api } from "../../api.js";
+import { ApiError, api, me } from "../../api.js";
 import { h, plural, replace } from "../../dom.js";
 import { live } from "../../live.js";
+import { sessionEnded } from "../../session.js";
 import { badge, button, diffCounts, diffSummary, showError } from "../../ui.js";
 import { addItemPanel } from "./item-form.js";
 import { itemsTable } from "./items.js";
@@ -34,6 +37,18 @@ function draftStanding(diff) {
     text: `The draft equals the latest release, v${diff.base_version}. Clients have it.`,
   };
 }
+
+const POLL_MS = 2000;
+
+/** What identifies a draft's content: every key at its revision. */
+function draftSignature(items) {
+  return items
+    .map((i) => `${i.key}@${i.revision}`)
+    .sort()
+    .join("\n");
+}
+
+const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** The items deleted from the draft that the latest release still has. */
 function removedNote(diff) {
@@ -68,6 +83,8 @@ function removedNote(diff) {
 /** #/apps/APP/ENV */
 export async function draftSection(root, ctx, firstDiff) {
   const { app, env, base } = ctx;
+  const mayEdit = me.may(app, "edit");
+  const mayPublish = me.may(app, "publish");
   const state = { items: [], diff: firstDiff };
 
   const statusBox = h("div", { class: "draft-status" });
@@ -80,7 +97,7 @@ export async function draftSection(root, ctx, firstDiff) {
       api("GET", `${base}/items`),
       api("GET", `${base}/diff`),
     ]);
-    state.items = items.items.slice().sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    state.items = items.items.slice().sort(byKey);
     state.diff = diff;
     ctx.latest = diff.base_version;
     if (diff.base_version) live.seen(app, env, diff.base_version);
@@ -96,14 +113,24 @@ export async function draftSection(root, ctx, firstDiff) {
         standing.badge,
         h("span", { class: "draft-status-detail", text: standing.text }),
       ),
-      h(
-        "div",
-        { class: "draft-status-actions" },
-        standing.dirty && state.diff.base_version
-          ? button("Review changes", () => openPublish(), { small: false })
-          : null,
-        button("Publish", () => openPublish(), { kind: "primary", disabled: !standing.dirty }),
-      ),
+      mayPublish
+        ? h(
+            "div",
+            { class: "draft-status-actions" },
+            standing.dirty && state.diff.base_version
+              ? button("Review changes", () => openPublish(), { small: false })
+              : null,
+            button("Publish", () => openPublish(), {
+              kind: "primary",
+              disabled: !standing.dirty,
+            }),
+          )
+        : h("span", {
+            class: "muted draft-status-note",
+            text: mayEdit
+              ? "A publisher of this app publishes the draft."
+              : "You may view this draft.",
+          }),
     );
     replace(removedBox, removedNote(state.diff));
   }
@@ -133,6 +160,37 @@ export async function draftSection(root, ctx, firstDiff) {
     if (await publishDialog(ctx, diff)) await reload();
   }
 
+  /** Bring the page up to date when someone else changed the draft; keeps rows being edited. */
+  async function poll() {
+    if (document.hidden || sessionEnded()) return;
+    const before = state.items;
+    const items = (await api("GET", `${base}/items`)).items;
+    if (state.items !== before || draftSignature(items) === draftSignature(state.items)) return;
+    const diff = await api("GET", `${base}/diff`);
+    if (state.items !== before) return;
+    state.items = items.slice().sort(byKey);
+    state.diff = diff;
+    renderStatus();
+    table.render();
+  }
+
+  let timer = null;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      await poll();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) stopped = true;
+      else if (!(error instanceof ApiError)) throw error;
+    } finally {
+      if (!stopped) timer = setTimeout(tick, POLL_MS);
+    }
+  };
+  ctx.stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+
   ctx.refresh = reload;
   await load();
   replace(
@@ -146,7 +204,7 @@ export async function draftSection(root, ctx, firstDiff) {
         "div",
         { class: "card-head" },
         h("h2", { class: "card-title" }, "Items ", table.count),
-        h("div", { class: "card-actions" }, table.filter, adder.openButton),
+        h("div", { class: "card-actions" }, table.filter, mayEdit ? adder.openButton : null),
       ),
       table.box,
       removedBox,
@@ -154,4 +212,5 @@ export async function draftSection(root, ctx, firstDiff) {
   );
   renderStatus();
   table.render();
+  if (!stopped) timer = setTimeout(tick, POLL_MS);
 }

@@ -1,6 +1,6 @@
 // The releases of one env, newest first, with compare and roll back.
 
-import { api } from "../../api.js";
+import { api, me } from "../../api.js";
 import { h, replace, timeEl } from "../../dom.js";
 import { envHref, releaseHref } from "../../links.js";
 import { badge, button, card, emptyState, loadMore, table } from "../../ui.js";
@@ -63,7 +63,7 @@ export async function historySection(root, ctx) {
             text: "View",
             "aria-label": `View v${r.version}`,
           }),
-          r.version !== latest
+          r.version !== latest && me.may(app, "publish")
             ? button(
                 "Roll back",
                 async () => {

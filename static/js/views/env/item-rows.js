@@ -15,14 +15,18 @@ const editorCell = (item) =>
   cell("col-editor", "Last editor", h("span", { class: "editor", text: item.updated_by }));
 const timeCell = (item) => cell("col-time", "Updated", timeEl(item.updated_at));
 
-/** A row as shown, with Edit and Delete. */
-export function viewRow(item, tag, { onEdit, onDelete }) {
-  const editBtn = button("Edit", onEdit, { small: true, "aria-label": `Edit ${item.key}` });
-  const delBtn = button("Delete", onDelete, {
-    small: true,
-    kind: "ghost-danger",
-    "aria-label": `Delete ${item.key}`,
-  });
+/** A row as shown, with Edit and Delete when handlers are given (the user may edit). */
+export function viewRow(item, tag, handlers) {
+  const editBtn = handlers
+    ? button("Edit", handlers.onEdit, { small: true, "aria-label": `Edit ${item.key}` })
+    : null;
+  const delBtn = handlers
+    ? button("Delete", handlers.onDelete, {
+        small: true,
+        kind: "ghost-danger",
+        "aria-label": `Delete ${item.key}`,
+      })
+    : null;
   return h(
     "tr",
     { dataset: { key: item.key } },

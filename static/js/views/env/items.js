@@ -1,7 +1,7 @@
 // The draft's items table: rows shown or edited in place, the filter, saving with conflict
 // handling, deleting.
 
-import { ApiError, api, seg } from "../../api.js";
+import { ApiError, api, me, seg } from "../../api.js";
 import { h, replace } from "../../dom.js";
 import {
   badge,
@@ -25,6 +25,7 @@ const COLUMNS = ["Key", "Value", "Comment", "Last editor", "Updated", "Actions"]
  */
 export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
   const { app, env, base } = ctx;
+  const mayEdit = me.may(app, "edit");
   const editing = new Map();
   let rows = new Map();
 
@@ -74,10 +75,11 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
   function buildRow(item) {
     const draft = editing.get(item.key);
     if (!draft) {
-      return viewRow(item, tagFor(item.key), {
-        onEdit: () => startEdit(item.key),
-        onDelete: () => confirmDelete(item),
-      });
+      return viewRow(
+        item,
+        tagFor(item.key),
+        mayEdit ? { onEdit: () => startEdit(item.key), onDelete: () => confirmDelete(item) } : null,
+      );
     }
     return editRow(item, draft, tagFor(item.key), {
       onSave: (parts) => saveEdit(item.key, draft, parts),
@@ -162,8 +164,10 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
         box,
         emptyState(
           "This draft has no items yet",
-          "Add the first key and value. Nothing reaches clients until you publish.",
-          button("Add item", () => openAdd(), { kind: "primary" }),
+          mayEdit
+            ? "Add the first key and value. Nothing reaches clients until you publish."
+            : "An editor of this app adds its keys and values here.",
+          mayEdit ? button("Add item", () => openAdd(), { kind: "primary" }) : null,
         ),
       );
       return;

@@ -1,6 +1,6 @@
 // One release of an env: its items and details, compare with the latest, roll back.
 
-import { api } from "../../api.js";
+import { api, me } from "../../api.js";
 import { exactTime, h, replace } from "../../dom.js";
 import { compareHref, envHref } from "../../links.js";
 import { badge, button, emptyState, table } from "../../ui.js";
@@ -54,7 +54,7 @@ export async function releaseSection(root, ctx, version) {
                   text: `Compare with v${ctx.latest}`,
                 })
               : null,
-            !isLatest
+            !isLatest && me.may(app, "publish")
               ? button(
                   "Roll back",
                   async () => {
