@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import os
 import re
 import ssl
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from devservices.process import LOOPBACK, REPO_ROOT, Process, Service, free_port, tail, wait_until
+from devservices.tls import CertFiles, CertificateAuthority, client_ssl_context
 
 NGINX_BIN = "/usr/sbin/nginx"
 PROXY_DOC = REPO_ROOT / "docs" / "proxy.md"
@@ -51,86 +45,6 @@ def local_config(
     return _replace_once(text, r"^  ssl_certificate_key \S+;$", f"  ssl_certificate_key {key};")
 
 
-class CertificateAuthority:
-    """A self-made CA and one server certificate for 127.0.0.1 and localhost, as PEM files."""
-
-    def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.ca_path = directory / "ca.pem"
-        self.cert_path = directory / "server.pem"
-        self.key_path = directory / "server.key"
-        now = datetime.datetime.now(datetime.UTC)
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "configcenter test CA")])
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name)
-            .issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        server_key = ec.generate_private_key(ec.SECP256R1())
-        server_cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-            .issuer_name(ca_name)
-            .public_key(server_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(LOOPBACK))]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                critical=False,
-            )
-            .sign(ca_key, hashes.SHA256())
-        )
-        pem = serialization.Encoding.PEM
-        self.ca_path.write_bytes(ca_cert.public_bytes(pem))
-        # The chain nginx presents: the server's certificate, then the CA's.
-        self.cert_path.write_bytes(server_cert.public_bytes(pem) + ca_cert.public_bytes(pem))
-        self.key_path.write_bytes(
-            server_key.private_bytes(
-                pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        self.key_path.chmod(0o600)
-
-    def client_context(self) -> ssl.SSLContext:
-        """A client TLS context that trusts this CA only (and checks the host name)."""
-        return ssl.create_default_context(cafile=str(self.ca_path))
-
-
 class NginxProxy(Service):
     """nginx on a free loopback port terminating TLS in front of 127.0.0.1:upstream_port.
 
@@ -153,7 +67,8 @@ class NginxProxy(Service):
         self.config_path = base_dir / "nginx.conf"
         self.error_log = base_dir / "error.log"
         self.access_log = base_dir / "access.log"
-        self.certificates: CertificateAuthority | None = None
+        self.authority: CertificateAuthority | None = None
+        self.certificate: CertFiles | None = None
         self._process: Process | None = None
 
     @property
@@ -168,18 +83,18 @@ class NginxProxy(Service):
 
     def client_context(self) -> ssl.SSLContext:
         """A TLS context that trusts the proxy's certificate."""
-        assert self.certificates is not None, "start the proxy first"
-        return self.certificates.client_context()
+        assert self.authority is not None, "start the proxy first"
+        return client_ssl_context(self.authority.cert_file, None)
 
-    def _write_config(self, certificates: CertificateAuthority) -> None:
+    def _write_config(self, certificate: CertFiles) -> None:
         temp = self.base_dir / "temp"
         temp.mkdir(parents=True, exist_ok=True)
         site = local_config(
             documented_config(),
             self.port,
             self.upstream_port,
-            certificates.cert_path,
-            certificates.key_path,
+            certificate.cert_file,
+            certificate.key_file,
         )
         # As root, nginx would run its workers as nobody, who cannot write the temp dirs here;
         # as any other user the workers are that user already.
@@ -209,8 +124,11 @@ class NginxProxy(Service):
         if not Path(NGINX_BIN).exists():
             raise RuntimeError(f"{NGINX_BIN} is missing: install Debian's nginx (scripts/setup)")
         self.base_dir.mkdir(parents=True, exist_ok=True)
-        self.certificates = CertificateAuthority(self.base_dir / "tls")
-        self._write_config(self.certificates)
+        self.authority = CertificateAuthority(self.base_dir / "tls")
+        self.certificate = self.authority.issue(
+            "proxy", ip_addresses=(LOOPBACK,), dns_names=("localhost",), server=True
+        )
+        self._write_config(self.certificate)
         self._process = Process(
             f"nginx :{self.port}",
             [

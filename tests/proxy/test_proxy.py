@@ -147,7 +147,7 @@ def test_the_client_behind_the_proxy_is_its_forwarded_address(proxied: Proxied) 
         headers={"X-Forwarded-For": SPOOFED},
     )
     assert answer.status == 200, answer.text
-    assert ("admin", AuditAction.LOGIN_OK, f"signed in from {CLIENT_BEHIND_PROXY}") in (
+    assert ("user:admin", AuditAction.LOGIN_OK, f"signed in from {CLIENT_BEHIND_PROXY}") in (
         proxied.audit_summaries()
     )
     line = re.compile(rf"POST /api/v1/login 200 \S+ms from {re.escape(CLIENT_BEHIND_PROXY)}$")
