@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
@@ -77,9 +78,10 @@ class Api:
         return int(body["version"])
 
     async def create_token(self, name: str, scopes: list[str]) -> str:
-        """A new API token's secret."""
+        """A new API token's secret; a suffix keeps its name unique among live tokens."""
+        unique = f"{name[:56]}-{secrets.token_hex(3)}"
         body = await self.call(
-            "POST", "/api/v1/tokens", {"name": name, "scopes": scopes}, expect=201
+            "POST", "/api/v1/tokens", {"name": unique, "scopes": scopes}, expect=201
         )
         return str(body["token"])
 
