@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from server.domain.apps import require_env
-from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
-from server.domain.drafts import draft_items, reconcile_draft
+from server.domain.drafts import Edits, draft_items, reconcile_draft
 from server.domain.scopes import Permission, Principal
+from server.domain.secrets import may_see, opened_items, opened_release, snapshot
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
 from server.records import AuditAction, EnvRef, Fence, Release, utc_now
@@ -92,42 +92,57 @@ class ReleaseService:
                 raise AppError(
                     ErrorCode.VERSION_CONFLICT, "another publish took this version; retry"
                 ) from None
+            # Sealed, as the store holds it: etcd and the other replicas never see a clear value.
             await self.ctx.coordinator.distribute(release, fence)
         log.info(
             "%s %s/%s version %d by %s", planned.action, app, env, release.version, principal.name
         )
-        return release
+        return opened_release(self.ctx.keyring, release)
 
     async def publish(self, principal: Principal, app: str, env: str, comment: str) -> Release:
         """Make the draft the next release; 409 nothing_to_publish when it equals the latest."""
         comment = validate_comment(comment)
 
+        keyring = self.ctx.keyring
+
         async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
-            draft = await q.draft_values(ref.id)
+            stored = await q.items(ref.id)
+            draft = {i.key: i.value for i in opened_items(keyring, app, env, stored)}
+            secrets = frozenset(i.key for i in stored if i.secret)
             latest = await q.latest_release(ref.id)
-            if latest is not None and latest.items == draft:
+            base = opened_release(keyring, latest) if latest is not None else None
+            if (
+                latest is not None
+                and base is not None
+                and (base.items, base.secret_keys)
+                == (
+                    draft,
+                    secrets,
+                )
+            ):
                 raise AppError(
                     ErrorCode.NOTHING_TO_PUBLISH,
                     f"the draft equals release {latest.version}; change an item first",
                 )
-            change = diff_items(latest.items if latest else {}, draft, None)
-            text = canonical_json(draft)
-            _check_size(len(text.encode()), self.ctx.limits.max_release_bytes)
+            change = diff_items(base.items if base else {}, draft, None)
+            snap = snapshot(keyring, app, env, draft, secrets)
+            _check_size(len(snap.text.encode()), self.ctx.limits.max_release_bytes)
             release = Release(
                 app=app,
                 env=env,
                 version=(latest.version if latest else ref.version_floor) + 1,
-                checksum=checksum_of_canonical(text),
+                checksum=snap.checksum,
                 author=principal.name,
                 comment=comment,
                 created_at=now,
-                items=draft,
+                items=snap.items,
+                secret_keys=snap.secret_keys,
             )
             summary = (
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            return _Planned(release, text, AuditAction.RELEASE_PUBLISH, summary)
+            return _Planned(release, snap.text, AuditAction.RELEASE_PUBLISH, summary)
 
         return await self._release(principal, app, env, plan)
 
@@ -136,45 +151,51 @@ class ReleaseService:
     ) -> Release:
         """A new release with the items of an earlier one; the draft is reset to them."""
         comment = validate_comment(comment)
+        keyring = self.ctx.keyring
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> _Planned:
-            target = await q.release(ref.id, version)
-            if target is None:
+            stored_target = await q.release(ref.id, version)
+            if stored_target is None:
                 raise not_found(f"release {version} of {app}/{env}")
-            latest = await q.latest_release(ref.id)
-            assert latest is not None
-            if latest.items == target.items:
+            target = opened_release(keyring, stored_target)
+            stored_latest = await q.latest_release(ref.id)
+            assert stored_latest is not None
+            latest = opened_release(keyring, stored_latest)
+            if (latest.items, latest.secret_keys) == (target.items, target.secret_keys):
                 raise AppError(
                     ErrorCode.NOTHING_TO_PUBLISH,
                     f"release {version} has the same items as the latest release {latest.version}",
                 )
+            snap = snapshot(keyring, app, env, target.items, target.secret_keys)
             release = Release(
                 app=app,
                 env=env,
                 version=latest.version + 1,
-                checksum=target.checksum,
+                checksum=snap.checksum,
                 author=principal.name,
                 comment=comment or f"rollback to version {version}",
                 created_at=now,
-                items=target.items,
+                items=snap.items,
                 rollback_of=version,
+                secret_keys=snap.secret_keys,
             )
             # No items limit here: the draft goes back to what was once published. But not past
             # today's max_release_bytes (unless it shrinks): the release would be as large.
-            current = await draft_items(q, ref)
+            stored = await draft_items(q, ref)
+            secret_flags = {k: k in target.secret_keys for k in target.items}
             await reconcile_draft(
                 q,
                 ref,
-                current,
+                keyring,
+                stored,
                 target.items,
                 principal.name,
                 now,
                 self.ctx.limits.max_release_bytes,
+                edits=Edits(secrets=secret_flags),
             )
             summary = f"rolled back to version {version} as version {release.version}"
-            return _Planned(
-                release, canonical_json(target.items), AuditAction.RELEASE_ROLLBACK, summary
-            )
+            return _Planned(release, snap.text, AuditAction.RELEASE_ROLLBACK, summary)
 
         return await self._release(principal, app, env, plan)
 
@@ -189,17 +210,18 @@ class ReleaseService:
             return await q.releases(ref.id, limit, before)
 
     async def get_release(self, principal: Principal, app: str, env: str, version: int) -> Release:
-        """One release with its items."""
+        """One release with its items; secret values opened only for those who may see them
+        (Release.to_json(reveal=False) shows the others null)."""
         principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             release = await q.release(ref.id, version)
         if release is None:
             raise not_found(f"release {version} of {app}/{env}")
-        return release
+        return opened_release(self.ctx.keyring, release) if may_see(principal, app) else release
 
     async def latest_releases(self) -> list[Release]:
-        """The newest release of every env, from the store (loading and repair)."""
+        """The newest release of every env, sealed, from the store (loading and repair)."""
         async with self.ctx.store.reader() as q:
             return await q.latest_releases()
 
@@ -209,7 +231,7 @@ class ReleaseService:
             return await q.latest_versions()
 
     async def latest_release(self, app: str, env: str) -> Release | None:
-        """The newest release of one env, from the store."""
+        """The newest release of one env, sealed, from the store."""
         async with self.ctx.store.reader() as q:
             ref = await q.env(app, env)
             return await q.latest_release(ref.id) if ref is not None else None
