@@ -83,7 +83,8 @@ def validate_value(value: object, max_bytes: int) -> str:
     if size > max_bytes:
         # Never quoted: the value may be a secret's.
         raise AppError(
-            ErrorCode.VALUE_TOO_LARGE, f"the value is {size} bytes in UTF-8; the limit is {max_bytes}"
+            ErrorCode.VALUE_TOO_LARGE,
+            f"the value is {size} bytes in UTF-8; the limit is {max_bytes}",
         )
     return value
 
