@@ -300,3 +300,30 @@ async def test_rotation_reseals_everything_in_one_go_and_refuses_a_wrong_key(
     config = await client.get(f"{ENV}/config", headers={"Authorization": f"Bearer {read}"})
     assert (await config.json())["items"] == {"k": secret}
     await refused_start(base)  # the old key file alone is refused now
+
+
+async def test_a_secret_value_is_in_no_byte_of_the_sqlite_files_nor_the_log(
+    api_factory: AppFactory, sqlite_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret, plain = secret_value(), f"plain-{uuid.uuid4().hex}"
+    api = await api_factory(sqlite_url)
+    await api.app_with_env()
+    await put(api, SECRET_KEY, {"value": secret, "secret": True})
+    await put(api, "plain", {"value": plain})
+    assert (await api.publish("shop", "prod")).status == 201
+    _, read = await api.token_for("read:shop", name="reader")
+    config = await api.call("GET", f"{ENV}/config", token=read)
+    assert config.body["items"] == {SECRET_KEY: secret, "plain": plain}
+    names, stored = sqlite_files(tmp_path)
+    assert names >= {"store.db", "store.db-wal"}
+    assert plain.encode() in stored  # what is not secret is there: the grep would see it
+    assert secret.encode() not in stored
+    # DEBUG included: aiosqlite logs every statement with its parameters, sealed ones here.
+    assert [r.getMessage() for r in caplog.records if secret in r.getMessage()] == []
+
+
+def sqlite_files(directory: Path) -> tuple[set[str], bytes]:
+    """The names and the bytes of the SQLite file and its -wal and -shm beside it."""
+    files = sorted(directory.glob("store.db*"))
+    return {f.name for f in files}, b"".join(f.read_bytes() for f in files)
