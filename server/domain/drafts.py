@@ -108,24 +108,19 @@ def plan_reconcile(
     not written at all (it keeps its revision, author and time).
     """
 
-    def item(k: str, v: str) -> Item:
-        old = current.get(k)
-        secret = edits.secrets.get(k, old.secret if old else False)
-        comment = edits.comments.get(k, old.comment if old else "")
-        return Item(k, v, comment, revision, now, actor, secret)
-
-    added = tuple(item(k, v) for k, v in target.items() if k not in current)
-    updated = tuple(
-        new
-        for k, v in target.items()
-        if k in current
-        for new in (item(k, v),)
-        if k in edits.force
-        or (current[k].value, current[k].secret, current[k].comment)
-        != (new.value, new.secret, new.comment)
-    )
+    added: list[Item] = []
+    updated: list[Item] = []
+    for key, value in target.items():
+        old = current.get(key)
+        secret = edits.secrets.get(key, old.secret if old else False)
+        comment = edits.comments.get(key, old.comment if old else "")
+        new = Item(key, value, comment, revision, now, actor, secret)
+        if old is None:
+            added.append(new)
+        elif key in edits.force or (old.value, old.secret, old.comment) != (value, secret, comment):
+            updated.append(new)
     deleted = tuple(k for k in current if k not in target)
-    return DraftChange(revision, added, updated, deleted)
+    return DraftChange(revision, tuple(added), tuple(updated), deleted)
 
 
 def sealed_change(keyring: Keyring, app: str, env: str, change: DraftChange) -> DraftChange:

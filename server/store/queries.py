@@ -211,7 +211,7 @@ class Queries:
         return _item(row) if row else None
 
     async def draft_values(self, env_id: int) -> dict[str, str]:
-        """The draft as {key: value}."""
+        """The draft as {key: value}, secret values sealed (see domain/secrets.py to open them)."""
         rows = await self.conn.fetchall(
             "SELECT key_name, value FROM items WHERE env_id = ?", (env_id,)
         )
