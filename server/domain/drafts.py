@@ -107,7 +107,6 @@ def plan_reconcile(
     A new key gets an empty comment, a changed one keeps its comment, and an unchanged one is
     not written at all (it keeps its revision, author and time).
     """
-
     added: list[Item] = []
     updated: list[Item] = []
     for key, value in target.items():
