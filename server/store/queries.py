@@ -271,13 +271,6 @@ class Queries(AuthQueries):
         )
         return _item(row) if row else None
 
-    async def draft_values(self, env_id: int) -> dict[str, str]:
-        """The draft as {key: value}, secret values sealed (see domain/secrets.py to open them)."""
-        rows = await self.conn.fetchall(
-            "SELECT key_name, value FROM items WHERE env_id = ?", (env_id,)
-        )
-        return {row[0]: row[1] for row in rows}
-
     async def count_items(self, env_id: int) -> int:
         """How many items the draft has."""
         row = await self.conn.fetchone("SELECT COUNT(*) FROM items WHERE env_id = ?", (env_id,))
