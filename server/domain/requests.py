@@ -119,8 +119,8 @@ def opened_frozen(
 
 
 class _Snapshots:
-    """Releases and frozen items read while showing requests, each read once; opened only
-    for a reader who may see the secrets (the others' diff shows them null)."""
+    """Releases and frozen items read while showing requests, each read once, opened: sealed
+    values differ for equal clear ones. The diff shows secrets null unless reveal."""
 
     def __init__(self, q: Queries, ref: EnvRef, keyring: Keyring, reveal: bool) -> None:
         self.q = q
@@ -137,8 +137,8 @@ class _Snapshots:
             if release is None:
                 self._releases[version] = _NO_ITEMS
             else:
-                shown = opened_release(self.keyring, release) if self.reveal else release
-                self._releases[version] = (shown.items, shown.secret_keys)
+                opened = opened_release(self.keyring, release)
+                self._releases[version] = (opened.items, opened.secret_keys)
         return self._releases[version]
 
     async def frozen_items(self, request: ReleaseRequest) -> _Items:
@@ -148,8 +148,6 @@ class _Snapshots:
         if found is None:
             return _NO_ITEMS
         sealed, secrets = found
-        if not self.reveal:
-            return sealed, secrets
         return opened_frozen(self.keyring, self.ref, sealed, secrets), secrets
 
     async def with_diff(self, request: ReleaseRequest) -> ReleaseRequest:

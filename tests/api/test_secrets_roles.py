@@ -100,10 +100,12 @@ async def test_viewer_and_editor_users_get_null_and_a_publisher_the_clear_value(
 async def test_a_release_request_freezes_a_secret_sealed_and_its_approval_publishes_it(
     api: Api,
 ) -> None:
-    first, frozen, later = secret_value(), secret_value(), secret_value()
+    first, frozen, later, kept = secret_value(), secret_value(), secret_value(), secret_value()
     await api.app_with_env()
     await put(api, SECRET_KEY, {"value": first, "secret": True})
     await put(api, "plain", {"value": "p"})
+    # Unchanged: in no diff, though its sealed form differs in the request and the release.
+    await put(api, "kept.secret", {"value": kept, "secret": True})
     assert (await api.publish("shop", "prod")).status == 201
     answer = await api.call("PATCH", ENV, {"approval_required": True})
     assert answer.status == 200, answer.text
@@ -126,7 +128,7 @@ async def test_a_release_request_freezes_a_secret_sealed_and_its_approval_publis
     rows = await stored(api, "SELECT items_json, secret_keys_json FROM release_requests")
     assert len(rows) == 1
     assert frozen not in rows[0][0]
-    assert orjson.loads(rows[0][1]) == ["db.password", "new.secret"]
+    assert orjson.loads(rows[0][1]) == ["db.password", "kept.secret", "new.secret"]
 
     for token in (viewer, editor):
         shown = await get(api, f"{REQUESTS}/{request_id}", token)
@@ -144,17 +146,18 @@ async def test_a_release_request_freezes_a_secret_sealed_and_its_approval_publis
     await put(api, SECRET_KEY, {"value": later, "secret": False}, token=editor)
     approved = await api.call("POST", f"{REQUESTS}/{request_id}/approve", {}, token=publisher)
     assert approved.status == 201, approved.text
-    published = {SECRET_KEY: frozen, "plain": "p", "new.secret": frozen}
+    published = {SECRET_KEY: frozen, "plain": "p", "new.secret": frozen, "kept.secret": kept}
     assert approved.body["items"] == published
     releases = await stored(
         api, "SELECT items_json, secret_keys_json FROM releases ORDER BY version"
     )
     assert frozen not in releases[-1][0]
-    assert orjson.loads(releases[-1][1]) == ["db.password", "new.secret"]
+    assert orjson.loads(releases[-1][1]) == ["db.password", "kept.secret", "new.secret"]
     assert (await get(api, f"{ENV}/config", viewer))["items"] == {
         SECRET_KEY: None,
         "plain": "p",
         "new.secret": None,
+        "kept.secret": None,
     }
     assert (await get(api, f"{ENV}/config", publisher))["items"] == published
 
