@@ -34,6 +34,8 @@ MARIADBD_BIN = "/usr/sbin/mariadbd"
 MARIADB_INSTALL_DB_BIN = "/usr/bin/mariadb-install-db"
 # The bootstrap admin password of test servers: throwaway, loopback only.
 DEFAULT_ADMIN_PASSWORD = "admin-pass-123"  # noqa: S105
+# base64 of 32 bytes: the secrets key of test clusters (devservices only, never a real key).
+DEV_SECRETS_KEY = "ZGV2c2VydmljZXMtdGVzdC1rZXktMzItYnl0ZXMhISE="
 
 DB_NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _port_lock = threading.Lock()

@@ -10,6 +10,7 @@ from typing import Any
 
 from devservices.process import (
     DEFAULT_ADMIN_PASSWORD,
+    DEV_SECRETS_KEY,
     LOOPBACK,
     REPO_ROOT,
     Process,
@@ -48,6 +49,9 @@ class ServerProcess(Service):
             "CONFIGCENTER_STORE_URL": store_url,
             "CONFIGCENTER_ETCD_ENDPOINTS": ",".join(self.etcd_endpoints),
             "CONFIGCENTER_ADMIN_PASSWORD": admin_password,
+            # Every replica of a cluster needs the same secrets key (a standalone server makes
+            # its own key file); one fixed key for every test cluster, never a real one.
+            **({"CONFIGCENTER_SECRETS_KEY": DEV_SECRETS_KEY} if self.etcd_endpoints else {}),
             **(env or {}),
         }
         self._process: Process | None = None

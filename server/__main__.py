@@ -1,5 +1,5 @@
 """`configcenter` / `python -m server`: serve, migrate, user add|list|passwd|disable|roles,
-token create, backup, restore, export, import."""
+token create, backup, restore, export, import, secrets rotate."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import errno
 import getpass
 import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,10 +23,12 @@ from server.connections import ConnectionGuard, raise_open_files_limit
 from server.coord.local import LocalCoordinator
 from server.domain.context import DomainContext
 from server.domain.scopes import Principal
+from server.domain.secrets import load_keys, read_key_file, rotate
 from server.domain.services import Services
 from server.errors import AppError, ErrorCode, describe_invalid
 from server.published import PublishedConfigs
 from server.records import User
+from server.secretbox import Keyring, SecretKeyError, decode_key
 from server.store.migrations import current_version, migrate
 from server.store.store import Store
 
@@ -144,8 +147,13 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
             config.server.max_connections,
             open_files,
         )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(app, sockets, config))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(app, sockets, config))
+    except SecretKeyError as exc:
+        # Logged by the app too; a wrong key is one clear line, not a traceback.
+        print(f"configcenter: secrets: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -428,6 +436,40 @@ def _add_transfer_commands(commands: Any) -> None:
     imp.add_argument("--config", type=Path, default=argparse.SUPPRESS)
 
 
+NEW_KEY_ENV = "CONFIGCENTER_SECRETS_NEW_KEY"
+
+
+async def _secrets_rotate(config: Config, args: argparse.Namespace) -> int:
+    if args.new_key_file is not None:
+        new = read_key_file(args.new_key_file)
+    elif NEW_KEY_ENV in os.environ:
+        new = decode_key(os.environ[NEW_KEY_ENV], NEW_KEY_ENV)
+    else:
+        raise SecretKeyError(f"give the new key: --new-key-file FILE or {NEW_KEY_ENV}")
+    current, old = load_keys(config, create=False)
+    keyring = Keyring()
+    keyring.install(current, old)
+    store = Store.from_config(config)
+    await store.open()
+    try:
+        done = await rotate(store, keyring, new)
+    finally:
+        await store.close()
+    print(
+        f"re-encrypted {done.items} items and {done.releases} releases under key "
+        f"{done.new_key_id} (was {done.old_key_id})"
+    )
+    print(
+        "next, on every replica: make the new key its secrets.key_file (or "
+        "CONFIGCENTER_SECRETS_KEY), list the old key file in secrets.old_key_files, restart it; "
+        "replicas with only the old key refuse to start from now on. When all run the new key, "
+        "run this command again with the same new key (it re-encrypts what was written under "
+        "the old key meanwhile), then drop secrets.old_key_files.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {value!r}")
@@ -503,6 +545,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore_cmd.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     _add_transfer_commands(commands)
+    secrets = commands.add_parser("secrets", help="manage the secrets key").add_subparsers(
+        dest="secrets_command", required=True
+    )
+    secrets_rotate = secrets.add_parser(
+        "rotate", help="re-encrypt every secret under a new key (base64 of 32 bytes)"
+    )
+    secrets_rotate.add_argument(
+        "--new-key-file", type=Path, default=None, help=f"the new key (else {NEW_KEY_ENV})"
+    )
+    secrets_rotate.add_argument("--config", type=Path, default=argparse.SUPPRESS)
     _add_remote_commands(commands)
     return parser
 
@@ -545,8 +597,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_export(config, args))
         if args.command == "import":
             return asyncio.run(_import(config, args))
+        if args.command == "secrets":
+            return asyncio.run(_secrets_rotate(config, args))
     except AppError as exc:
         print(f"configcenter: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except SecretKeyError as exc:
+        print(f"configcenter: secrets: {exc}", file=sys.stderr)
         return 1
     return 2  # pragma: no cover - argparse requires a command
 

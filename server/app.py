@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -20,6 +21,7 @@ from server.domain.auth import (
     WS_TOKEN_CHECK_SECONDS,
 )
 from server.domain.context import DomainContext
+from server.domain.secrets import check_store_key, load_keys
 from server.domain.services import Services
 from server.events import AppDeleted, EnvDeleted, TokenRevoked, UserChanged
 from server.forwarded import behind_proxy
@@ -37,6 +39,7 @@ from server.keys import (
 from server.metrics import Metrics
 from server.middleware import authenticate, observe
 from server.published import PublishedConfigs
+from server.secretbox import SecretKeyError
 from server.store.store import Store
 from server.tasks import BackgroundTasks
 from server.watch.hub import Hub
@@ -105,6 +108,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     # Closed whatever happens: a store left open keeps the process alive (its threads).
     try:
         await store.open()
+        await _load_secrets_key(app)
         generated = await app[SERVICES].users.bootstrap_admin(
             os.environ.get("CONFIGCENTER_ADMIN_PASSWORD")
         )
@@ -115,6 +119,22 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         app[SERVICES].close()
         await store.close()
+
+
+async def _load_secrets_key(app: web.Application) -> None:
+    """Load the secrets keys (before any release is loaded) and check them against the store's
+    key check value: a replica with another key refuses to start (SecretKeyError) rather than
+    serve values it cannot open or seal values the others cannot."""
+    keyring = app[PUBLISHED].keyring
+    if not keyring.loaded:
+        current, old = await asyncio.to_thread(load_keys, app[CONFIG])
+        keyring.install(current, old)
+    try:
+        await check_store_key(app[STORE], keyring)
+    except SecretKeyError as exc:
+        log.error("refusing to start: %s", exc)
+        raise
+    log.info("secrets key %s loaded (%d keys)", keyring.current_id, len(keyring.key_ids))
 
 
 async def _coordinator_ctx(app: web.Application) -> AsyncIterator[None]:

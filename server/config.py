@@ -100,6 +100,17 @@ class AuthSection:
 
 
 @dataclass(frozen=True)
+class SecretsSection:
+    """The AES-256-GCM key of secret items: base64 in `key` (CONFIGCENTER_SECRETS_KEY) or in the
+    file `key_file`; `old_key_files` still open values during a rotation. With none of them a
+    standalone server creates data/secrets.key (docs/api-notes.md, Secrets)."""
+
+    key: str = field(default="", repr=False)
+    key_file: str = ""
+    old_key_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -108,6 +119,7 @@ class Config:
     etcd: EtcdSection = field(default_factory=EtcdSection)
     limits: LimitsSection = field(default_factory=LimitsSection)
     auth: AuthSection = field(default_factory=AuthSection)
+    secrets: SecretsSection = field(default_factory=SecretsSection)
     base_dir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -161,6 +173,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "etcd": EtcdSection,
     "limits": LimitsSection,
     "auth": AuthSection,
+    "secrets": SecretsSection,
 }
 
 

@@ -59,6 +59,7 @@ class ErrorCode(Enum):
     COORDINATOR_UNAVAILABLE = ("coordinator_unavailable", 503)
     LOCK_TIMEOUT = ("lock_timeout", 503)
     BUSY = ("busy", 503)
+    SECRETS_UNAVAILABLE = ("secrets_unavailable", 503)
     # WebSocket-only: sent as error messages, never as an HTTP status.
     INVALID_OP = ("invalid_op", 400)
     APP_DELETED = ("app_deleted", 410)

@@ -1,19 +1,23 @@
 """Published config held in memory: reads, long polls and pushes never touch the store.
 
-Only releases, versions and waiting live here; how a release is answered over HTTP
-(`server/api/answers.py`) or pushed over a WebSocket (`server/watch/messages.py`) is built
-and cached by those layers, once per release.
+Only releases, versions and waiting live here. A release arrives sealed (its secret values
+encrypted, as the store and etcd hold it) and is held opened, so that read tokens and the
+compatible APIs are served the clear values without decrypting on each read. How a release
+is answered over HTTP (`server/api/answers.py`) or pushed over a WebSocket
+(`server/watch/messages.py`) is built and cached by those layers, once per release.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from server.events import AppDeleted, EnvDeleted
 from server.records import Release
+from server.secretbox import Keyring, SecretKeyError, where
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,21 @@ class _Signal:
         self.event.set()
 
 
+def open_release(keyring: Keyring, release: Release) -> Release:
+    """A sealed release with its secret values in clear; SecretKeyError when one fails."""
+    if not release.secret_keys:
+        return release
+    items = dict(release.items)
+    for name in release.secret_keys & items.keys():
+        items[name] = keyring.open(where(release.app, release.env, name), items[name])
+    return dataclasses.replace(release, items=items)
+
+
 class PublishedConfigs:
     """The newest release per (app, env); versions only go up."""
 
-    def __init__(self) -> None:
+    def __init__(self, keyring: Keyring | None = None) -> None:
+        self.keyring = keyring if keyring is not None else Keyring()
         self._latest: dict[EnvKey, Release] = {}
         self._changed: dict[EnvKey, _Signal] = {}
         self._listeners: list[ReleaseListener] = []
@@ -90,10 +105,17 @@ class PublishedConfigs:
         return self._waiting
 
     def apply(self, release: Release) -> bool:
-        """Hold release if it is newer than what is held; tell listeners and waiters."""
+        """Hold a sealed release, opened, if it is newer than what is held; tell listeners and
+        waiters. A release whose secrets no loaded key opens is refused (logged), never served.
+        """
         key = (release.app, release.env)
         current = self._latest.get(key)
         if current is not None and current.version >= release.version:
+            return False
+        try:
+            release = self.opened(release)
+        except SecretKeyError as exc:
+            log.error("not serving %s/%s version %d: %s", *key, release.version, exc)
             return False
         self._latest[key] = release
         signal = self._changed.pop(key, None)
@@ -105,6 +127,16 @@ class PublishedConfigs:
             except Exception:
                 log.exception("release listener failed for %s/%s", *key)
         return True
+
+    def opened(self, release: Release) -> Release:
+        """A sealed release with its secret values in clear; SecretKeyError when one fails."""
+        return open_release(self.keyring, release)
+
+    def opens(self, release: Release) -> bool:
+        """True when every secret of a sealed release names a key loaded here."""
+        return all(
+            self.keyring.opens(release.items[k]) for k in release.secret_keys & release.items.keys()
+        )
 
     def remove_app(self, app: str) -> None:
         """Forget an app that was deleted; its long polls end (EnvRemoved)."""

@@ -66,13 +66,16 @@ class Item:
     revision: int
     updated_at: str
     updated_by: str
+    # A secret's value is sealed in the store (server/secretbox.py) and opened by the domain.
+    secret: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        """The API shape."""
+    def to_json(self, *, reveal: bool) -> dict[str, Any]:
+        """The API shape; a secret's value is null unless reveal (the reader may see secrets)."""
         return {
             "key": self.key,
-            "value": self.value,
+            "value": self.value if reveal or not self.secret else None,
             "comment": self.comment,
+            "secret": self.secret,
             "revision": self.revision,
             "updated_at": self.updated_at,
             "updated_by": self.updated_by,
@@ -92,6 +95,9 @@ class Release:
     created_at: str
     items: dict[str, str] = field(default_factory=dict)
     rollback_of: int | None = None
+    # The keys of secret items. Their values are sealed in the store and in etcd; the
+    # published configs in memory hold them opened (server/published.py).
+    secret_keys: frozenset[str] = frozenset()
 
     def summary_json(self) -> dict[str, Any]:
         """The API shape without items (release lists)."""
@@ -106,9 +112,15 @@ class Release:
             "rollback_of": self.rollback_of,
         }
 
-    def to_json(self) -> dict[str, Any]:
-        """The API shape with items."""
-        return {**self.summary_json(), "items": self.items}
+    def to_json(self, *, reveal: bool) -> dict[str, Any]:
+        """The API shape with items; secret values null unless reveal."""
+        return {**self.summary_json(), "items": self.shown_items(reveal=reveal)}
+
+    def shown_items(self, *, reveal: bool) -> Mapping[str, str | None]:
+        """The items as a reader sees them: secret values null unless reveal."""
+        if reveal or not self.secret_keys:
+            return self.items
+        return {k: None if k in self.secret_keys else v for k, v in self.items.items()}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from server.api.answers import ConfigAnswer
 from server.api.common import int_query, principal, services
 from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
+from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode, not_found
 from server.keys import ANSWERS, PUBLISHED
 from server.published import EnvRemoved
@@ -29,10 +30,12 @@ def _answer(request: web.Request, answer: ConfigAnswer, fmt: str) -> web.Respons
 async def get_config(request: web.Request) -> web.Response:
     """GET …/config[?format=][&after=N&wait=S]: the latest release of an env."""
     app, env = request.match_info["app"], request.match_info["env"]
-    principal(request).require(app, Permission.READ_CONFIG)
+    who = principal(request)
+    who.require(app, Permission.READ_CONFIG)
+    reveal = may_see(who, app)
     answers = request.app[ANSWERS]
     if not request.query_string:  # the common read: no format, no long poll
-        answer = answers.current(app, env)
+        answer = answers.current(app, env, reveal)
         if answer is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
         return _answer(request, answer, "json")
@@ -43,7 +46,7 @@ async def get_config(request: web.Request) -> web.Response:
         )
     after = int_query(request, "after", None, 0, 2**62)
     wait = int_query(request, "wait", None, 0, MAX_WAIT_SECONDS)
-    current = answers.current(app, env)
+    current = answers.current(app, env, reveal)
     if after is None:
         if wait is not None:
             raise AppError(ErrorCode.INVALID_REQUEST, "wait needs after=<version>")
@@ -61,7 +64,7 @@ async def get_config(request: web.Request) -> web.Response:
         raise not_found(f"env {env!r} of app {app!r}") from None
     if newer is None:
         return web.Response(status=304, headers=current.headers if current else None)
-    return _answer(request, answers.of(newer), fmt)
+    return _answer(request, answers.of(newer, reveal), fmt)
 
 
 async def _exists(request: web.Request, app: str, env: str) -> bool:

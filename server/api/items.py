@@ -12,7 +12,8 @@ from server.api.common import (
     services,
 )
 from server.api.schemas import PatchItemsBody, PutItemBody
-from server.domain.drafts import Precondition
+from server.domain.drafts import Edits, Precondition
+from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode
 
 
@@ -21,17 +22,20 @@ def _where(request: web.Request) -> tuple[str, str]:
 
 
 async def list_items(request: web.Request) -> web.Response:
-    """GET …/items."""
-    items = await services(request).drafts.list_items(principal(request), *_where(request))
-    return json_response({"items": [item.to_json() for item in items]})
+    """GET …/items; secret values null for those who may not see them."""
+    who, (app, env) = principal(request), _where(request)
+    items = await services(request).drafts.list_items(who, app, env)
+    reveal = may_see(who, app)
+    return json_response({"items": [item.to_json(reveal=reveal) for item in items]})
 
 
 async def get_item(request: web.Request) -> web.Response:
-    """GET …/items/{key}; ETag is the item's revision."""
-    item = await services(request).drafts.get_item(
-        principal(request), *_where(request), request.match_info["key"]
+    """GET …/items/{key}; ETag is the item's revision (never derived from the value)."""
+    who, (app, env) = principal(request), _where(request)
+    item = await services(request).drafts.get_item(who, app, env, request.match_info["key"])
+    return json_response(
+        item.to_json(reveal=may_see(who, app)), headers={"ETag": f'"{item.revision}"'}
     )
-    return json_response(item.to_json(), headers={"ETag": f'"{item.revision}"'})
 
 
 def _precondition(request: web.Request) -> Precondition:
@@ -47,16 +51,21 @@ async def put_item(request: web.Request) -> web.Response:
     """PUT …/items/{key}; If-Match guards a revision, If-None-Match: * creates only."""
     precondition = _precondition(request)
     body = await read_body(request, PutItemBody)
+    who, (app, env) = principal(request), _where(request)
     item, created = await services(request).drafts.put_item(
-        principal(request),
-        *_where(request),
+        who,
+        app,
+        env,
         request.match_info["key"],
         body.value,
         body.comment,
         precondition,
+        body.secret,
     )
     return json_response(
-        item.to_json(), status=201 if created else 200, headers={"ETag": f'"{item.revision}"'}
+        item.to_json(reveal=may_see(who, app)),
+        status=201 if created else 200,
+        headers={"ETag": f'"{item.revision}"'},
     )
 
 
@@ -72,8 +81,9 @@ async def delete_item(request: web.Request) -> web.Response:
 async def patch_items(request: web.Request) -> web.Response:
     """PATCH …/items: {"set": {k: v}, "delete": [k]}, all or none; the keys it changed."""
     body = await read_body(request, PatchItemsBody)
+    edits = Edits(secrets=body.secrets(), comments=body.comments())
     revision, changed = await services(request).drafts.patch_items(
-        principal(request), *_where(request), body.to_set, body.delete
+        principal(request), *_where(request), body.values(), body.delete, edits
     )
     return json_response({"draft_revision": revision, "changed": changed})
 
@@ -86,5 +96,9 @@ async def get_diff(request: web.Request) -> web.Response:
 
 async def discard_draft(request: web.Request) -> web.Response:
     """POST …/discard: the draft back to the latest release (or empty); the new draft."""
-    revision, items = await services(request).drafts.discard(principal(request), *_where(request))
-    return json_response({"draft_revision": revision, "items": [item.to_json() for item in items]})
+    who = principal(request)
+    app, env = _where(request)
+    revision, items = await services(request).drafts.discard(who, app, env)
+    reveal = may_see(who, app)
+    shown = [item.to_json(reveal=reveal) for item in items]
+    return json_response({"draft_revision": revision, "items": shown})

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.api.common import int_query, json_response, path_int, principal, read_body, services
 from server.api.schemas import PublishBody, RollbackBody
+from server.domain.secrets import may_see
 from server.keys import METRICS
 
 
@@ -20,7 +21,9 @@ async def publish_release(request: web.Request) -> web.Response:
         principal(request), *_where(request), body.comment, body.draft_revision, body.emergency
     )
     request.app[METRICS].publishes.inc()
-    return json_response(release.to_json(), status=201)
+    return json_response(
+        release.to_json(reveal=may_see(principal(request), release.app)), status=201
+    )
 
 
 async def list_releases(request: web.Request) -> web.Response:
@@ -39,7 +42,7 @@ async def get_release(request: web.Request) -> web.Response:
     release = await services(request).releases.get_release(
         principal(request), *_where(request), path_int(request, "version")
     )
-    return json_response(release.to_json())
+    return json_response(release.to_json(reveal=may_see(principal(request), release.app)))
 
 
 async def rollback_release(request: web.Request) -> web.Response:
@@ -53,4 +56,6 @@ async def rollback_release(request: web.Request) -> web.Response:
         body.emergency,
     )
     request.app[METRICS].publishes.inc()
-    return json_response(release.to_json(), status=201)
+    return json_response(
+        release.to_json(reveal=may_see(principal(request), release.app)), status=201
+    )

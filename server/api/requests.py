@@ -7,6 +7,7 @@ from aiohttp import web
 from server.api.common import int_query, json_response, path_int, principal, read_body, services
 from server.api.schemas import CreateReleaseRequestBody, DecideReleaseRequestBody
 from server.domain.requests import MAX_PAGE
+from server.domain.secrets import may_see
 from server.keys import METRICS
 
 
@@ -54,7 +55,8 @@ async def approve_release_request(request: web.Request) -> web.Response:
         principal(request), *_where(request), path_int(request, "id"), body.comment
     )
     request.app[METRICS].publishes.inc()
-    return json_response(release.to_json(), status=201)
+    reveal = may_see(principal(request), request.match_info["app"])
+    return json_response(release.to_json(reveal=reveal), status=201)
 
 
 async def reject_release_request(request: web.Request) -> web.Response:

@@ -83,14 +83,23 @@ class CreateEnvBody(RequestBody):
 
 
 class PutItemBody(RequestBody):
-    """PUT …/items/{key}."""
+    """PUT …/items/{key}; secret None keeps the item's flag (a new item is not secret)."""
 
     value: Value
     comment: Comment | None = None
+    secret: bool | None = None
+
+
+class ItemEdit(RequestBody):
+    """One item of a batch as an object: `{"value","comment"?,"secret"?}`."""
+
+    value: Value
+    comment: Comment | None = None
+    secret: bool | None = None
 
 
 class PatchItemsBody(RequestBody):
-    """PATCH …/items: all edits or none."""
+    """PATCH …/items: all edits or none; a value is a string or an ItemEdit."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -101,10 +110,30 @@ class PatchItemsBody(RequestBody):
         }
     )
 
-    to_set: Annotated[dict[str, Value], _documented(propertyNames={"pattern": _KEY})] = Field(
-        default_factory=dict, alias="set"
+    to_set: Annotated[dict[str, Value | ItemEdit], _documented(propertyNames={"pattern": _KEY})] = (
+        Field(default_factory=dict, alias="set")
     )
     delete: Annotated[list[Key], _documented(uniqueItems=True)] = Field(default_factory=list)
+
+    def values(self) -> dict[str, str]:
+        """Every value set, by key."""
+        return {k: v if isinstance(v, str) else v.value for k, v in self.to_set.items()}
+
+    def secrets(self) -> dict[str, bool]:
+        """The secret flags given, by key."""
+        return {
+            k: v.secret
+            for k, v in self.to_set.items()
+            if isinstance(v, ItemEdit) and v.secret is not None
+        }
+
+    def comments(self) -> dict[str, str]:
+        """The comments given, by key."""
+        return {
+            k: v.comment
+            for k, v in self.to_set.items()
+            if isinstance(v, ItemEdit) and v.comment is not None
+        }
 
 
 class PublishBody(RequestBody):

@@ -114,6 +114,8 @@ def encode_release(release: Release) -> bytes:
         "comment": release.comment,
         "created_at": release.created_at,
         "rollback_of": release.rollback_of,
+        # The items as the store holds them: secret values sealed, never in clear.
+        "secret_keys": sorted(release.secret_keys),
     }
     full = orjson.dumps({**body, "items": release.items})
     if len(full) <= INLINE_ITEMS_LIMIT:
@@ -136,6 +138,7 @@ def decode_release(value: bytes) -> ReleaseRecord:
             created_at=str(raw.get("created_at", "")),
             items={str(k): str(v) for k, v in raw.get("items", {}).items()},
             rollback_of=raw.get("rollback_of"),
+            secret_keys=frozenset(str(k) for k in raw.get("secret_keys", [])),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a release record: {exc}") from None

@@ -156,7 +156,9 @@ class ReleaseSync:
 
     async def _apply_record(self, record: ReleaseRecord) -> None:
         release = record.release
-        if record.inline:
+        # A record whose secrets are sealed with a key no longer loaded (written before a
+        # rotation) is read again from the store, which the rotation re-sealed.
+        if record.inline and self.published.opens(release):
             self.published.apply(release)
         elif self.published.version(release.app, release.env) < release.version:
             # Too large to travel through etcd: the store has it.

@@ -53,6 +53,8 @@ TABLES: tuple[str, ...] = (
     "audit",
     "login_throttle",
     "retired_versions",
+    # Secret values are backed up sealed, with the key check value they were sealed under.
+    "secret_key_check",
 )
 # The migrations' own bookkeeping: the backup records the version instead.
 NOT_BACKED_UP = frozenset({"schema_migrations"})

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from server.config import LimitsSection
 from server.coord.base import Coordinator
 from server.published import PublishedConfigs
+from server.secretbox import Keyring
 from server.store.store import Store
 
 
@@ -18,3 +19,8 @@ class DomainContext:
     coordinator: Coordinator
     published: PublishedConfigs
     limits: LimitsSection
+
+    @property
+    def keyring(self) -> Keyring:
+        """The secrets keys, shared with the published configs (which open releases)."""
+        return self.published.keyring

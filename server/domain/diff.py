@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,14 +12,29 @@ class Diff:
     """Keys added, changed (old, new) and removed going from a base to a draft."""
 
     base_version: int | None
-    added: dict[str, str]
-    changed: dict[str, tuple[str, str]]
-    removed: dict[str, str]
+    # None where a secret's value is masked (Diff.masked).
+    added: dict[str, str | None]
+    changed: dict[str, tuple[str | None, str | None]]
+    removed: dict[str, str | None]
 
     @property
     def is_empty(self) -> bool:
         """True when the draft equals the base."""
         return not (self.added or self.changed or self.removed)
+
+    def masked(self, secrets: Collection[str]) -> Diff:
+        """The diff with the values of secrets null: a secret still shows as added, changed
+        (old and new null) or removed, but never its value."""
+
+        def hide(part: Mapping[str, str | None]) -> dict[str, str | None]:
+            return {k: None if k in secrets else v for k, v in part.items()}
+
+        return Diff(
+            self.base_version,
+            hide(self.added),
+            {k: (None, None) if k in secrets else v for k, v in self.changed.items()},
+            hide(self.removed),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: {"base_version","added","changed":{k:{"old","new"}},"removed"}."""
@@ -33,13 +48,13 @@ class Diff:
 
 def diff_items(base: Mapping[str, str], draft: Mapping[str, str], base_version: int | None) -> Diff:
     """Compare draft with base; each part is ordered by key."""
-    added: dict[str, str] = {}
-    changed: dict[str, tuple[str, str]] = {}
+    added: dict[str, str | None] = {}
+    changed: dict[str, tuple[str | None, str | None]] = {}
     for key in sorted(draft):
         new = draft[key]
         if key not in base:
             added[key] = new
         elif base[key] != new:
             changed[key] = (base[key], new)
-    removed = {key: base[key] for key in sorted(base) if key not in draft}
+    removed: dict[str, str | None] = {key: base[key] for key in sorted(base) if key not in draft}
     return Diff(base_version, added, changed, removed)

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from server.domain.apps import require_env
-from server.domain.canonical import canonical_json, checksum_of_canonical
+from server.domain.canonical import canonical_json
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
-from server.domain.drafts import draft_items, reconcile_draft
+from server.domain.drafts import Edits, draft_items, reconcile_draft
 from server.domain.scopes import ADMIN, Permission, Principal
+from server.domain.secrets import Snapshot, may_see, opened_items, opened_release, snapshot
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
 from server.records import AuditAction, EnvRef, Fence, Release, utc_now
+from server.secretbox import Keyring
 from server.store.db import IntegrityError
 from server.store.queries import Queries
 
@@ -49,12 +51,6 @@ class Gate(Enum):
     REPAIR = "repair"  # the store's latest release made again above etcd's (a restore)
 
 
-def snapshot_text(items: Mapping[str, str], canonical: str) -> str:
-    """How a snapshot of items is stored, given their canonical JSON (today that JSON itself):
-    releases, and the items a release request froze."""
-    return canonical
-
-
 def check_draft_revision(ref: EnvRef, draft_revision: int | None) -> None:
     """Refuse (409 draft_changed) when the draft is not at the revision the caller reviewed."""
     if draft_revision is not None and ref.draft_revision != draft_revision:
@@ -65,28 +61,41 @@ def check_draft_revision(ref: EnvRef, draft_revision: int | None) -> None:
         )
 
 
-def check_publishable(latest: Release | None, items: Mapping[str, str], limit: int) -> str:
-    """The canonical JSON of items about to become the next release; refuses items equal to
-    the latest release's (409 nothing_to_publish) or too large (413 release_too_large)."""
-    if latest is not None and latest.items == items:
+def sealed_publishable(
+    keyring: Keyring,
+    ref: EnvRef,
+    latest: Release | None,
+    items: Mapping[str, str],
+    secrets: Collection[str],
+    limit: int,
+) -> Snapshot:
+    """The snapshot (secrets sealed) of clear items about to become the next release, after
+    latest (opened); refuses items and secret flags equal to the latest release's (409
+    nothing_to_publish) or too large as stored (413 release_too_large). Releases and the
+    items a release request freezes are stored through here."""
+    snap = snapshot(keyring, ref.app, ref.name, items, secrets)
+    if latest is not None and (latest.items, latest.secret_keys) == (items, snap.secret_keys):
         raise AppError(
             ErrorCode.NOTHING_TO_PUBLISH,
             f"the draft equals release {latest.version}; change an item first",
         )
-    canonical = canonical_json(items)
-    _check_size(len(canonical.encode()), limit)
-    return canonical
+    _check_size(len(snap.text.encode()), limit)
+    return snap
 
 
-async def rollback_target(q: Queries, ref: EnvRef, version: int) -> tuple[Release, Release]:
-    """(the release to copy, the latest release); 404 for an unknown version, 409
-    nothing_to_publish when it has the latest release's items."""
-    target = await q.release(ref.id, version)
-    if target is None:
+async def rollback_target(
+    q: Queries, keyring: Keyring, ref: EnvRef, version: int
+) -> tuple[Release, Release]:
+    """(the release to copy, the latest release), both opened; 404 for an unknown version,
+    409 nothing_to_publish when it has the latest release's items and secret flags."""
+    stored = await q.release(ref.id, version)
+    if stored is None:
         raise not_found(f"release {version} of {ref.app}/{ref.name}")
-    latest = await q.latest_release(ref.id)
-    assert latest is not None
-    if latest.items == target.items:
+    stored_latest = await q.latest_release(ref.id)
+    assert stored_latest is not None
+    target = opened_release(keyring, stored)
+    latest = opened_release(keyring, stored_latest)
+    if (latest.items, latest.secret_keys) == (target.items, target.secret_keys):
         raise AppError(
             ErrorCode.NOTHING_TO_PUBLISH,
             f"release {version} has the same items as the latest release {latest.version}",
@@ -121,6 +130,15 @@ def _check_size(size: int, limit: int) -> None:
         )
 
 
+async def opened_draft(
+    q: Queries, keyring: Keyring, ref: EnvRef
+) -> tuple[dict[str, str], frozenset[str]]:
+    """The draft's values in clear and its secret keys."""
+    stored = await q.items(ref.id)
+    draft = {i.key: i.value for i in opened_items(keyring, ref.app, ref.name, stored)}
+    return draft, frozenset(i.key for i in stored if i.secret)
+
+
 class _AlreadyAbove(Exception):
     """The store's latest release is already above the version to pass: nothing to make."""
 
@@ -136,6 +154,7 @@ def restored_release(latest: Release, version: int, author: str, now: str) -> Re
         comment=f"the store's version {latest.version} again, after a restore",
         created_at=now,
         items=latest.items,
+        secret_keys=latest.secret_keys,
     )
 
 
@@ -208,69 +227,82 @@ class ReleaseService:
                 raise AppError(
                     ErrorCode.VERSION_CONFLICT, "another publish took this version; retry"
                 ) from None
+            # Sealed, as the store holds it: etcd and the other replicas never see a clear value.
             await self.ctx.coordinator.distribute(release, fence)
         log.info(
             "%s %s/%s version %d by %s", planned.action, app, env, release.version, principal.actor
         )
-        return release
+        return opened_release(self.ctx.keyring, release)
 
-    def plan_items(self, author: str, items: Mapping[str, str], comment: str) -> Plan:
-        """The plan of a release of these items (the draft's, or those a request froze)."""
+    def plan_items(
+        self, author: str, items: Mapping[str, str], secrets: Collection[str], comment: str
+    ) -> Plan:
+        """The plan of a release of these clear items, secrets among them sealed (the draft's,
+        or those a request froze)."""
+        keyring = self.ctx.keyring
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
-            latest = await q.latest_release(ref.id)
-            canonical = check_publishable(latest, items, self.ctx.limits.max_release_bytes)
+            stored_latest = await q.latest_release(ref.id)
+            latest = opened_release(keyring, stored_latest) if stored_latest else None
+            snap = sealed_publishable(
+                keyring, ref, latest, items, secrets, self.ctx.limits.max_release_bytes
+            )
             change = diff_items(latest.items if latest else {}, items, None)
             release = Release(
                 app=ref.app,
                 env=ref.name,
                 version=self._next_version(ref, latest),
-                checksum=checksum_of_canonical(canonical),
+                checksum=snap.checksum,
                 author=author,
                 comment=comment,
                 created_at=now,
-                items=dict(items),
+                items=snap.items,
+                secret_keys=snap.secret_keys,
             )
             summary = (
                 f"published version {release.version}: {len(change.added)} added, "
                 f"{len(change.changed)} changed, {len(change.removed)} removed"
             )
-            stored = snapshot_text(items, canonical)
-            return Planned(release, stored, AuditAction.RELEASE_PUBLISH, summary)
+            return Planned(release, snap.text, AuditAction.RELEASE_PUBLISH, summary)
 
         return plan
 
     def plan_rollback(self, author: str, version: int, comment: str) -> Plan:
         """The plan of a release copying release `version`; it resets the draft to it."""
+        keyring = self.ctx.keyring
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
-            target, latest = await rollback_target(q, ref, version)
+            target, latest = await rollback_target(q, keyring, ref, version)
+            snap = snapshot(keyring, ref.app, ref.name, target.items, target.secret_keys)
             release = Release(
                 app=ref.app,
                 env=ref.name,
                 version=self._next_version(ref, latest),
-                checksum=target.checksum,
+                checksum=snap.checksum,
                 author=author,
                 comment=comment or f"rollback to version {version}",
                 created_at=now,
-                items=target.items,
+                items=snap.items,
                 rollback_of=version,
+                secret_keys=snap.secret_keys,
             )
             # No items limit here: the draft goes back to what was once published. But not past
             # today's max_release_bytes (unless it shrinks): the release would be as large.
-            current = await draft_items(q, ref)
+            stored = await draft_items(q, ref)
+            secret_flags = {k: k in target.secret_keys for k in target.items}
             await reconcile_draft(
                 q,
                 ref,
-                current,
+                keyring,
+                stored,
                 target.items,
                 author,
                 now,
                 self.ctx.limits.max_release_bytes,
+                edits=Edits(secrets=secret_flags),
             )
             summary = f"rolled back to version {version} as version {release.version}"
-            stored = snapshot_text(target.items, canonical_json(target.items))
-            return Planned(release, stored, AuditAction.RELEASE_ROLLBACK, summary)
+            return Planned(release, snap.text, AuditAction.RELEASE_ROLLBACK, summary)
 
         return plan
 
@@ -290,8 +322,8 @@ class ReleaseService:
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
             check_draft_revision(ref, draft_revision)
-            draft = await q.draft_values(ref.id)
-            return await self.plan_items(principal.name, draft, comment)(q, ref, now)
+            draft, secrets = await opened_draft(q, self.ctx.keyring, ref)
+            return await self.plan_items(principal.name, draft, secrets, comment)(q, ref, now)
 
         return await self.release(principal, app, env, plan, gate)
 
@@ -327,7 +359,8 @@ class ReleaseService:
                 f"etcd had version {seen}, the store {latest.version}: "
                 f"the store's items published again as version {version}"
             )
-            stored = snapshot_text(latest.items, canonical_json(latest.items))
+            # Sealed as stored: the values stay under the same item, env and app.
+            stored = canonical_json(latest.items)
             return Planned(release, stored, AuditAction.RELEASE_RESTORE, summary)
 
         try:
@@ -351,17 +384,18 @@ class ReleaseService:
             return await q.releases(ref.id, limit, before)
 
     async def get_release(self, principal: Principal, app: str, env: str, version: int) -> Release:
-        """One release with its items."""
+        """One release with its items; secret values opened only for those who may see them
+        (Release.to_json(reveal=False) shows the others null)."""
         principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             release = await q.release(ref.id, version)
         if release is None:
             raise not_found(f"release {version} of {app}/{env}")
-        return release
+        return opened_release(self.ctx.keyring, release) if may_see(principal, app) else release
 
     async def latest_releases(self) -> list[Release]:
-        """The newest release of every env, from the store (loading and repair)."""
+        """The newest release of every env, sealed, from the store (loading and repair)."""
         async with self.ctx.store.reader() as q:
             return await q.latest_releases()
 
@@ -371,7 +405,7 @@ class ReleaseService:
             return await q.latest_versions()
 
     async def latest_release(self, app: str, env: str) -> Release | None:
-        """The newest release of one env, from the store."""
+        """The newest release of one env, sealed, from the store."""
         async with self.ctx.store.reader() as q:
             ref = await q.env(app, env)
             return await q.latest_release(ref.id) if ref is not None else None

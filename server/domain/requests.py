@@ -22,11 +22,12 @@ from server.domain.releases import (
     Planned,
     ReleaseService,
     check_draft_revision,
-    check_publishable,
+    opened_draft,
     rollback_target,
-    snapshot_text,
+    sealed_publishable,
 )
 from server.domain.scopes import Permission, Principal
+from server.domain.secrets import may_see, open_value, opened_release
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
 from server.records import (
@@ -37,6 +38,7 @@ from server.records import (
     RequestStatus,
     utc_now,
 )
+from server.secretbox import Keyring
 from server.store.queries import Queries
 
 log = logging.getLogger(__name__)
@@ -90,37 +92,69 @@ def _approvable(request: ReleaseRequest) -> None:
         raise _decided(request)
 
 
-def _diff(base: Mapping[str, str], frozen: Mapping[str, str]) -> dict[str, Any]:
-    """What the frozen snapshot changes against the base release, as a request shows it."""
-    shown = diff_items(base, frozen, None).to_json()
+# Clear items and their secret keys.
+_Items = tuple[Mapping[str, str], frozenset[str]]
+_NO_ITEMS: _Items = ({}, frozenset())
+
+
+def _diff(base: _Items, frozen: _Items, reveal: bool) -> dict[str, Any]:
+    """What the frozen snapshot changes against the base release, as a request shows it:
+    secret values (of either side) null unless reveal."""
+    diff = diff_items(base[0], frozen[0], None)
+    if not reveal:
+        diff = diff.masked(base[1] | frozen[1])
+    shown = diff.to_json()
     del shown["base_version"]
     return shown
 
 
-class _Snapshots:
-    """Releases and frozen items read while showing requests, each read once."""
+def opened_frozen(
+    keyring: Keyring, ref: EnvRef, sealed: Mapping[str, str], secrets: frozenset[str]
+) -> dict[str, str]:
+    """A request's frozen items in clear."""
+    return {
+        k: open_value(keyring, ref.app, ref.name, k, v) if k in secrets else v
+        for k, v in sealed.items()
+    }
 
-    def __init__(self, q: Queries, ref: EnvRef) -> None:
+
+class _Snapshots:
+    """Releases and frozen items read while showing requests, each read once, opened: sealed
+    values differ for equal clear ones. The diff shows secrets null unless reveal."""
+
+    def __init__(self, q: Queries, ref: EnvRef, keyring: Keyring, reveal: bool) -> None:
         self.q = q
         self.ref = ref
-        self._releases: dict[int, dict[str, str]] = {}
+        self.keyring = keyring
+        self.reveal = reveal
+        self._releases: dict[int, _Items] = {}
 
-    async def release_items(self, version: int | None) -> dict[str, str]:
+    async def release_items(self, version: int | None) -> _Items:
         if version is None:
-            return {}
+            return _NO_ITEMS
         if version not in self._releases:
             release = await self.q.release(self.ref.id, version)
-            self._releases[version] = release.items if release is not None else {}
+            if release is None:
+                self._releases[version] = _NO_ITEMS
+            else:
+                opened = opened_release(self.keyring, release)
+                self._releases[version] = (opened.items, opened.secret_keys)
         return self._releases[version]
+
+    async def frozen_items(self, request: ReleaseRequest) -> _Items:
+        if request.rollback_to is not None:
+            return await self.release_items(request.rollback_to)
+        found = await self.q.release_request_items(request.id)
+        if found is None:
+            return _NO_ITEMS
+        sealed, secrets = found
+        return opened_frozen(self.keyring, self.ref, sealed, secrets), secrets
 
     async def with_diff(self, request: ReleaseRequest) -> ReleaseRequest:
         """The request with its diff against its base release."""
-        if request.rollback_to is not None:
-            frozen = await self.release_items(request.rollback_to)
-        else:
-            frozen = await self.q.release_request_items(request.id) or {}
+        frozen = await self.frozen_items(request)
         base = await self.release_items(request.base_version)
-        return replace(request, diff=_diff(base, frozen))
+        return replace(request, diff=_diff(base, frozen, self.reveal))
 
 
 def _summary(request: ReleaseRequest) -> str:
@@ -161,20 +195,26 @@ class RequestService:
             raise AppError(
                 ErrorCode.INVALID_REQUEST, "give draft_revision or rollback_to, not both"
             )
+        keyring = self.ctx.keyring
         now = utc_now()
         async with self.ctx.store.transaction() as q:
             # The env row lock orders this with publishes: the base is the latest release.
             ref = await require_env(q, app, env, lock=True)
-            latest = await q.latest_release(ref.id)
+            stored_latest = await q.latest_release(ref.id)
+            latest = opened_release(keyring, stored_latest) if stored_latest else None
             items_json: str | None = None
+            secrets: frozenset[str] = frozenset()
             if rollback_to is not None:
-                target, _ = await rollback_target(q, ref, rollback_to)
-                frozen = target.items
+                target, _ = await rollback_target(q, keyring, ref, rollback_to)
+                frozen, secrets = target.items, target.secret_keys
             else:
                 check_draft_revision(ref, draft_revision)
-                frozen = await q.draft_values(ref.id)
+                frozen, draft_secrets = await opened_draft(q, keyring, ref)
                 limit = self.ctx.limits.max_release_bytes
-                items_json = snapshot_text(frozen, check_publishable(latest, frozen, limit))
+                # Frozen as a release is stored: the secret values sealed.
+                snap = sealed_publishable(keyring, ref, latest, frozen, draft_secrets, limit)
+                items_json, secrets = snap.text, snap.secret_keys
+            base: _Items = (latest.items, latest.secret_keys) if latest else _NO_ITEMS
             request = ReleaseRequest(
                 id=0,
                 app=app,
@@ -186,9 +226,9 @@ class RequestService:
                 draft_revision=ref.draft_revision if rollback_to is None else None,
                 rollback_to=rollback_to,
                 created_at=now,
-                diff=_diff(latest.items if latest else {}, frozen),
+                diff=_diff(base, (frozen, secrets), may_see(principal, app)),
             )
-            request_id = await q.insert_release_request(ref.id, request, items_json)
+            request_id = await q.insert_release_request(ref.id, request, items_json, secrets)
             request = replace(request, id=request_id)
             await q.add_audit(
                 now,
@@ -216,7 +256,7 @@ class RequestService:
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             found = await q.release_requests(ref.id, wanted, max(1, min(limit, MAX_PAGE)), before)
-            snapshots = _Snapshots(q, ref)
+            snapshots = self._snapshots(q, ref, principal)
             return [await snapshots.with_diff(request) for request in found]
 
     async def get_request(
@@ -226,7 +266,11 @@ class RequestService:
         principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
-            return await _Snapshots(q, ref).with_diff(await self._require(q, ref, request_id))
+            request = await self._require(q, ref, request_id)
+            return await self._snapshots(q, ref, principal).with_diff(request)
+
+    def _snapshots(self, q: Queries, ref: EnvRef, principal: Principal) -> _Snapshots:
+        return _Snapshots(q, ref, self.ctx.keyring, may_see(principal, ref.app))
 
     async def approve(
         self, principal: Principal, app: str, env: str, request_id: int, comment: str
@@ -258,11 +302,13 @@ class RequestService:
                     principal.name, current.rollback_to, current.comment
                 )(q, ref, now)
             else:
-                items = await q.release_request_items(current.id)
-                assert items is not None, "a request without rollback_to froze items"
-                planned = await self.releases.plan_items(principal.name, items, current.comment)(
-                    q, ref, now
-                )
+                found = await q.release_request_items(current.id)
+                assert found is not None, "a request without rollback_to froze items"
+                sealed, secrets = found
+                items = opened_frozen(self.ctx.keyring, ref, sealed, secrets)
+                planned = await self.releases.plan_items(
+                    principal.name, items, secrets, current.comment
+                )(q, ref, now)
             # Conditional: only a pending request becomes approved, in this very transaction.
             if not await q.decide_release_request(
                 current.id,
@@ -346,7 +392,8 @@ class RequestService:
                 app,
                 env,
             )
-            return await _Snapshots(q, ref).with_diff(await self._require(q, ref, request_id))
+            request = await self._require(q, ref, request_id)
+            return await self._snapshots(q, ref, principal).with_diff(request)
 
     async def _mark_stale(self, app: str, env: str, request_id: int) -> None:
         """Record that a pending request's base is behind (found at approval)."""

@@ -17,14 +17,18 @@ from server.domain.canonical import document_bytes, entry_bytes
 from server.domain.context import DomainContext
 from server.domain.drafts import (
     DraftChange,
+    Edits,
     check_draft_bytes,
     check_items_limit,
     draft_items,
+    opened_items_by_key,
     plan_checked,
+    sealed_change,
     write_change,
 )
 from server.domain.parsing import check_entry, parse_file
 from server.domain.scopes import Permission, Principal
+from server.domain.secrets import may_see, opened_item
 from server.domain.validation import (
     validate_app_name,
     validate_comment,
@@ -47,7 +51,8 @@ class DocumentItem:
     """One item of an export document."""
 
     key: str
-    value: str
+    # None: a secret exported without its value, which keeps the value the item has.
+    value: str | None
     comment: str = ""
     secret: bool = False
 
@@ -92,11 +97,6 @@ class Outcome:
         return f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
 
 
-def _is_secret(item: Item) -> bool:
-    # Items gain a `secret` flag with the secrets work; until then every item is clear.
-    return bool(getattr(item, "secret", False))
-
-
 def _doc_error(where: str, problem: str) -> AppError:
     return AppError(ErrorCode.INVALID_IMPORT, f"{where}: {problem}; nothing was imported")
 
@@ -131,9 +131,13 @@ def _document_items(
     checked = []
     for index, item in enumerate(items):
         where = f"envs.{env}.items[{index}]"
+        value: str | None
         if item.get("value") is None and item.get("secret"):
-            raise _doc_error(where, "a secret without its value (export with secrets=include)")
-        key, value = check_entry(item["key"], item.get("value"), where, max_value_bytes)
+            # Checked against the draft when planned: only an existing secret keeps its value.
+            key, _ = check_entry(item["key"], "", where, max_value_bytes)
+            value = None
+        else:
+            key, value = check_entry(item["key"], item.get("value"), where, max_value_bytes)
         if key in seen:
             raise _doc_error(where, f"key {key} is listed twice")
         seen.add(key)
@@ -141,28 +145,41 @@ def _document_items(
             comment = validate_comment(item.get("comment", ""))
         except AppError as exc:
             raise _doc_error(where, exc.message) from None
-        if item.get("secret"):
-            # Refused rather than stored in clear: secret items need the secrets support.
-            raise _doc_error(where, f"{key} is a secret item; this server stores no secrets yet")
-        checked.append(DocumentItem(key, value, comment, False))
+        checked.append(DocumentItem(key, value, comment, bool(item.get("secret"))))
     return tuple(checked)
 
 
 def _plan_items(
+    env: str,
     current: Mapping[str, Item],
     items: tuple[DocumentItem, ...],
     revision: int,
     now: str,
     actor: str,
 ) -> DraftChange:
-    """The change that sets a document's items (value and comment) into a draft; no deletes."""
+    """The change, in clear, that sets a document's items (value, comment and secret flag)
+    into a draft (current: its items in clear); no deletes. A secret without its value keeps
+    the value of the draft's secret of that key; there must be one (400 invalid_import)."""
     added, updated = [], []
     for doc in items:
         existing = current.get(doc.key)
-        item = Item(doc.key, doc.value, doc.comment, revision, now, actor)
+        value = doc.value
+        if value is None:
+            if existing is None or not existing.secret:
+                raise _doc_error(
+                    f"envs.{env}.items {doc.key}",
+                    "a secret without its value is imported only over an existing secret "
+                    "(export with secrets=include)",
+                )
+            value = existing.value
+        item = Item(doc.key, value, doc.comment, revision, now, actor, doc.secret)
         if existing is None:
             added.append(item)
-        elif (existing.value, existing.comment) != (doc.value, doc.comment):
+        elif (existing.value, existing.comment, existing.secret) != (
+            value,
+            doc.comment,
+            doc.secret,
+        ):
             updated.append(item)
     return DraftChange(revision, tuple(added), tuple(updated))
 
@@ -187,9 +204,8 @@ class TransferService:
             envs: dict[str, Any] = {}
             for env in found.envs:
                 ref = await require_env(q, app, env)
-                envs[env] = {
-                    "items": [self._export_item(i, include_secrets) for i in await q.items(ref.id)]
-                }
+                items = [self._export_item(ref, i, include_secrets) for i in await q.items(ref.id)]
+                envs[env] = {"items": items}
         return {
             "kind": EXPORT_KIND,
             "version": EXPORT_VERSION,
@@ -199,15 +215,15 @@ class TransferService:
             "envs": envs,
         }
 
-    @staticmethod
-    def _export_item(item: Item, include_secrets: bool) -> dict[str, Any]:
-        secret = _is_secret(item)
-        return {
-            "key": item.key,
-            "value": item.value if include_secrets or not secret else None,
-            "comment": item.comment,
-            "secret": secret,
-        }
+    def _export_item(self, ref: EnvRef, item: Item, include_secrets: bool) -> dict[str, Any]:
+        if item.secret:
+            shown = (
+                opened_item(self.ctx.keyring, ref.app, ref.name, item) if include_secrets else None
+            )
+            value = shown.value if shown is not None else None
+        else:
+            value = item.value
+        return {"key": item.key, "value": value, "comment": item.comment, "secret": item.secret}
 
     async def import_app(
         self, principal: Principal, raw: Mapping[str, Any], mode: str
@@ -246,10 +262,12 @@ class TransferService:
             raise AppError(ErrorCode.EXISTS, f"app {doc.app!r} already exists") from None
         return doc.app, outcomes
 
-    def _check_new_env(self, items: tuple[DocumentItem, ...]) -> None:
+    def _check_new_env(self, app: str, env: str, items: tuple[DocumentItem, ...]) -> None:
         limits = self.ctx.limits
         check_items_limit(0, len(items), limits.max_items_per_env)
-        size = document_bytes(len(items), sum(entry_bytes(i.key, i.value) for i in items))
+        # Measured as stored: secret values sealed.
+        change = self._sealed(app, env, _plan_items(env, {}, items, 1, "", ""))
+        size = document_bytes(len(items), sum(entry_bytes(i.key, i.value) for i in change.added))
         if size > limits.max_release_bytes:
             raise AppError(
                 ErrorCode.DRAFT_TOO_LARGE,
@@ -261,8 +279,8 @@ class TransferService:
         self, q: Queries, doc: Document, now: str, actor: str
     ) -> dict[str, Outcome]:
         envs = dict(doc.envs) or {DEFAULT_ENV: ()}
-        for items in envs.values():
-            self._check_new_env(items)
+        for env, items in envs.items():
+            self._check_new_env(doc.app, env, items)
         if await q.app_id(doc.app) is not None:
             raise AppError(ErrorCode.EXISTS, f"app {doc.app!r} already exists")
         app_id = await q.insert_app(doc.app, doc.description, now, actor)
@@ -285,9 +303,12 @@ class TransferService:
         await q.insert_env(app_id, env, now)
         ref = await q.env(app, env)
         assert ref is not None
-        change = _plan_items({}, items, ref.draft_revision + 1, now, actor)
-        await write_change(q, ref, change)
+        change = _plan_items(env, {}, items, ref.draft_revision + 1, now, actor)
+        await write_change(q, ref, self._sealed(app, env, change))
         return Outcome.of(change)
+
+    def _sealed(self, app: str, env: str, change: DraftChange) -> DraftChange:
+        return sealed_change(self.ctx.keyring, app, env, change)
 
     async def _merge_into(
         self, q: Queries, doc: Document, now: str, actor: str
@@ -302,23 +323,25 @@ class TransferService:
         if len(current_app.envs) + len(new_envs) > MAX_ENVS_PER_APP:
             raise AppError(ErrorCode.LIMIT_EXCEEDED, f"at most {MAX_ENVS_PER_APP} envs per app")
         # Every env planned and checked before the first write.
-        planned: list[tuple[EnvRef, DraftChange]] = []
+        planned: list[tuple[EnvRef, DraftChange, DraftChange]] = []
         for env, items in doc.envs.items():
             if env in new_envs:
-                self._check_new_env(items)
+                self._check_new_env(doc.app, env, items)
                 continue
             ref = await require_env(q, doc.app, env, lock=True)
-            current = await draft_items(q, ref)
-            change = _plan_items(current, items, ref.draft_revision + 1, now, actor)
+            stored = await draft_items(q, ref)
+            current = opened_items_by_key(self.ctx.keyring, doc.app, env, stored)
+            change = _plan_items(env, current, items, ref.draft_revision + 1, now, actor)
             check_items_limit(
                 len(current), len(current) + len(change.added), limits.max_items_per_env
             )
-            replaced = [current[i.key] for i in change.updated]
-            await check_draft_bytes(q, ref, change, replaced, limits.max_release_bytes)
-            planned.append((ref, change))
+            sealed = self._sealed(doc.app, env, change)
+            replaced = [stored[i.key] for i in change.updated]
+            await check_draft_bytes(q, ref, sealed, replaced, limits.max_release_bytes)
+            planned.append((ref, change, sealed))
         outcomes = {}
-        for ref, change in planned:
-            await write_change(q, ref, change)
+        for ref, change, sealed in planned:
+            await write_change(q, ref, sealed)
             outcomes[ref.name] = Outcome.of(change)
         for env in new_envs:
             outcomes[env] = await self._write_new_env(
@@ -353,25 +376,33 @@ class TransferService:
         opened = self.ctx.store.reader() if dry_run else self.ctx.store.transaction()
         async with opened as q:
             ref = await require_env(q, app, env, lock=not dry_run)
-            current = await draft_items(q, ref)
+            stored = await draft_items(q, ref)
             if mode == "merge":
+                current = opened_items_by_key(self.ctx.keyring, app, env, stored)
                 target = {k: item.value for k, item in current.items()} | values
             else:
                 target = values
-            change = await plan_checked(
+            # An item the file sets keeps its secret flag; a new one is not secret. A secret
+            # is written even unchanged for a writer who may not see it (else the unchanged
+            # revision would tell them the value they sent was the secret).
+            blind = not may_see(principal, app)
+            force = [k for k in values if blind and k in stored and stored[k].secret]
+            change, sealed = await plan_checked(
                 q,
                 ref,
-                current,
+                self.ctx.keyring,
+                stored,
                 target,
                 principal.name,
                 now,
                 limits.max_release_bytes,
                 limits.max_items_per_env,
+                Edits(force=force),
             )
             outcome = Outcome.of(change)
             if dry_run or not change:
                 return ref.draft_revision, outcome
-            await write_change(q, ref, change)
+            await write_change(q, ref, sealed)
             await q.add_audit(
                 now,
                 principal.actor,

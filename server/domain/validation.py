@@ -81,9 +81,10 @@ def validate_value(value: object, max_bytes: int) -> str:
     value = _require_str(value, "value", ErrorCode.INVALID_VALUE)
     size = len(_require_utf8(value, "value", ErrorCode.INVALID_VALUE))
     if size > max_bytes:
+        # Never quoted: the value may be a secret's.
         raise AppError(
             ErrorCode.VALUE_TOO_LARGE,
-            f"value {_show(value)} is {size} bytes in UTF-8; the limit is {max_bytes}",
+            f"the value is {size} bytes in UTF-8; the limit is {max_bytes}",
         )
     return value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
@@ -22,8 +22,10 @@ from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
 
 _RELEASE_COLUMNS = (
-    "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of"
+    "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of, "
+    "r.secret_keys_json"
 )
+_ITEM_COLUMNS = "key_name, value, comment, revision, updated_at, updated_by, secret"
 _REQUEST_COLUMNS = (
     "rr.id, a.name, e.name, rr.author, rr.comment, rr.status, rr.base_version, "
     "rr.draft_revision, rr.rollback_to, rr.created_at, rr.decided_by, "
@@ -45,6 +47,7 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
         created_at=row[6],
         rollback_of=int(row[7]) if row[7] is not None else None,
         items=items if items is not None else {},
+        secret_keys=frozenset(orjson.loads(row[8])),
     )
 
 
@@ -85,6 +88,7 @@ def _item(row: Row) -> Item:
         revision=int(row[3]),
         updated_at=row[4],
         updated_by=row[5],
+        secret=bool(row[6]),
     )
 
 
@@ -254,8 +258,7 @@ class Queries(AuthQueries):
     async def items(self, env_id: int) -> list[Item]:
         """The draft, by key."""
         rows = await self.conn.fetchall(
-            "SELECT key_name, value, comment, revision, updated_at, updated_by FROM items "
-            "WHERE env_id = ? ORDER BY key_name",
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE env_id = ? ORDER BY key_name",
             (env_id,),
         )
         return [_item(row) for row in rows]
@@ -263,18 +266,10 @@ class Queries(AuthQueries):
     async def item(self, env_id: int, key: str) -> Item | None:
         """One draft item."""
         row = await self.conn.fetchone(
-            "SELECT key_name, value, comment, revision, updated_at, updated_by FROM items "
-            "WHERE env_id = ? AND key_name = ?",
+            f"SELECT {_ITEM_COLUMNS} FROM items WHERE env_id = ? AND key_name = ?",
             (env_id, key),
         )
         return _item(row) if row else None
-
-    async def draft_values(self, env_id: int) -> dict[str, str]:
-        """The draft as {key: value}."""
-        rows = await self.conn.fetchall(
-            "SELECT key_name, value FROM items WHERE env_id = ?", (env_id,)
-        )
-        return {row[0]: row[1] for row in rows}
 
     async def count_items(self, env_id: int) -> int:
         """How many items the draft has."""
@@ -309,9 +304,18 @@ class Queries(AuthQueries):
         """New draft items."""
         await self.conn.executemany(
             "INSERT INTO items (env_id, key_name, value, comment, revision, updated_at, "
-            "updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "updated_by, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (env_id, i.key, i.value, i.comment, i.revision, i.updated_at, i.updated_by)
+                (
+                    env_id,
+                    i.key,
+                    i.value,
+                    i.comment,
+                    i.revision,
+                    i.updated_at,
+                    i.updated_by,
+                    int(i.secret),
+                )
                 for i in items
             ],
         )
@@ -320,9 +324,18 @@ class Queries(AuthQueries):
         """Replace existing draft items."""
         await self.conn.executemany(
             "UPDATE items SET value = ?, comment = ?, revision = ?, updated_at = ?, "
-            "updated_by = ? WHERE env_id = ? AND key_name = ?",
+            "updated_by = ?, secret = ? WHERE env_id = ? AND key_name = ?",
             [
-                (i.value, i.comment, i.revision, i.updated_at, i.updated_by, env_id, i.key)
+                (
+                    i.value,
+                    i.comment,
+                    i.revision,
+                    i.updated_at,
+                    i.updated_by,
+                    int(i.secret),
+                    env_id,
+                    i.key,
+                )
                 for i in items
             ],
         )
@@ -350,7 +363,7 @@ class Queries(AuthQueries):
             "WHERE r.env_id = ? AND r.version = ?",
             (env_id, version),
         )
-        return _release(row, snapshot_items(row[8])) if row else None
+        return _release(row, snapshot_items(row[9])) if row else None
 
     async def latest_release(self, env_id: int) -> Release | None:
         """The newest release with its items."""
@@ -371,7 +384,7 @@ class Queries(AuthQueries):
         """A new release row; the unique (env, version) key refuses a duplicate."""
         await self.conn.execute(
             "INSERT INTO releases (env_id, version, items_json, checksum, author, comment, "
-            "rollback_of, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "rollback_of, created_at, secret_keys_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 env_id,
                 release.version,
@@ -381,6 +394,7 @@ class Queries(AuthQueries):
                 release.comment,
                 release.rollback_of,
                 release.created_at,
+                orjson.dumps(sorted(release.secret_keys)).decode(),
             ),
         )
 
@@ -394,7 +408,7 @@ class Queries(AuthQueries):
             "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id " + where,
             (app,) if app is not None else (),
         )
-        return [_release(row, snapshot_items(row[8])) for row in rows]
+        return [_release(row, snapshot_items(row[9])) for row in rows]
 
     async def latest_versions(self) -> dict[tuple[str, str], int]:
         """The newest version of every env that has released."""
@@ -467,12 +481,13 @@ class Queries(AuthQueries):
         env_id: int,
         request: ReleaseRequest,
         items_json: str | None,
+        secret_keys: Collection[str] = (),
     ) -> int:
         """A new pending request (its id and diff are ignored); returns the id it got."""
         _, request_id = await self.conn.execute(
             "INSERT INTO release_requests (env_id, author, comment, status, base_version, "
-            "draft_revision, rollback_to, items_json, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "draft_revision, rollback_to, items_json, secret_keys_json, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 env_id,
                 request.author,
@@ -482,6 +497,7 @@ class Queries(AuthQueries):
                 request.draft_revision,
                 request.rollback_to,
                 items_json,
+                orjson.dumps(sorted(secret_keys)).decode() if items_json is not None else None,
                 request.created_at,
             ),
         )
@@ -511,12 +527,18 @@ class Queries(AuthQueries):
         )
         return [_release_request(row) for row in rows]
 
-    async def release_request_items(self, request_id: int) -> dict[str, str] | None:
-        """The items a request froze; None for a rollback request."""
+    async def release_request_items(
+        self, request_id: int
+    ) -> tuple[dict[str, str], frozenset[str]] | None:
+        """(the items a request froze, secret values sealed; its secret keys); None for a
+        rollback request."""
         row = await self.conn.fetchone(
-            "SELECT items_json FROM release_requests WHERE id = ?", (request_id,)
+            "SELECT items_json, secret_keys_json FROM release_requests WHERE id = ?",
+            (request_id,),
         )
-        return snapshot_items(row[0]) if row and row[0] is not None else None
+        if not row or row[0] is None:
+            return None
+        return snapshot_items(row[0]), frozenset(orjson.loads(row[1] or "[]"))
 
     async def decide_release_request(
         self,
@@ -636,6 +658,59 @@ class Queries(AuthQueries):
         await self.conn.execute(
             "INSERT INTO retired_versions (app, env, version) VALUES (?, ?, ?)",
             (app, env, version),
+        )
+
+    # secrets: the key check value and rotation (server/domain/secrets.py)
+
+    async def secret_key_check(self) -> tuple[str, str] | None:
+        """(key id, sealed check text) of the cluster's secrets key, None before the first."""
+        row = await self.conn.fetchone(
+            "SELECT key_id, check_value FROM secret_key_check WHERE id = 1"
+        )
+        return (row[0], row[1]) if row else None
+
+    async def insert_secret_key_check(self, key_id: str, check: str, now: str) -> None:
+        """The first key check value; IntegrityError when another replica wrote it first."""
+        await self.conn.execute(
+            "INSERT INTO secret_key_check (id, key_id, check_value, updated_at) "
+            "VALUES (1, ?, ?, ?)",
+            (key_id, check, now),
+        )
+
+    async def set_secret_key_check(self, key_id: str, check: str, now: str) -> None:
+        """Replace the key check value (a rotation), or write the first."""
+        await self.conn.execute("DELETE FROM secret_key_check WHERE id = 1")
+        await self.insert_secret_key_check(key_id, check, now)
+
+    async def secret_items(self) -> list[tuple[int, str, str, Item]]:
+        """Every secret draft item of every env: (env id, app, env, item), locked."""
+        rows = await self.conn.fetchall(
+            "SELECT i.env_id, a.name, e.name, i.key_name, i.value, i.comment, i.revision, "
+            "i.updated_at, i.updated_by, i.secret FROM items i "
+            "JOIN envs e ON e.id = i.env_id JOIN apps a ON a.id = e.app_id "
+            "WHERE i.secret = 1" + self._for_update
+        )
+        return [(int(r[0]), r[1], r[2], _item(r[3:])) for r in rows]
+
+    async def set_item_value(self, env_id: int, key: str, value: str) -> None:
+        """Replace one item's stored value in place (a re-sealed secret: same revision)."""
+        await self.conn.execute(
+            "UPDATE items SET value = ? WHERE env_id = ? AND key_name = ?", (value, env_id, key)
+        )
+
+    async def secret_releases(self) -> list[tuple[int, str, str, str, frozenset[str]]]:
+        """Every release holding secrets: (release id, app, env, items_json, secret keys)."""
+        rows = await self.conn.fetchall(
+            "SELECT r.id, a.name, e.name, r.items_json, r.secret_keys_json FROM releases r "
+            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
+            "WHERE r.secret_keys_json <> '[]'" + self._for_update
+        )
+        return [(int(r[0]), r[1], r[2], r[3], frozenset(orjson.loads(r[4]))) for r in rows]
+
+    async def set_release_items(self, release_id: int, items_json: str) -> None:
+        """Replace a release's stored items (re-sealed secrets: the clear items are the same)."""
+        await self.conn.execute(
+            "UPDATE releases SET items_json = ? WHERE id = ?", (items_json, release_id)
         )
 
 

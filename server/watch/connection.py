@@ -43,6 +43,8 @@ class WatchConnection:
         self.id = next(_ids)
         self.ws = ws
         self.principal = principal
+        # The subscriptions whose secret values this principal may see in clear.
+        self.reveals: set[EnvKey] = set()
         self.subscriptions: dict[EnvKey, int] = {}
         self._transport = transport
         self._queue_size = queue_size

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSCloseCode
 
 from server.domain.scopes import Principal
+from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode
 from server.events import TokenRevoked, UserChanged
 from server.published import EnvKey, PublishedConfigs
@@ -66,15 +67,20 @@ class Hub:
             )
         # No await between registering and sending the current release: nothing is missed.
         conn.subscriptions[key] = after if after is not None else -1
+        if may_see(conn.principal, app):
+            conn.reveals.add(key)
+        else:
+            conn.reveals.discard(key)
         self._by_key.setdefault(key, set()).add(conn)
         current = self.published.get(app, env)
         if current is not None:
-            conn.offer_release(key, self.messages.of(current))
+            conn.offer_release(key, self.messages.of(current).get(key in conn.reveals))
 
     def unsubscribe(self, conn: WatchConnection, app: str, env: str) -> None:
         """Stop sending an env to a socket."""
         key = (app, env)
         conn.subscriptions.pop(key, None)
+        conn.reveals.discard(key)
         self._unlink(conn, key)
 
     def _unlink(self, conn: WatchConnection, key: EnvKey) -> None:
@@ -91,9 +97,10 @@ class Hub:
         if not peers:
             self.messages.forget(key)  # the next subscriber's message is built then
             return
-        message = self.messages.of(release)
+        messages = self.messages.of(release)
+        clear, masked = messages.get(True), messages.get(False)
         for conn in list(peers):
-            conn.offer_release(key, message)
+            conn.offer_release(key, clear if key in conn.reveals else masked)
 
     def close_token(self, token_id: int, reason: str = "token revoked") -> int:
         """Close every socket opened with a token; returns how many."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -107,8 +107,9 @@ class ReleaseMessage:
     wire: bytes
 
     @classmethod
-    def of(cls, release: Release) -> ReleaseMessage:
-        """`{"type":"release","app","env","version","checksum","items"}`."""
+    def of(cls, release: Release, *, reveal: bool) -> ReleaseMessage:
+        """`{"type":"release","app","env","version","checksum","items"}`; secret values null
+        unless reveal."""
         payload = orjson.dumps(
             {
                 "type": "release",
@@ -116,10 +117,32 @@ class ReleaseMessage:
                 "env": release.env,
                 "version": release.version,
                 "checksum": release.checksum,
-                "items": release.items,
+                "items": release.shown_items(reveal=reveal),
             }
         )
         return cls(release, release.version, payload.decode(), text_frame(payload))
+
+
+@dataclass(eq=False)
+class ReleaseVariants:
+    """A release's message for subscribers who may see its secrets and for the others, each
+    built on first use (the same one when the release has no secrets)."""
+
+    release: Release
+    _built: dict[bool, ReleaseMessage] = field(default_factory=dict)
+
+    @property
+    def version(self) -> int:
+        """The release version."""
+        return self.release.version
+
+    def get(self, reveal: bool) -> ReleaseMessage:
+        """The message with secret values in clear (reveal) or null."""
+        reveal = reveal or not self.release.secret_keys
+        message = self._built.get(reveal)
+        if message is None:
+            message = self._built[reveal] = ReleaseMessage.of(self.release, reveal=reveal)
+        return message
 
 
 def error_message(error: ErrorCode, message: str) -> str:
@@ -127,8 +150,8 @@ def error_message(error: ErrorCode, message: str) -> str:
     return orjson.dumps({"type": "error", "code": error.code, "message": message}).decode()
 
 
-class ReleaseMessages(PerRelease[ReleaseMessage]):
-    """The message of each env's latest release, built once for every socket that gets it."""
+class ReleaseMessages(PerRelease[ReleaseVariants]):
+    """The messages of each env's latest release, built once for every socket that gets them."""
 
     def __init__(self) -> None:
-        super().__init__(ReleaseMessage.of)
+        super().__init__(ReleaseVariants)

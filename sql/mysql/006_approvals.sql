@@ -13,7 +13,9 @@ CREATE TABLE release_requests (
     -- The frozen items, stored as release snapshots are; NULL for a rollback request (the
     -- release it copies is immutable). No diff is stored: it is worked out from the frozen
     -- items and the base release when read, so it never holds a value the snapshots do not.
+    -- Secret values are sealed in items_json, as in a release; secret_keys_json lists them.
     items_json LONGTEXT NULL,
+    secret_keys_json MEDIUMTEXT NULL,
     created_at CHAR(27) NOT NULL,
     decided_by VARCHAR(255) NULL,
     decided_at CHAR(27) NULL,

@@ -13,7 +13,9 @@ CREATE TABLE release_requests (
     -- The frozen items, stored as release snapshots are; NULL for a rollback request (the
     -- release it copies is immutable). No diff is stored: it is worked out from the frozen
     -- items and the base release when read, so it never holds a value the snapshots do not.
+    -- Secret values are sealed in items_json, as in a release; secret_keys_json lists them.
     items_json TEXT,
+    secret_keys_json TEXT,
     created_at TEXT NOT NULL,
     decided_by TEXT,
     decided_at TEXT,

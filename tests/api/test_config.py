@@ -149,16 +149,16 @@ async def test_answers_are_built_once_per_release_and_dropped_with_it(api: Api) 
     await published(api, {"a": "1"})
     answers = api.app[ANSWERS]
     first = await api.call("GET", f"{CONFIG}?format=yaml")
-    built = answers.current("shop", "prod")
+    built = answers.current("shop", "prod", True)
     assert built is not None
     assert built.rendered["yaml"][0] == first.text.encode()
     await api.call("GET", CONFIG)
-    assert answers.current("shop", "prod") is built
+    assert answers.current("shop", "prod", True) is built
     await published(api, {"a": "2"})
-    fresh = answers.current("shop", "prod")
+    fresh = answers.current("shop", "prod", True)
     assert fresh is not None
     assert fresh is not built
     assert fresh.release.version == 2
     assert fresh.rendered == {}
     assert (await api.call("DELETE", "/api/v1/apps/shop")).status == 204
-    assert answers.current("shop", "prod") is None
+    assert answers.current("shop", "prod", True) is None

@@ -110,17 +110,18 @@ NEEDS: dict[str, Need] = {
     "get_release": Need("view", {**SHOP, "version": "1"}),
     "rollback_release": Need("publish", {**SHOP, "version": "1"}, {"comment": "matrix"}),
     "watch": Need("read_config", {}, query="app=shop&env=prod"),
+    "get_cluster": Need("admin", {}),
+    "list_audit": Need("view", {}, query="app=shop"),
+    "get_openapi": Need("public", {}),
+    # env settings and release requests (an unknown request id: 404 after the check)
     "get_env": Need("view", SHOP),
     "update_env": Need("manage", SHOP, {"approval_required": False}),
     "list_release_requests": Need("view", SHOP),
-    "create_release_request": Need("edit", SHOP, {"comment": "matrix"}),
+    "create_release_request": Need("edit", SHOP, {"comment": "matrix", "rollback_to": 999999}),
     "get_release_request": Need("view", {**SHOP, "id": "999999"}),
     "approve_release_request": Need("publish", {**SHOP, "id": "999999"}, {}),
     "reject_release_request": Need("publish", {**SHOP, "id": "999999"}, {}),
     "withdraw_release_request": Need("view", {**SHOP, "id": "999999"}),
-    "get_cluster": Need("admin", {}),
-    "list_audit": Need("view", {}, query="app=shop"),
-    "get_openapi": Need("public", {}),
 }
 
 

@@ -326,7 +326,6 @@ def document_with(*items: dict[str, Any], envs: dict[str, Any] | None = None) ->
             "invalid_import",
             "secrets=include",
         ),
-        (document_with({"key": "a", "value": "1", "secret": True}), "invalid_import", "secret"),
         (
             document_with({"key": "a", "value": "1", "comment": "c" * 1001}),
             "invalid_import",

@@ -97,7 +97,7 @@ def test_a_query_subscription_reads_after_as_ascii_digits_only() -> None:
 
 
 def test_a_release_message_is_the_contract_shape_as_text_and_as_one_whole_frame() -> None:
-    message = ReleaseMessage.of(release("shop", "prod", 3, a="1"))
+    message = ReleaseMessage.of(release("shop", "prod", 3, a="1"), reveal=True)
     assert orjson.loads(message.text) == {
         "type": "release",
         "app": "shop",

@@ -1,2 +1,0 @@
--- Placeholder for migration 005 (secret items), made on a parallel branch.
--- Delete this file when that migration is merged: it keeps the numbering gap-free until then.
