@@ -72,7 +72,8 @@ function removedNote(diff) {
           " ",
           h("span", {
             class: "muted value-inline",
-            text: value.length > 80 ? `${value.slice(0, 80)}…` : value,
+            text:
+              value === null ? "(secret)" : value.length > 80 ? `${value.slice(0, 80)}…` : value,
           }),
         ),
       ),

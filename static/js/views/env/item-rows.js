@@ -34,7 +34,9 @@ export function viewRow(item, tag, handlers) {
     cell(
       "col-value",
       "Value",
-      h("pre", { class: "value", text: item.value === "" ? "" : item.value }),
+      item.value === null
+        ? h("span", { class: "muted", text: "•••••• (secret: hidden from your role)" })
+        : h("pre", { class: "value", text: item.value }),
       item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null,
     ),
     cell(
@@ -59,7 +61,7 @@ export function editRow(item, draft, tag, { onSave, onCancel }) {
   const value = h("textarea", {
     id: valueId,
     class: "mono",
-    rows: Math.min(8, Math.max(2, draft.value.split("\n").length)),
+    rows: Math.min(8, Math.max(2, (draft.value ?? "").split("\n").length)),
     value: draft.value,
     "aria-describedby": `${valueId}-error`,
   });
@@ -148,7 +150,7 @@ export function conflictNotice(key, theirs, { onUseTheirs, onKeepMine }) {
           " while you were editing. Their value:",
         )
       : h("p", { text: `${key} was deleted by someone else while you were editing.` }),
-    theirs ? h("pre", { class: "value value-theirs", text: theirs.value }) : null,
+    theirs ? h("pre", { class: "value value-theirs", text: theirs.value ?? "(secret)" }) : null,
     h(
       "div",
       { class: "row-actions" },

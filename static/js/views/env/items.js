@@ -63,7 +63,7 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
         !q ||
         editing.has(item.key) ||
         item.key.toLowerCase().includes(q) ||
-        item.value.toLowerCase().includes(q) ||
+        (item.value ?? "").toLowerCase().includes(q) ||
         (item.comment || "").toLowerCase().includes(q);
       row.hidden = !match;
       if (match) shown += 1;
@@ -194,7 +194,12 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
   function startEdit(key) {
     const item = state.items.find((i) => i.key === key);
     if (!item) return;
-    editing.set(key, { value: item.value, comment: item.comment || "", revision: item.revision });
+    // A secret this user may not read is edited blind: the field starts empty.
+    editing.set(key, {
+      value: item.value ?? "",
+      comment: item.comment || "",
+      revision: item.revision,
+    });
     const row = replaceRow(key);
     if (row?.focusValue) row.focusValue();
   }
@@ -273,7 +278,7 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
           h("strong", { text: `${app}/${env}` }),
           ". Clients keep the published value until you publish.",
         ),
-        h("pre", { class: "value value-removed", text: item.value }),
+        h("pre", { class: "value value-removed", text: item.value ?? "(secret)" }),
       ),
       confirmText: "Delete",
       danger: true,
