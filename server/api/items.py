@@ -22,11 +22,12 @@ def _where(request: web.Request) -> tuple[str, str]:
 
 
 async def list_items(request: web.Request) -> web.Response:
-    """GET …/items; secret values null for those who may not see them."""
+    """GET …/items: the draft and its revision; secrets null for those who may not see them."""
     who, (app, env) = principal(request), _where(request)
-    items = await services(request).drafts.list_items(who, app, env)
+    revision, items = await services(request).drafts.list_items(who, app, env)
     reveal = may_see(who, app)
-    return json_response({"items": [item.to_json(reveal=reveal) for item in items]})
+    shown = [item.to_json(reveal=reveal) for item in items]
+    return json_response({"draft_revision": revision, "items": shown})
 
 
 async def get_item(request: web.Request) -> web.Response:

@@ -157,8 +157,9 @@ class Item(Answer):
 
 
 class Draft(Answer):
-    """GET …/items: the draft."""
+    """GET …/items: the draft at its revision."""
 
+    draft_revision: int
     items: list[Item]
 
 
@@ -184,9 +185,11 @@ class Change(Answer):
 
 
 class Diff(Answer):
-    """GET …/diff: the draft against the latest release (base_version null before the first)."""
+    """GET …/diff: the draft against the latest release (base_version null before the first),
+    read at draft_revision (send it to publish or request exactly this)."""
 
     base_version: int | None
+    draft_revision: int
     added: dict[str, str]
     changed: dict[str, Change]
     removed: dict[str, str]

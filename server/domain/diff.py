@@ -16,6 +16,8 @@ class Diff:
     added: dict[str, str | None]
     changed: dict[str, tuple[str | None, str | None]]
     removed: dict[str, str | None]
+    # The draft's revision the diff was read at (None for a request's frozen diff).
+    draft_revision: int | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -34,12 +36,16 @@ class Diff:
             hide(self.added),
             {k: (None, None) if k in secrets else v for k, v in self.changed.items()},
             hide(self.removed),
+            self.draft_revision,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape: {"base_version","added","changed":{k:{"old","new"}},"removed"}."""
+        """The API shape: {"base_version","draft_revision"?,"added","changed":{k:{"old","new"}},
+        "removed"}."""
+        revision = {} if self.draft_revision is None else {"draft_revision": self.draft_revision}
         return {
             "base_version": self.base_version,
+            **revision,
             "added": dict(self.added),
             "changed": {k: {"old": old, "new": new} for k, (old, new) in self.changed.items()},
             "removed": dict(self.removed),

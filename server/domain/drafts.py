@@ -250,14 +250,16 @@ class DraftService:
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
 
-    async def list_items(self, principal: Principal, app: str, env: str) -> list[Item]:
-        """The whole draft of an env; secret values in clear only for those who may see them
-        (the others' stay sealed, and Item.to_json(reveal=False) shows them as null)."""
+    async def list_items(
+        self, principal: Principal, app: str, env: str
+    ) -> tuple[int, list[Item]]:
+        """The whole draft of an env and its revision; secret values in clear only for those
+        who may see them (the others' stay sealed, Item.to_json(reveal=False) shows null)."""
         principal.require(app, Permission.VIEW)
         async with self.ctx.store.reader() as q:
             ref = await require_env(q, app, env)
             items = await q.items(ref.id)
-        return self._shown(principal, app, env, items)
+        return ref.draft_revision, self._shown(principal, app, env, items)
 
     def _shown(self, principal: Principal, app: str, env: str, items: list[Item]) -> list[Item]:
         if not may_see(principal, app):
@@ -419,7 +421,8 @@ class DraftService:
             latest = await q.latest_release(ref.id)
         draft = {i.key: i.value for i in opened_items(keyring, app, env, stored)}
         base = opened_release(keyring, latest).items if latest else {}
-        diff = diff_items(base, draft, latest.version if latest else None)
+        diff = dataclasses.replace(diff_items(base, draft, latest.version if latest else None),
+                       draft_revision=ref.draft_revision)
         if may_see(principal, app):
             return diff
         secrets = {i.key for i in stored if i.secret} | (latest.secret_keys if latest else set())

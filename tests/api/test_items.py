@@ -34,6 +34,32 @@ async def test_put_get_replace_delete_item(api: Api) -> None:
     assert (await api.call("DELETE", f"{ITEMS}/db.url")).status == 404
 
 
+async def test_items_and_diff_carry_the_drafts_revision(api: Api) -> None:
+    """What the page lists and diffs is tied to a revision it can publish exactly."""
+    await api.app_with_env()
+    env = "/api/v1/apps/shop/envs/prod"
+
+    async def revisions() -> tuple[int, int, int]:
+        items = (await api.call("GET", ITEMS)).body["draft_revision"]
+        diff = (await api.call("GET", f"{env}/diff")).body["draft_revision"]
+        settings = (await api.call("GET", env)).body["draft_revision"]
+        return items, diff, settings
+
+    empty = await revisions()
+    assert empty[0] == empty[1] == empty[2]
+    patched = await api.call("PATCH", ITEMS, {"set": {"a": "1", "b": "2"}})
+    assert await revisions() == (patched.body["draft_revision"],) * 3
+    assert patched.body["draft_revision"] > empty[0]
+    stale = patched.body["draft_revision"]
+    await api.call("PUT", f"{ITEMS}/a", {"value": "changed"})
+    moved = (await api.call("GET", ITEMS)).body["draft_revision"]
+    assert moved > stale
+    refused = await api.call("POST", f"{env}/releases", {"draft_revision": stale})
+    assert (refused.status, refused.body["error"]["code"]) == (409, "draft_changed")
+    published = await api.call("POST", f"{env}/releases", {"draft_revision": moved})
+    assert published.status == 201, published.text
+
+
 async def test_keys_are_case_sensitive_and_unicode_values_kept(api: Api) -> None:
     await api.app_with_env()
     await api.call("PUT", f"{ITEMS}/Key", {"value": "upper"})
@@ -200,15 +226,17 @@ async def test_diff(api: Api) -> None:
     first = await api.call("GET", "/api/v1/apps/shop/envs/prod/diff")
     assert first.body == {
         "base_version": None,
+        "draft_revision": first.body["draft_revision"],
         "added": {"a": "1", "b": "2", "c": "3"},
         "changed": {},
         "removed": {},
     }
     await api.publish("shop", "prod")
-    await api.call("PATCH", ITEMS, {"set": {"a": "10", "d": "4"}, "delete": ["c"]})
+    edit = await api.call("PATCH", ITEMS, {"set": {"a": "10", "d": "4"}, "delete": ["c"]})
     diff = await api.call("GET", "/api/v1/apps/shop/envs/prod/diff")
     assert diff.body == {
         "base_version": 1,
+        "draft_revision": edit.body["draft_revision"],
         "added": {"d": "4"},
         "changed": {"a": {"old": "1", "new": "10"}},
         "removed": {"c": "3"},

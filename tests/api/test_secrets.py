@@ -121,9 +121,8 @@ async def test_viewers_and_editors_get_null_for_secret_values_everywhere(api: Ap
     assert may_see(user("pub", Role.PUBLISHER), "shop")
 
     for who in (viewer, editor):
-        shown = [
-            i.to_json(reveal=False) for i in await services.drafts.list_items(who, "shop", "prod")
-        ]
+        _, listed = await services.drafts.list_items(who, "shop", "prod")
+        shown = [i.to_json(reveal=False) for i in listed]
         assert {i["key"]: i["value"] for i in shown} == {SECRET_KEY: None, "plain": "p"}
         assert {i["key"]: i["secret"] for i in shown} == {SECRET_KEY: True, "plain": False}
         item = await services.drafts.get_item(who, "shop", "prod", SECRET_KEY)
