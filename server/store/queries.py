@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import orjson
 
@@ -15,25 +13,18 @@ from server.records import (
     EnvRef,
     Item,
     Release,
-    ReleaseRequest,
-    RequestStatus,
 )
 from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
+from server.store.maintenance_queries import MaintenanceQueries
+from server.store.request_queries import RequestQueries
+from server.store.rows import item_from_row, snapshot_items
 
 _RELEASE_COLUMNS = (
     "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of, "
     "r.secret_keys_json"
 )
 _ITEM_COLUMNS = "key_name, value, comment, revision, updated_at, updated_by, secret"
-_REQUEST_COLUMNS = (
-    "rr.id, a.name, e.name, rr.author, rr.comment, rr.status, rr.base_version, "
-    "rr.draft_revision, rr.rollback_to, rr.created_at, rr.decided_by, "
-    "rr.decided_at, rr.decision_comment, rr.release_version"
-)
-_REQUEST_FROM = (
-    "FROM release_requests rr JOIN envs e ON e.id = rr.env_id JOIN apps a ON a.id = e.app_id"
-)
 
 
 def _release(row: Row, items: dict[str, str] | None = None) -> Release:
@@ -51,48 +42,7 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
     )
 
 
-def snapshot_items(text: str) -> dict[str, str]:
-    """A stored snapshot's items (a release's, or a release request's frozen ones)."""
-    items: dict[str, str] = orjson.loads(text)
-    return items
-
-
-def _optional_int(value: Any) -> int | None:
-    return int(value) if value is not None else None
-
-
-def _release_request(row: Row) -> ReleaseRequest:
-    return ReleaseRequest(
-        id=int(row[0]),
-        app=row[1],
-        env=row[2],
-        author=row[3],
-        comment=row[4],
-        status=RequestStatus(row[5]),
-        base_version=_optional_int(row[6]),
-        draft_revision=_optional_int(row[7]),
-        rollback_to=_optional_int(row[8]),
-        created_at=row[9],
-        decided_by=row[10],
-        decided_at=row[11],
-        decision_comment=row[12],
-        release_version=_optional_int(row[13]),
-    )
-
-
-def _item(row: Row) -> Item:
-    return Item(
-        key=row[0],
-        value=row[1],
-        comment=row[2],
-        revision=int(row[3]),
-        updated_at=row[4],
-        updated_by=row[5],
-        secret=bool(row[6]),
-    )
-
-
-class Queries(AuthQueries):
+class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
     """The store's queries over one connection (a transaction or a reader)."""
 
     def __init__(self, conn: Connection) -> None:
@@ -261,7 +211,7 @@ class Queries(AuthQueries):
             f"SELECT {_ITEM_COLUMNS} FROM items WHERE env_id = ? ORDER BY key_name",
             (env_id,),
         )
-        return [_item(row) for row in rows]
+        return [item_from_row(row) for row in rows]
 
     async def item(self, env_id: int, key: str) -> Item | None:
         """One draft item."""
@@ -269,7 +219,7 @@ class Queries(AuthQueries):
             f"SELECT {_ITEM_COLUMNS} FROM items WHERE env_id = ? AND key_name = ?",
             (env_id, key),
         )
-        return _item(row) if row else None
+        return item_from_row(row) if row else None
 
     async def count_items(self, env_id: int) -> int:
         """How many items the draft has."""
@@ -467,258 +417,3 @@ class Queries(AuthQueries):
             (*params, limit),
         )
         return [AuditEntry(int(r[0]), *r[1:]) for r in rows]
-
-    # env settings and release requests
-
-    async def set_approval_required(self, env_id: int, required: bool) -> None:
-        """Whether the env's releases go through approved requests."""
-        await self.conn.execute(
-            "UPDATE envs SET approval_required = ? WHERE id = ?", (int(required), env_id)
-        )
-
-    async def insert_release_request(
-        self,
-        env_id: int,
-        request: ReleaseRequest,
-        items_json: str | None,
-        secret_keys: Collection[str] = (),
-    ) -> int:
-        """A new pending request (its id and diff are ignored); returns the id it got."""
-        _, request_id = await self.conn.execute(
-            "INSERT INTO release_requests (env_id, author, comment, status, base_version, "
-            "draft_revision, rollback_to, items_json, secret_keys_json, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                env_id,
-                request.author,
-                request.comment,
-                request.status.value,
-                request.base_version,
-                request.draft_revision,
-                request.rollback_to,
-                items_json,
-                orjson.dumps(sorted(secret_keys)).decode() if items_json is not None else None,
-                request.created_at,
-            ),
-        )
-        return request_id
-
-    async def release_request(self, env_id: int, request_id: int) -> ReleaseRequest | None:
-        """One request of an env."""
-        row = await self.conn.fetchone(
-            f"SELECT {_REQUEST_COLUMNS} {_REQUEST_FROM} WHERE rr.env_id = ? AND rr.id = ?",
-            (env_id, request_id),
-        )
-        return _release_request(row) if row else None
-
-    async def release_requests(
-        self, env_id: int, status: RequestStatus | None, limit: int, before: int | None
-    ) -> list[ReleaseRequest]:
-        """An env's requests newest first, optionally of one status, paged by id."""
-        clauses, params = ["rr.env_id = ?", "rr.id < ?"], [env_id, before or 2**62]
-        if status is not None:
-            clauses.append("rr.status = ?")
-            params.append(status.value)  # type: ignore[arg-type]
-        rows = await self.conn.fetchall(
-            f"SELECT {_REQUEST_COLUMNS} {_REQUEST_FROM} WHERE "
-            + " AND ".join(clauses)
-            + " ORDER BY rr.id DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [_release_request(row) for row in rows]
-
-    async def release_request_items(
-        self, request_id: int
-    ) -> tuple[dict[str, str], frozenset[str]] | None:
-        """(the items a request froze, secret values sealed; its secret keys); None for a
-        rollback request."""
-        row = await self.conn.fetchone(
-            "SELECT items_json, secret_keys_json FROM release_requests WHERE id = ?",
-            (request_id,),
-        )
-        if not row or row[0] is None:
-            return None
-        return snapshot_items(row[0]), frozenset(orjson.loads(row[1] or "[]"))
-
-    async def decide_release_request(
-        self,
-        request_id: int,
-        status: RequestStatus,
-        decided_by: str | None,
-        decided_at: str,
-        comment: str | None,
-        release_version: int | None = None,
-    ) -> bool:
-        """Move a pending request to status; False when it was no longer pending."""
-        count, _ = await self.conn.execute(
-            "UPDATE release_requests SET status = ?, decided_by = ?, decided_at = ?, "
-            "decision_comment = ?, release_version = ? WHERE id = ? AND status = ?",
-            (
-                status.value,
-                decided_by,
-                decided_at,
-                comment,
-                release_version,
-                request_id,
-                RequestStatus.PENDING.value,
-            ),
-        )
-        return count > 0
-
-    async def stale_release_requests(self, env_id: int, now: str) -> int:
-        """Mark every pending request of an env stale (a release was just made)."""
-        count, _ = await self.conn.execute(
-            "UPDATE release_requests SET status = ?, decided_at = ? "
-            "WHERE env_id = ? AND status = ?",
-            (RequestStatus.STALE.value, now, env_id, RequestStatus.PENDING.value),
-        )
-        return count
-
-    # backup and restore: whole tables, named by server.domain.backup.TABLES
-
-    async def schema_version(self) -> int:
-        """The highest migration applied to this database."""
-        row = await self.conn.fetchone("SELECT MAX(version) FROM schema_migrations")
-        return int(row[0]) if row and row[0] is not None else 0
-
-    async def schema_tables(self) -> list[str]:
-        """Every table of the schema, by name (the database's own bookkeeping left out)."""
-        if self.conn.dialect == "mysql":
-            sql = (
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
-            )
-        else:
-            sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        return sorted(str(row[0]) for row in await self.conn.fetchall(sql))
-
-    async def table_columns(self, table: str) -> list[str]:
-        """A table's columns in their schema order."""
-        if self.conn.dialect == "mysql":
-            sql = (
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position"
-            )
-        else:
-            sql = "SELECT name FROM pragma_table_info(?) ORDER BY cid"
-        return [str(row[0]) for row in await self.conn.fetchall(sql, (_identifier(table),))]
-
-    async def table_rows(self, table: str, columns: Sequence[str]) -> list[Row]:
-        """Every row of a table, ordered by its leading columns (its key in our schema)."""
-        names = ", ".join(_identifier(c) for c in columns)
-        order = ", ".join(str(n) for n in range(1, min(3, len(columns)) + 1))
-        # Identifiers checked above; they come from the schema, never from a request.
-        sql = f"SELECT {names} FROM {_identifier(table)} ORDER BY {order}"
-        return await self.conn.fetchall(sql)
-
-    async def count_rows(self, table: str) -> int:
-        """How many rows a table holds."""
-        row = await self.conn.fetchone(f"SELECT COUNT(*) FROM {_identifier(table)}")
-        return int(row[0]) if row else 0
-
-    async def delete_rows(self, table: str) -> None:
-        """Empty a table (inside a restore's transaction)."""
-        await self.conn.execute(f"DELETE FROM {_identifier(table)}")
-
-    async def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
-        """Rows as a backup holds them, ids included."""
-        if not rows:
-            return
-        names = ", ".join(_identifier(c) for c in columns)
-        marks = ", ".join("?" * len(columns))
-        sql = f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"
-        await self.conn.executemany(sql, rows)
-
-    async def env_versions(self) -> list[tuple[EnvRef, int]]:
-        """Every env with its newest release's version (0 before the first)."""
-        rows = await self.conn.fetchall(
-            "SELECT e.id, a.name, e.name, e.draft_revision, e.fence_epoch, e.fence_token, "
-            "e.version_floor, COALESCE(MAX(r.version), 0) FROM envs e "
-            "JOIN apps a ON a.id = e.app_id LEFT JOIN releases r ON r.env_id = e.id "
-            "GROUP BY e.id, a.name, e.name, e.draft_revision, e.fence_epoch, e.fence_token, "
-            "e.version_floor ORDER BY a.name, e.name"
-        )
-        return [
-            (EnvRef(int(r[0]), r[1], r[2], int(r[3]), r[4], int(r[5]), int(r[6])), int(r[7]))
-            for r in rows
-        ]
-
-    async def raise_version_floor(self, env_id: int, floor: int) -> None:
-        """Make an env's next release come after `floor` (it never goes down)."""
-        await self.conn.execute(
-            "UPDATE envs SET version_floor = ? WHERE id = ? AND version_floor < ?",
-            (floor, env_id, floor),
-        )
-
-    async def set_retired_version(self, app: str, env: str, version: int) -> None:
-        """Record the last version an env that no longer exists handed out."""
-        await self.conn.execute(
-            "DELETE FROM retired_versions WHERE app = ? AND env = ?", (app, env)
-        )
-        await self.conn.execute(
-            "INSERT INTO retired_versions (app, env, version) VALUES (?, ?, ?)",
-            (app, env, version),
-        )
-
-    # secrets: the key check value and rotation (server/domain/secrets.py)
-
-    async def secret_key_check(self) -> tuple[str, str] | None:
-        """(key id, sealed check text) of the cluster's secrets key, None before the first."""
-        row = await self.conn.fetchone(
-            "SELECT key_id, check_value FROM secret_key_check WHERE id = 1"
-        )
-        return (row[0], row[1]) if row else None
-
-    async def insert_secret_key_check(self, key_id: str, check: str, now: str) -> None:
-        """The first key check value; IntegrityError when another replica wrote it first."""
-        await self.conn.execute(
-            "INSERT INTO secret_key_check (id, key_id, check_value, updated_at) "
-            "VALUES (1, ?, ?, ?)",
-            (key_id, check, now),
-        )
-
-    async def set_secret_key_check(self, key_id: str, check: str, now: str) -> None:
-        """Replace the key check value (a rotation), or write the first."""
-        await self.conn.execute("DELETE FROM secret_key_check WHERE id = 1")
-        await self.insert_secret_key_check(key_id, check, now)
-
-    async def secret_items(self) -> list[tuple[int, str, str, Item]]:
-        """Every secret draft item of every env: (env id, app, env, item), locked."""
-        rows = await self.conn.fetchall(
-            "SELECT i.env_id, a.name, e.name, i.key_name, i.value, i.comment, i.revision, "
-            "i.updated_at, i.updated_by, i.secret FROM items i "
-            "JOIN envs e ON e.id = i.env_id JOIN apps a ON a.id = e.app_id "
-            "WHERE i.secret = 1" + self._for_update
-        )
-        return [(int(r[0]), r[1], r[2], _item(r[3:])) for r in rows]
-
-    async def set_item_value(self, env_id: int, key: str, value: str) -> None:
-        """Replace one item's stored value in place (a re-sealed secret: same revision)."""
-        await self.conn.execute(
-            "UPDATE items SET value = ? WHERE env_id = ? AND key_name = ?", (value, env_id, key)
-        )
-
-    async def secret_releases(self) -> list[tuple[int, str, str, str, frozenset[str]]]:
-        """Every release holding secrets: (release id, app, env, items_json, secret keys)."""
-        rows = await self.conn.fetchall(
-            "SELECT r.id, a.name, e.name, r.items_json, r.secret_keys_json FROM releases r "
-            "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
-            "WHERE r.secret_keys_json <> '[]'" + self._for_update
-        )
-        return [(int(r[0]), r[1], r[2], r[3], frozenset(orjson.loads(r[4]))) for r in rows]
-
-    async def set_release_items(self, release_id: int, items_json: str) -> None:
-        """Replace a release's stored items (re-sealed secrets: the clear items are the same)."""
-        await self.conn.execute(
-            "UPDATE releases SET items_json = ? WHERE id = ?", (items_json, release_id)
-        )
-
-
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
-
-
-def _identifier(name: str) -> str:
-    """A table or column name, checked before it is written into SQL."""
-    if not _IDENTIFIER.match(name):
-        raise ValueError(f"not a plain SQL identifier: {name!r}")
-    return name
