@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 from aiohttp import web
 
-from server.__main__ import CLI_ACTOR
+from server.admin_commands import CLI_ACTOR
 from server.app import create_app
 from server.config import Config, SecretsSection, StoreSection
 from server.keys import SERVICES, STORE

@@ -250,9 +250,7 @@ class DraftService:
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
 
-    async def list_items(
-        self, principal: Principal, app: str, env: str
-    ) -> tuple[int, list[Item]]:
+    async def list_items(self, principal: Principal, app: str, env: str) -> tuple[int, list[Item]]:
         """The whole draft of an env and its revision; secret values in clear only for those
         who may see them (the others' stay sealed, Item.to_json(reveal=False) shows null)."""
         principal.require(app, Permission.VIEW)
@@ -421,8 +419,10 @@ class DraftService:
             latest = await q.latest_release(ref.id)
         draft = {i.key: i.value for i in opened_items(keyring, app, env, stored)}
         base = opened_release(keyring, latest).items if latest else {}
-        diff = dataclasses.replace(diff_items(base, draft, latest.version if latest else None),
-                       draft_revision=ref.draft_revision)
+        diff = dataclasses.replace(
+            diff_items(base, draft, latest.version if latest else None),
+            draft_revision=ref.draft_revision,
+        )
         if may_see(principal, app):
             return diff
         secrets = {i.key for i in stored if i.secret} | (latest.secret_keys if latest else set())

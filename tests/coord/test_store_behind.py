@@ -17,7 +17,7 @@ import aetcd
 import pytest
 
 from devservices import EtcdCluster, free_port
-from server.__main__ import CLI_ACTOR
+from server.admin_commands import CLI_ACTOR
 from server.config import AuthSection, EtcdSection, LimitsSection
 from server.coord.etcd import EtcdCoordinator
 from server.coord.etcd_keys import decode_release
