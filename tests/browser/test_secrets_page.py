@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, FilePayload, Locator, Page, expect
 
-from tests.browser.helpers import Server, shot, sign_in
+from tests.browser.helpers import DESKTOP, PHONE, Server, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -129,6 +129,9 @@ def test_a_publisher_sees_a_secret_masked_and_an_editor_overwrites_it_blind(
     assert_nowhere(pia, BLIND)
     secret_row.get_by_role("button", name="Reveal db.password").click()
     expect(secret_row.locator("pre.value")).to_have_text(BLIND)
+    pia.set_viewport_size(PHONE)
+    review_shot(pia, "pb-draft-secret-phone")
+    pia.set_viewport_size(DESKTOP)
 
     # A release masks it too: the draft tells which keys are secret.
     version = server.publish("vault", "prod", "with a secret")
