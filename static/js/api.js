@@ -36,12 +36,12 @@ export function envPath(app, env) {
 /**
  * Call the API; resolves to the parsed JSON body (null when empty), rejects with ApiError.
  * A 401 means the session ended: the listeners are told (the page stays, with what the user
- * typed) and the call rejects.
+ * typed) and the call rejects. With contentType, body is text sent as it is (a file).
  */
-export async function api(method, path, body, { ifMatch, createOnly } = {}) {
+export async function api(method, path, body, { ifMatch, createOnly, contentType } = {}) {
   const headers = { Accept: "application/json" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers["Content-Type"] = contentType || "application/json";
   if (ifMatch !== undefined && ifMatch !== null) headers["If-Match"] = `"${ifMatch}"`;
   if (createOnly) headers["If-None-Match"] = "*";
   let response;
@@ -49,7 +49,7 @@ export async function api(method, path, body, { ifMatch, createOnly } = {}) {
     response = await fetch(`/api/v1${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || contentType ? body : JSON.stringify(body),
       credentials: "same-origin",
       cache: "no-store",
     });

@@ -93,6 +93,21 @@ export function field(label, { type = "text", multiline = false, hint, ...attrs 
   return { wrap, input, error, id };
 }
 
+/** A labelled checkbox with an optional hint; returns { wrap, input }. */
+export function checkbox(label, { checked = false, hint, ...attrs } = {}) {
+  const id = uid("c");
+  const hintId = hint ? `${id}-hint` : null;
+  const input = h("input", { id, type: "checkbox", checked, "aria-describedby": hintId, ...attrs });
+  const wrap = h(
+    "div",
+    { class: "check" },
+    input,
+    h("label", { for: id, text: label }),
+    hint ? h("p", { class: "hint", id: hintId, text: hint }) : null,
+  );
+  return { wrap, input };
+}
+
 /** Show or clear a validation message next to a field. */
 export function setFieldError(f, message) {
   if (message) {
@@ -295,12 +310,106 @@ export function diffMaps(base, next) {
   return { added, changed, removed };
 }
 
-function valueBlock(value, cls) {
+const HIDDEN_WHY = "A secret: your role does not see its value (publishers, owners and admins do).";
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  return el;
+}
+
+/** A small padlock drawn inline (no icon font, no emoji: neither is on every machine). */
+function lockIcon() {
+  const svg = svgEl("svg", {
+    class: "lock-icon",
+    viewBox: "0 0 16 16",
+    width: 10,
+    height: 10,
+    "aria-hidden": "true",
+    focusable: "false",
+  });
+  svg.append(
+    svgEl("path", {
+      d: "M4.5 7V5a3.5 3.5 0 0 1 7 0v2",
+      fill: "none",
+      stroke: "currentColor",
+      "stroke-width": 2,
+    }),
+    svgEl("rect", { x: 2.5, y: 7, width: 11, height: 8, rx: 1.5, fill: "currentColor" }),
+  );
+  return svg;
+}
+
+/** The lock badge of a secret item. */
+export function secretBadge() {
+  return h(
+    "span",
+    { class: "badge badge-secret", title: "Secret: stored encrypted" },
+    lockIcon(),
+    "secret",
+  );
+}
+
+/**
+ * A secret's value: "hidden" when the reader may not see it (value null), else masked with a
+ * Reveal / Hide toggle. The clear value stays in this closure until revealed: never in the
+ * DOM while masked, nor in an attribute.
+ */
+export function secretValue(value, { cls = "", label = "secret" } = {}) {
+  if (value === null || value === undefined) {
+    return h("span", {
+      class: `secret-hidden ${cls}`.trim(),
+      title: HIDDEN_WHY,
+      text: "hidden",
+    });
+  }
+  const shown = h("span", { class: "secret-shown" });
+  let revealed = false;
+  const toggle = h("button", {
+    type: "button",
+    class: "btn btn-ghost btn-small secret-toggle",
+    "aria-label": `Reveal ${label}`,
+    text: "Reveal",
+  });
+  const mask = () => {
+    replace(
+      shown,
+      h("span", { class: "secret-mask", "aria-hidden": "true", text: "•••••" }),
+      h("span", { class: "sr-only", text: "masked" }),
+    );
+    revealed = false;
+    toggle.textContent = "Reveal";
+    toggle.setAttribute("aria-label", `Reveal ${label}`);
+  };
+  toggle.addEventListener("click", () => {
+    if (revealed) {
+      mask();
+      return;
+    }
+    replace(
+      shown,
+      h("pre", { class: `value ${cls}`.trim(), text: value === "" ? "(empty)" : value }),
+    );
+    revealed = true;
+    toggle.textContent = "Hide";
+    toggle.setAttribute("aria-label", `Hide ${label}`);
+  });
+  mask();
+  return h("span", { class: "secret-value" }, shown, toggle);
+}
+
+function valueBlock(value, cls, key, secrets) {
+  if (value === null || secrets?.has(key)) return secretValue(value, { cls, label: key });
   return h("pre", { class: `value ${cls}`, text: value === "" ? "(empty)" : value });
 }
 
-/** The diff as a list: added, changed (old and new), removed; values as text. */
-export function diffView(diff, { emptyText = "No differences." } = {}) {
+/**
+ * The diff as a list: added, changed (old and new), removed; values as text. The values of
+ * the keys in secrets (a Set), and null values (secrets the reader may not see), are masked.
+ */
+export function diffView(diff, { emptyText = "No differences.", secrets = null } = {}) {
   const c = diffCounts(diff);
   if (!c.added && !c.changed && !c.removed) {
     return h("p", { class: "diff-empty", text: emptyText });
@@ -331,7 +440,7 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
         "li",
         { class: "diff-row" },
         h("code", { class: "diff-key", text: key }),
-        valueBlock(value, "value-added"),
+        valueBlock(value, "value-added", key, secrets),
       ),
     ),
   );
@@ -348,9 +457,9 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
           "div",
           { class: "diff-pair" },
           h("span", { class: "diff-label", text: "old" }),
-          valueBlock(pair.old, "value-removed"),
+          valueBlock(pair.old, "value-removed", key, secrets),
           h("span", { class: "diff-label", text: "new" }),
-          valueBlock(pair.new, "value-added"),
+          valueBlock(pair.new, "value-added", key, secrets),
         ),
       ),
     ),
@@ -364,7 +473,7 @@ export function diffView(diff, { emptyText = "No differences." } = {}) {
         "li",
         { class: "diff-row" },
         h("code", { class: "diff-key", text: key }),
-        valueBlock(value, "value-removed"),
+        valueBlock(value, "value-removed", key, secrets),
       ),
     ),
   );

@@ -1,18 +1,22 @@
 // The apps list (filter, create) and one app (envs, add env, delete).
 
 import { ApiError, api, me, seg } from "../api.js";
-import { h, plural, replace } from "../dom.js";
+import { h, plural, replace, uid } from "../dom.js";
 import { envHref } from "../links.js";
 import {
   badge,
   busy,
   button,
   card,
+  checkbox,
   confirmAction,
+  dialogAlert,
   emptyState,
   field,
   flash,
+  openDialog,
   pageHead,
+  setAlert,
   setFieldError,
   showError,
 } from "../ui.js";
@@ -80,6 +84,198 @@ function newAppForm(onCreated, onCancel) {
     }
   });
   return { form, focus: () => name.input.focus() };
+}
+
+/** "3 added, 1 changed" of one env in an import answer. */
+function envOutcome(outcome) {
+  const parts = [];
+  if (outcome.added.length) parts.push(`${outcome.added.length} added`);
+  if (outcome.changed.length) parts.push(`${outcome.changed.length} changed`);
+  return parts.length ? parts.join(", ") : "unchanged";
+}
+
+/** The outcome of an app import: per env, the keys added and changed. */
+function importOutcome(answer) {
+  const envs = Object.entries(answer.envs).sort(([a], [b]) => a.localeCompare(b));
+  return h(
+    "div",
+    { class: "stack import-outcome", role: "status" },
+    h("p", { class: "strong", text: `Imported ${answer.app}: ${plural(envs.length, "env")}.` }),
+    h(
+      "ul",
+      { class: "import-envs" },
+      envs.map(([env, outcome]) =>
+        h(
+          "li",
+          { dataset: { env } },
+          h("a", { href: envHref(answer.app, env), text: env }),
+          `: ${envOutcome(outcome)}`,
+          outcome.added.length || outcome.changed.length
+            ? [
+                " (",
+                h("span", {
+                  class: "import-keys",
+                  text: [...outcome.added, ...outcome.changed].join(", "),
+                }),
+                ")",
+              ]
+            : null,
+        ),
+      ),
+    ),
+  );
+}
+
+/** Import an app from an export document (admin); resolves to true when something was imported. */
+function importAppDialog() {
+  return openDialog({
+    title: "Import app",
+    build(root, close) {
+      let imported = false;
+      const alert = dialogAlert();
+      const fileId = uid("file");
+      const fileInput = h("input", { id: fileId, type: "file", accept: ".json,application/json" });
+      const modeName = uid("mode");
+      const option = (value, label, hint, checked) => {
+        const id = uid("m");
+        return h(
+          "div",
+          { class: "check import-mode" },
+          h("input", { id, type: "radio", name: modeName, value, checked }),
+          h("label", { for: id, text: label }),
+          h("p", { class: "hint", text: hint }),
+        );
+      };
+      const result = h("div", {});
+      const submit = button("Import", null, { kind: "primary", type: "submit" });
+      const cancel = button("Cancel", () => close(imported));
+      const form = h(
+        "form",
+        { class: "stack", novalidate: true },
+        h("p", {
+          class: "muted",
+          text: "An export document (APP-export.json, from an app's page): its envs and every draft item.",
+        }),
+        h(
+          "div",
+          { class: "field" },
+          h("label", { for: fileId, text: "Export document" }),
+          h("div", { class: "import-file" }, fileInput),
+        ),
+        h(
+          "fieldset",
+          { class: "field import-modes" },
+          h("legend", { text: "Mode" }),
+          option("create", "Create", "A new app of the document's name.", true),
+          option(
+            "merge",
+            "Merge",
+            "Into the existing app: sets the document's items in each env's draft, creates missing envs, deletes nothing.",
+            false,
+          ),
+        ),
+        alert,
+        result,
+        h("div", { class: "dialog-actions" }, cancel, submit),
+      );
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        setAlert(alert, "");
+        replace(result);
+        const file = fileInput.files?.[0];
+        if (!file) {
+          setAlert(alert, "Pick an export document first.");
+          fileInput.focus();
+          return;
+        }
+        const mode = form.querySelector(`input[name="${modeName}"]:checked`).value;
+        try {
+          const text = await file.text();
+          const answer = await busy(submit, () =>
+            api("POST", `/apps/import?mode=${mode}`, text, { contentType: "application/json" }),
+          );
+          imported = true;
+          replace(result, importOutcome(answer));
+          cancel.textContent = "Close";
+          submit.hidden = true;
+          flash(`Imported app ${answer.app}.`, "success");
+        } catch (error) {
+          if (!(error instanceof ApiError)) throw error;
+          const hint =
+            error.code === "exists"
+              ? " Choose Merge to import into it."
+              : error.status === 404 && mode === "merge"
+                ? " Choose Create to make it."
+                : "";
+          setAlert(
+            alert,
+            `${error.status === 413 ? "Too large to import: " : ""}${error.message}${hint}`,
+          );
+        }
+      });
+      root.append(form);
+    },
+  });
+}
+
+/** Download the export document of app: APP-export.json; secret values only when asked. */
+async function downloadExport(app, includeSecrets) {
+  const doc = await api(
+    "GET",
+    `/apps/${seg(app)}/export${includeSecrets ? "?secrets=include" : ""}`,
+  );
+  const blob = new Blob([`${JSON.stringify(doc, null, 2)}\n`], { type: "application/json" });
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: `${app}-export.json`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // Revoked later: the download reads the blob after the click returns.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The app page's export card (owner); an admin may include the secret values. */
+function exportCard(app) {
+  const include = me.admin
+    ? checkbox("Include secret values", {
+        hint: "Admins only. The file then holds every secret of the app in clear.",
+      })
+    : null;
+  const warning = h("p", {
+    class: "banner banner-warn",
+    hidden: true,
+    text: "The downloaded file will hold the secrets in clear: keep it as safe as the secrets themselves, and delete it when done.",
+  });
+  include?.input.addEventListener("change", () => {
+    warning.hidden = !include.input.checked;
+  });
+  const exportBtn = button("Export", async () => {
+    try {
+      await busy(exportBtn, () => downloadExport(app, Boolean(include?.input.checked)));
+    } catch (error) {
+      showError(error, "Could not export");
+    }
+  });
+  return h(
+    "section",
+    { class: "card export-card" },
+    h("div", { class: "card-head" }, h("h2", { class: "card-title", text: "Export" })),
+    h(
+      "div",
+      { class: "export-row" },
+      h(
+        "div",
+        { class: "stack" },
+        h("p", {
+          class: "muted",
+          text: `Every env's draft as one JSON document (${app}-export.json), to import elsewhere. Secret values are null unless included.`,
+        }),
+        include ? include.wrap : null,
+        warning,
+      ),
+      exportBtn,
+    ),
+  );
 }
 
 /** #/apps */
@@ -195,7 +391,14 @@ export async function appsView(main) {
       subtitle: apps.length
         ? `${plural(apps.length, "app")} you can see. Pick an env to edit its draft.`
         : null,
-      actions: me.admin ? [newBtn] : [],
+      actions: me.admin
+        ? [
+            button("Import app", async () => {
+              if (await importAppDialog()) await appsView(main);
+            }),
+            newBtn,
+          ]
+        : [],
     }),
     newPanel,
     apps.length ? h("div", { class: "toolbar" }, filter.wrap) : null,
@@ -291,6 +494,7 @@ export async function appView(main, { app }) {
       extra: badge(`created ${new Date(info.created_at).toLocaleDateString()}`, "muted"),
     }),
     card(`Envs (${info.envs.length})`, [], envList, me.may(app, "manage") ? addForm : null),
+    me.may(app, "manage") ? exportCard(app) : null,
     me.admin
       ? h(
           "section",

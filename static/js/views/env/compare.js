@@ -5,6 +5,7 @@ import { api } from "../../api.js";
 import { h, replace, timeEl, uid } from "../../dom.js";
 import { compareHref, releaseHref } from "../../links.js";
 import { button, diffMaps, diffSummary, diffView } from "../../ui.js";
+import { secretKeys } from "./secrets.js";
 
 /**
  * The From/To form that opens the comparison of two releases, in the order chosen.
@@ -67,10 +68,11 @@ export function compareBar(ctx, { from, to } = {}) {
 /** #/apps/APP/ENV/compare/A/B: what changes going from release a to release b. */
 export async function compareSection(root, ctx, a, b) {
   const { app, env, base } = ctx;
-  const [left, right, list] = await Promise.all([
+  const [left, right, list, secrets] = await Promise.all([
     api("GET", `${base}/releases/${a}`),
     api("GET", `${base}/releases/${b}`),
     api("GET", `${base}/releases?limit=200`),
+    secretKeys(base),
   ]);
   const bar = compareBar(ctx, { from: a, to: b });
   bar.setReleases(list.releases, ctx.latest);
@@ -103,7 +105,7 @@ export async function compareSection(root, ctx, a, b) {
         side(right),
       ),
       h("p", { class: "muted", text: `Going from v${a} to v${b}: ${diffSummary(diff)}.` }),
-      diffView(diff, { emptyText: `v${a} and v${b} have the same items.` }),
+      diffView(diff, { emptyText: `v${a} and v${b} have the same items.`, secrets }),
     ),
   );
 }

@@ -6,10 +6,12 @@ import { ApiError, api, me } from "../../api.js";
 import { h, plural, replace } from "../../dom.js";
 import { live } from "../../live.js";
 import { sessionEnded } from "../../session.js";
-import { badge, button, diffCounts, diffSummary, showError } from "../../ui.js";
+import { badge, button, diffCounts, diffSummary, secretValue, showError } from "../../ui.js";
+import { importDialog } from "./import.js";
 import { addItemPanel } from "./item-form.js";
 import { itemsTable } from "./items.js";
 import { publishDialog } from "./publish.js";
+import { rememberSecrets } from "./secrets.js";
 
 /** The badge and the sentence that say how the draft stands against the latest release. */
 function draftStanding(diff) {
@@ -51,7 +53,7 @@ function draftSignature(items) {
 const byKey = (a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** The items deleted from the draft that the latest release still has. */
-function removedNote(diff) {
+function removedNote(diff, secrets) {
   const removed = Object.entries(diff.removed || {});
   if (!removed.length) return null;
   return h(
@@ -70,11 +72,12 @@ function removedNote(diff) {
           {},
           h("code", { class: "key key-removed", text: key }),
           " ",
-          h("span", {
-            class: "muted value-inline",
-            text:
-              value === null ? "(secret)" : value.length > 80 ? `${value.slice(0, 80)}…` : value,
-          }),
+          value === null || secrets.has(key)
+            ? secretValue(value, { cls: "value-inline", label: key })
+            : h("span", {
+                class: "muted value-inline",
+                text: value.length > 80 ? `${value.slice(0, 80)}…` : value,
+              }),
         ),
       ),
     ),
@@ -92,6 +95,13 @@ export async function draftSection(root, ctx, firstDiff) {
   const removedBox = h("div", {});
   const table = itemsTable(ctx, state, { reload, refreshDiff, openAdd: () => adder.open() });
   const adder = addItemPanel(ctx, state, { onAdded: reload });
+  // The diff has no secret flag: the publish dialog masks the keys the draft says are secret.
+  ctx.secretKeys = () => rememberSecrets(base, state.items);
+  const importButton = mayEdit
+    ? button("Import", async () => {
+        if (await importDialog(ctx, state)) await reload();
+      })
+    : null;
 
   async function load() {
     const [items, diff] = await Promise.all([
@@ -133,7 +143,7 @@ export async function draftSection(root, ctx, firstDiff) {
               : "You may view this draft.",
           }),
     );
-    replace(removedBox, removedNote(state.diff));
+    replace(removedBox, removedNote(state.diff, ctx.secretKeys()));
   }
 
   async function refreshDiff() {
@@ -205,7 +215,13 @@ export async function draftSection(root, ctx, firstDiff) {
         "div",
         { class: "card-head" },
         h("h2", { class: "card-title" }, "Items ", table.count),
-        h("div", { class: "card-actions" }, table.filter, mayEdit ? adder.openButton : null),
+        h(
+          "div",
+          { class: "card-actions" },
+          table.filter,
+          importButton,
+          mayEdit ? adder.openButton : null,
+        ),
       ),
       table.box,
       removedBox,

@@ -1,9 +1,16 @@
 // The "Add item" panel of the draft.
 
-import { ApiError } from "../../api.js";
+import { ApiError, me } from "../../api.js";
 import { h, replace } from "../../dom.js";
-import { busy, button, field, flash, setFieldError, showError } from "../../ui.js";
+import { busy, button, checkbox, field, flash, setFieldError, showError } from "../../ui.js";
 import { putItem } from "./item-requests.js";
+
+/** The hint under the Secret checkbox: who reads the value back, for this user. */
+export function secretHint(app) {
+  return me.may(app, "see_secrets")
+    ? "Stored encrypted. Viewers and editors see it as hidden; you see it masked until you reveal it."
+    : "Write-only for you: stored encrypted, and after saving you see it as hidden. Publishers, owners and admins can read it.";
+}
 
 /** The panel and its header button; open() shows the form. onAdded runs after a save. */
 export function addItemPanel(ctx, state, { onAdded }) {
@@ -20,15 +27,23 @@ export function addItemPanel(ctx, state, { onAdded }) {
       class: "mono",
       hint: "Letters, digits and _ . : / - (case-sensitive).",
     });
-    const value = field("Value", { multiline: true, rows: 3, class: "mono", spellcheck: "false" });
+    const value = field("Value", {
+      multiline: true,
+      rows: 3,
+      class: "mono",
+      spellcheck: "false",
+      autocomplete: "off",
+    });
     const comment = field("Comment", { maxlength: 1000, placeholder: "Why this value (optional)" });
+    const secret = checkbox("Secret", { hint: secretHint(ctx.app) });
     const save = button("Save", null, { kind: "primary", type: "submit" });
     const form = h(
       "form",
-      { class: "form-grid", novalidate: true },
+      { class: "form-grid", novalidate: true, "aria-label": "Add item" },
       key.wrap,
       comment.wrap,
       h("div", { class: "span-2" }, value.wrap),
+      h("div", { class: "span-2" }, secret.wrap),
       h(
         "div",
         { class: "form-actions span-2" },
@@ -53,12 +68,18 @@ export function addItemPanel(ctx, state, { onAdded }) {
         key.input.focus();
         return;
       }
+      const fields = {
+        value: value.input.value,
+        comment: comment.input.value,
+        secret: secret.input.checked,
+      };
       try {
-        await busy(save, () =>
-          putItem(ctx.base, k, value.input.value, comment.input.value, null, true),
-        );
-        flash(`Added “${k}”.`, "success", { timeout: 4000 });
+        await busy(save, () => putItem(ctx.base, k, fields, null, true));
+        // The typed secret leaves the page with the form.
+        value.input.value = "";
+        flash(`Added “${k}”${fields.secret ? " as a secret" : ""}.`, "success", { timeout: 4000 });
         panel.hidden = true;
+        replace(panel);
         await onAdded();
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;

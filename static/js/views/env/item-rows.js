@@ -2,15 +2,28 @@
 // save refused with 412. Builders only: the table (items.js) owns the state and the requests.
 
 import { h, timeEl, uid } from "../../dom.js";
-import { button, cell } from "../../ui.js";
+import { button, cell, checkbox, secretBadge, secretValue } from "../../ui.js";
 
 const keyCell = (item, tag) =>
   cell(
     "col-key",
     "Key",
     h("code", { class: "key", text: item.key }),
+    item.secret ? secretBadge() : null,
     h("span", { class: "key-tag" }, tag),
   );
+
+/** A value as shown: a secret masked (or hidden from this reader), else the text. */
+function valueCell(item) {
+  if (item.secret || item.value === null)
+    return cell("col-value", "Value", secretValue(item.value, { label: item.key }));
+  return cell(
+    "col-value",
+    "Value",
+    h("pre", { class: "value", text: item.value }),
+    item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null,
+  );
+}
 const editorCell = (item) =>
   cell("col-editor", "Last editor", h("span", { class: "editor", text: item.updated_by }));
 const timeCell = (item) => cell("col-time", "Updated", timeEl(item.updated_at));
@@ -31,14 +44,7 @@ export function viewRow(item, tag, handlers) {
     "tr",
     { dataset: { key: item.key } },
     keyCell(item, tag),
-    cell(
-      "col-value",
-      "Value",
-      item.value === null
-        ? h("span", { class: "muted", text: "•••••• (secret: hidden from your role)" })
-        : h("pre", { class: "value", text: item.value }),
-      item.value === "" ? h("span", { class: "muted", text: "(empty)" }) : null,
-    ),
+    valueCell(item),
     cell(
       "col-comment",
       "Comment",
@@ -51,7 +57,8 @@ export function viewRow(item, tag, handlers) {
 }
 
 /**
- * A row being edited; typing updates draft ({ value, comment, revision }). Ctrl+Enter or Save
+ * A row being edited; typing updates draft ({ value, comment, secret, revision }); a secret
+ * this reader may not see (value null) is edited blind. Ctrl+Enter or Save
  * calls onSave({ fields, conflictBox, saveBtn }); Escape or Cancel calls onCancel. The row
  * has focusValue() to put the caret at the end of the value.
  */
@@ -63,8 +70,19 @@ export function editRow(item, draft, tag, { onSave, onCancel }) {
     class: "mono",
     rows: Math.min(8, Math.max(2, (draft.value ?? "").split("\n").length)),
     value: draft.value,
+    spellcheck: "false",
+    autocomplete: "off",
+    placeholder: item.value === null ? "Write-only: type the new value" : null,
     "aria-describedby": `${valueId}-error`,
   });
+  const secret = checkbox("Secret", {
+    checked: draft.secret,
+    hint:
+      item.value === null
+        ? "Hidden from your role: saving overwrites it with what you type."
+        : null,
+  });
+  secret.wrap.classList.add("row-secret");
   const comment = h("input", {
     id: commentId,
     type: "text",
@@ -97,6 +115,10 @@ export function editRow(item, draft, tag, { onSave, onCancel }) {
   comment.addEventListener("input", () => {
     draft.comment = comment.value;
   });
+  secret.input.setAttribute("form", formId);
+  secret.input.addEventListener("change", () => {
+    draft.secret = secret.input.checked;
+  });
   value.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
     if (event.key === "Escape") onCancel();
@@ -115,6 +137,7 @@ export function editRow(item, draft, tag, { onSave, onCancel }) {
       h("label", { for: valueId, class: "sr-only", text: `Value of ${item.key}` }),
       value,
       fields.value.error,
+      secret.wrap,
       conflictBox,
     ),
     cell(
@@ -150,7 +173,12 @@ export function conflictNotice(key, theirs, { onUseTheirs, onKeepMine }) {
           " while you were editing. Their value:",
         )
       : h("p", { text: `${key} was deleted by someone else while you were editing.` }),
-    theirs ? h("pre", { class: "value value-theirs", text: theirs.value ?? "(secret)" }) : null,
+    theirs && (theirs.secret || theirs.value === null)
+      ? secretValue(theirs.value, { cls: "value-theirs", label: `their value of ${key}` })
+      : null,
+    theirs && !theirs.secret && theirs.value !== null
+      ? h("pre", { class: "value value-theirs", text: theirs.value })
+      : null,
     h(
       "div",
       { class: "row-actions" },

@@ -11,6 +11,7 @@ import {
   emptyState,
   field,
   flash,
+  secretValue,
   setFieldError,
   showError,
 } from "../../ui.js";
@@ -63,7 +64,8 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
         !q ||
         editing.has(item.key) ||
         item.key.toLowerCase().includes(q) ||
-        (item.value ?? "").toLowerCase().includes(q) ||
+        // A secret's value is not searched: a row kept or hidden would tell what it holds.
+        (!item.secret && (item.value ?? "").toLowerCase().includes(q)) ||
         (item.comment || "").toLowerCase().includes(q);
       row.hidden = !match;
       if (match) shown += 1;
@@ -198,6 +200,7 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
     editing.set(key, {
       value: item.value ?? "",
       comment: item.comment || "",
+      secret: Boolean(item.secret),
       revision: item.revision,
     });
     const row = replaceRow(key);
@@ -218,7 +221,12 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
     replace(conflictBox);
     try {
       const saved = await busy(saveBtn, () =>
-        putItem(base, key, draft.value, draft.comment, draft.revision),
+        putItem(
+          base,
+          key,
+          { value: draft.value, comment: draft.comment, secret: draft.secret },
+          draft.revision,
+        ),
       );
       editing.delete(key);
       state.items = state.items.map((i) => (i.key === key ? saved : i));
@@ -278,7 +286,9 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
           h("strong", { text: `${app}/${env}` }),
           ". Clients keep the published value until you publish.",
         ),
-        h("pre", { class: "value value-removed", text: item.value ?? "(secret)" }),
+        item.secret || item.value === null
+          ? secretValue(item.value, { cls: "value-removed", label: item.key })
+          : h("pre", { class: "value value-removed", text: item.value }),
       ),
       confirmText: "Delete",
       danger: true,

@@ -5,6 +5,7 @@ import { api } from "../../api.js";
 import { h, plural } from "../../dom.js";
 import { live } from "../../live.js";
 import { confirmAction, diffCounts, diffMaps, diffSummary, diffView, flash } from "../../ui.js";
+import { secretKeys } from "./secrets.js";
 
 // The frame of our own release can arrive before the HTTP answer, so a release in flight is
 // awaited before deciding whose it was.
@@ -52,7 +53,10 @@ export async function publishDialog(ctx, diff) {
       h(
         "div",
         { class: "dialog-diff" },
-        diffView(diff, { emptyText: "The draft equals the latest release: nothing to publish." }),
+        diffView(diff, {
+          emptyText: "The draft equals the latest release: nothing to publish.",
+          secrets: ctx.secretKeys?.(),
+        }),
       ),
     ),
     comment: { label: "Release comment", placeholder: "What changes and why" },
@@ -73,10 +77,11 @@ export async function publishDialog(ctx, diff) {
 /** Show what rolling back to target changes for clients and in the draft, then roll back. */
 export async function rollbackDialog(ctx, target) {
   const { app, env, base } = ctx;
-  const [release, latest, draftDiff] = await Promise.all([
+  const [release, latest, draftDiff, secrets] = await Promise.all([
     api("GET", `${base}/releases/${target}`),
     ctx.latest ? api("GET", `${base}/releases/${ctx.latest}`) : Promise.resolve({ items: {} }),
     api("GET", `${base}/diff`),
+    secretKeys(base),
   ]);
   const change = diffMaps(latest.items, release.items);
   const dirty = diffCounts(draftDiff);
@@ -104,7 +109,10 @@ export async function rollbackDialog(ctx, target) {
       h(
         "div",
         { class: "dialog-diff" },
-        diffView(change, { emptyText: `v${target} has the same items as v${ctx.latest}.` }),
+        diffView(change, {
+          emptyText: `v${target} has the same items as v${ctx.latest}.`,
+          secrets,
+        }),
       ),
     ),
     comment: { label: "Comment", placeholder: `Roll back to v${target}` },

@@ -3,8 +3,9 @@
 import { api, me } from "../../api.js";
 import { exactTime, h, replace } from "../../dom.js";
 import { compareHref, envHref } from "../../links.js";
-import { badge, button, emptyState, table } from "../../ui.js";
+import { badge, button, emptyState, secretBadge, secretValue, table } from "../../ui.js";
 import { rollbackDialog } from "./publish.js";
+import { secretKeys } from "./secrets.js";
 
 function details(release) {
   const entry = (term, ...value) => h("div", {}, h("dt", { text: term }), h("dd", {}, value));
@@ -21,7 +22,11 @@ function details(release) {
 /** #/apps/APP/ENV/releases/V */
 export async function releaseSection(root, ctx, version) {
   const { app, env, base } = ctx;
-  const release = await api("GET", `${base}/releases/${version}`);
+  const [release, secrets] = await Promise.all([
+    api("GET", `${base}/releases/${version}`),
+    secretKeys(base),
+  ]);
+  const isSecret = (k, v) => v === null || secrets.has(k);
   const box = h("div", {});
   const entries = Object.entries(release.items).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
@@ -73,16 +78,25 @@ export async function releaseSection(root, ctx, version) {
                 {
                   label: "Key",
                   cls: "col-key",
-                  cell: ([k]) => h("code", { class: "key", text: k }),
+                  cell: ([k, v]) => [
+                    h("code", { class: "key", text: k }),
+                    isSecret(k, v) ? secretBadge() : null,
+                  ],
                 },
                 {
                   label: "Value",
                   cls: "col-value",
-                  cell: ([, v]) => h("pre", { class: "value", text: v }),
+                  cell: ([k, v]) =>
+                    isSecret(k, v)
+                      ? secretValue(v, { label: k })
+                      : h("pre", { class: "value", text: v }),
                 },
               ],
               entries,
-              { caption: `Items of v${release.version}` },
+              {
+                caption: `Items of v${release.version}`,
+                rowAttrs: ([k]) => ({ dataset: { key: k } }),
+              },
             )
           : emptyState("This release has no items", "Clients reading it get an empty config."),
       ),
