@@ -115,6 +115,11 @@ def test_a_publisher_sees_a_secret_masked_and_an_editor_overwrites_it_blind(
     expect(value).to_have_value("")
     expect(value).to_have_attribute("placeholder", re.compile("Write-only"))
     expect(hidden_row.get_by_label("Secret")).to_be_checked()
+    # Saving the empty field would erase the secret unseen: refused in the page.
+    before = server.item("vault", "prod", "db.password")["revision"]
+    hidden_row.get_by_role("button", name="Save db.password").click()
+    expect(hidden_row.get_by_role("alert")).to_contain_text("hidden from you")
+    assert server.item("vault", "prod", "db.password")["revision"] == before
     value.fill(BLIND)
     review_shot(eddie, "pb-draft-secret-edit-blind")
     hidden_row.get_by_role("button", name="Save db.password").click()

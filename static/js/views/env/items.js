@@ -219,6 +219,16 @@ export function itemsTable(ctx, state, { reload, refreshDiff, openAdd }) {
   async function saveEdit(key, draft, { fields, conflictBox, saveBtn }) {
     for (const f of Object.values(fields)) setFieldError(f, "");
     replace(conflictBox);
+    const hidden = state.items.find((i) => i.key === key)?.value === null;
+    if (hidden && draft.value === "") {
+      // Saving a blank over a value this user cannot see would erase it unseen.
+      setFieldError(
+        fields.value,
+        "Type the new value: the current one is hidden from you, and saving would replace it.",
+      );
+      fields.value.input.focus();
+      return;
+    }
     try {
       const saved = await busy(saveBtn, () =>
         putItem(
