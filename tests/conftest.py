@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -68,9 +70,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
-    """One throwaway MariaDB for the whole session; fails loudly if it cannot start."""
-    with MariaDBServer(tmp_path_factory.mktemp("mariadb")) as server:
-        yield server
+    """One throwaway MariaDB for the whole session; fails loudly if it cannot start.
+
+    Its files live in memory where the machine has a tmpfs: every MariaDB test migrates a
+    fresh schema, and InnoDB syncs each DDL statement (0.43 s a schema on disk, 0.16 s in
+    /dev/shm on this machine)."""
+    with tempfile.TemporaryDirectory(prefix="configcenter-mariadb-", dir=_memory_dir()) as base:
+        with MariaDBServer(Path(base)) as server:
+            yield server
+
+
+def _memory_dir() -> str | None:
+    """/dev/shm when it is a writable directory, else the usual temp dir (None)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 @pytest.fixture
