@@ -296,6 +296,14 @@ export function diffMaps(base, next) {
 }
 
 function valueBlock(value, cls) {
+  // null: a secret the reader may not see (the API never sends null for a plain value).
+  if (value === null) {
+    return h("pre", {
+      class: `value ${cls} value-hidden`,
+      text: "hidden",
+      title: "A secret: your role may not see its value",
+    });
+  }
   return h("pre", { class: `value ${cls}`, text: value === "" ? "(empty)" : value });
 }
 
