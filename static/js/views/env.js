@@ -127,9 +127,9 @@ export async function envView(main, params) {
       count
         ? badge(count >= PENDING_LIMIT ? `${PENDING_LIMIT}+` : String(count), "warn", {
             class: "badge badge-warn tab-count",
-            "aria-label": `${count} pending`,
           })
         : null,
+      count ? h("span", { class: "sr-only", text: " pending" }) : null,
     ];
     replace(
       tabBox,
@@ -186,7 +186,7 @@ export async function envView(main, params) {
   else if (section === "release") await releaseSection(sectionBody, ctx, Number(params.a));
   else if (section === "compare")
     await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
-  else if (section === "requests") await requestsSection(sectionBody, ctx, pending.requests);
+  else if (section === "requests") await requestsSection(sectionBody, ctx);
   else if (section === "settings") await settingsSection(sectionBody, ctx);
 
   return () => {

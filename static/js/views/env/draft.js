@@ -184,6 +184,8 @@ export async function draftSection(root, ctx, firstDiff) {
     state.diff = review.diff;
     renderStatus();
     const made = await releaseDialog(ctx, mode, review, { onDraftMoved: () => reload() });
+    // The dialog may have learnt that approvals were turned on: the buttons follow.
+    renderStatus();
     if (!made) return;
     if (mode === "request") await ctx.refreshPendingCount().catch(() => null);
     else await reload();

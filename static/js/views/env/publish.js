@@ -181,6 +181,15 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
             if (onDraftMoved) onDraftMoved(current.diff);
             return;
           }
+          if (error instanceof ApiError && error.code === "approval_required") {
+            // An owner turned approvals on since the page was loaded.
+            ctx.setSettings(await api("GET", base));
+            setAlert(
+              alert,
+              "Approvals were turned on for this env: releases now need an approved request. Cancel, then use Request release.",
+            );
+            return;
+          }
           setAlert(alert, error.message || String(error));
         }
       });

@@ -58,10 +58,10 @@ function tooLate(ctx, request, error) {
 }
 
 /** #/apps/APP/ENV/requests */
-export async function requestsSection(root, ctx, firstPending) {
+export async function requestsSection(root, ctx) {
   const { app, env, base } = ctx;
   const mayPublish = me.may(app, "publish");
-  let pending = firstPending;
+  let pending = [];
   let decided = [];
   const pendingBox = h("div", { class: "requests" });
   const decidedBox = h("div", {});
@@ -331,7 +331,7 @@ export async function requestsSection(root, ctx, firstPending) {
   };
   ctx.refresh = reload;
 
-  decided = (await load()).recent;
+  ({ open: pending, recent: decided } = await load());
   replace(
     root,
     h(
