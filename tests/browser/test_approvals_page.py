@@ -137,12 +137,12 @@ def test_an_editors_release_request_is_approved_by_a_publisher_who_sees_it_arriv
         "aria-invalid", "true"
     )
     ask.get_by_label("Why (the approver reads this)").fill("greener")
-    shot(editor, "pa-request-dialog", full_page=False)
     # Someone edits the draft while the editor reviews: the dialog shows the new changes.
     server.ok("PUT", "/api/v1/apps/shop/envs/prod/items/size", {"value": "l"})
     ask.get_by_role("button", name="Request release").click()
     expect(ask.get_by_role("alert")).to_contain_text("The draft changed while you were reviewing")
     expect(ask.locator(".diff-changed .diff-key")).to_have_text(["color", "size", "token"])
+    shot(editor, "pa-request-dialog-moved", full_page=False)
     assert server.ok("GET", "/api/v1/apps/shop/envs/prod/release-requests")["requests"] == []
     ask.get_by_role("button", name="Request release").click()
     expect(editor.get_by_role("dialog")).to_have_count(0)
@@ -229,6 +229,9 @@ def test_an_editors_release_request_is_approved_by_a_publisher_who_sees_it_arriv
     }
     assert statuses == {one: "approved", two: "withdrawn", three: "rejected"}
     shot(editor, "pa-requests-decided")
+    editor.set_viewport_size(PHONE)
+    assert_fits(editor)
+    shot(editor, "pa-requests-decided-phone")
     assert server.ok("GET", "/api/v1/apps/shop/envs/prod")["latest_version"] == 2
 
 
