@@ -32,7 +32,10 @@ function parseHash() {
 
 const isVersion = (text) => /^\d+$/.test(text || "");
 
-/** #/apps/APP/ENV[/history | /releases/V | /compare/A/B]: a section of the env view. */
+/**
+ * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /requests | /settings]: a section of
+ * the env view.
+ */
 function resolveEnv(app, env, [section, a, b]) {
   const at = (params, title) => ({
     view: envView,
@@ -42,6 +45,8 @@ function resolveEnv(app, env, [section, a, b]) {
   });
   if (!section) return at({ section: "draft" }, "");
   if (section === "history" && !a) return at({ section: "history" }, "History · ");
+  if (section === "requests" && !a) return at({ section: "requests" }, "Requests · ");
+  if (section === "settings" && !a) return at({ section: "settings" }, "Settings · ");
   if (section === "releases" && isVersion(a) && !b)
     return at({ section: "release", a }, `v${a} · `);
   if (section === "compare" && isVersion(a) && isVersion(b)) {

@@ -1,16 +1,22 @@
-// One env: the page around its sections (views/env/: draft, history, release, compare), and
-// the live channel that keeps the page current when someone publishes elsewhere.
+// One env: the page around its sections (views/env/: draft, history, release, compare,
+// requests, settings), and the live channel that keeps the page current when someone
+// publishes elsewhere.
 
-import { ApiError, api, envPath, seg } from "../api.js";
+import { ApiError, api, envPath, me, seg } from "../api.js";
 import { h, replace } from "../dom.js";
 import { envHref } from "../links.js";
 import { live } from "../live.js";
-import { flash, pageHead } from "../ui.js";
+import { badge, flash, pageHead } from "../ui.js";
 import { compareSection } from "./env/compare.js";
 import { draftSection } from "./env/draft.js";
 import { historySection } from "./env/history.js";
 import { isOwnRelease } from "./env/publish.js";
 import { releaseSection } from "./env/release.js";
+import { PENDING_LIMIT, requestsSection } from "./env/requests.js";
+import { settingsSection } from "./env/settings.js";
+
+// The sections an env tab keeps when switching to another env of the app.
+const KEPT_SECTIONS = new Set(["history", "requests", "settings"]);
 
 function liveIndicator() {
   const dot = h("span", { class: "live-dot", "aria-hidden": "true" });
@@ -33,8 +39,8 @@ function tabs(label, entries) {
   return h(
     "nav",
     { class: "tabs", "aria-label": label },
-    entries.map(([text, href, current]) =>
-      h("a", { class: "tab", href, text, "aria-current": current ? "page" : null }),
+    entries.map(([label, href, current]) =>
+      h("a", { class: "tab", href, "aria-current": current ? "page" : null }, label),
     ),
   );
 }
@@ -63,30 +69,99 @@ async function announce(ctx, frame) {
 }
 
 /**
- * #/apps/APP/ENV[/history | /releases/V | /compare/A/B]. Each section sets ctx.refresh
- * (run when a release arrives) and keeps ctx.latest, the newest version it knows.
+ * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /requests | /settings]. Each
+ * section sets ctx.refresh (run when a release arrives) and keeps ctx.latest, the newest
+ * version it knows. ctx.settings is the env as `GET …/envs/{env}` shows it.
  */
 export async function envView(main, params) {
   const { app, env, section } = params;
   const base = envPath(app, env);
-  const [info, firstDiff] = await Promise.all([
+  const [info, firstDiff, settings, pending] = await Promise.all([
     api("GET", `/apps/${seg(app)}`),
     api("GET", `${base}/diff`),
+    api("GET", base),
+    api("GET", `${base}/release-requests?status=pending&limit=${PENDING_LIMIT}`),
   ]);
   if (!info.envs.includes(env))
     throw new ApiError(404, "not_found", `env ${env} of app ${app} not found`);
 
   const indicator = liveIndicator();
   const sectionBody = h("div", { class: "section-body" });
+  const tabBox = h("div", { class: "env-bar" });
   const ctx = {
     app,
     env,
     base,
     info,
+    settings,
+    pendingCount: pending.requests.length,
     latest: firstDiff.base_version,
     refresh: async () => {},
     stop: () => {},
+    /** Show a new number of pending requests on the Requests tab. */
+    setPendingCount(count) {
+      if (count === ctx.pendingCount) return;
+      ctx.pendingCount = count;
+      renderTabs();
+    },
+    /** Read the number of pending requests again (after making one). */
+    async refreshPendingCount() {
+      const page = await api(
+        "GET",
+        `${base}/release-requests?status=pending&limit=${PENDING_LIMIT}`,
+      );
+      ctx.setPendingCount(page.requests.length);
+    },
+    /** Take the env's new settings (approvals turned on or off). */
+    setSettings(next) {
+      ctx.settings = next;
+      renderTabs();
+    },
   };
+
+  function renderTabs() {
+    const count = ctx.pendingCount;
+    const showRequests = ctx.settings.approval_required || count > 0 || section === "requests";
+    const requestsLabel = [
+      "Requests",
+      count
+        ? badge(count >= PENDING_LIMIT ? `${PENDING_LIMIT}+` : String(count), "warn", {
+            class: "badge badge-warn tab-count",
+          })
+        : null,
+      count ? h("span", { class: "sr-only", text: " pending" }) : null,
+    ];
+    replace(
+      tabBox,
+      info.envs.length > 1
+        ? tabs(
+            "Envs",
+            info.envs.map((e) => [
+              e,
+              envHref(app, e, KEPT_SECTIONS.has(section) ? section : ""),
+              e === env,
+            ]),
+          )
+        : null,
+      tabs(
+        "Sections",
+        [
+          ["Draft", envHref(app, env), section === "draft"],
+          [
+            "History",
+            envHref(app, env, "history"),
+            ["history", "release", "compare"].includes(section),
+          ],
+          showRequests
+            ? [requestsLabel, envHref(app, env, "requests"), section === "requests"]
+            : null,
+          me.may(app, "manage")
+            ? ["Settings", envHref(app, env, "settings"), section === "settings"]
+            : null,
+        ].filter(Boolean),
+      ),
+    );
+  }
 
   replace(
     main,
@@ -99,26 +174,10 @@ export async function envView(main, params) {
       title: `${app} / ${env}`,
       extra: indicator.el,
     }),
-    h(
-      "div",
-      { class: "env-bar" },
-      info.envs.length > 1
-        ? tabs(
-            "Envs",
-            info.envs.map((e) => [
-              e,
-              envHref(app, e, section === "history" ? "history" : ""),
-              e === env,
-            ]),
-          )
-        : null,
-      tabs("Sections", [
-        ["Draft", envHref(app, env), section === "draft"],
-        ["History", envHref(app, env, "history"), section !== "draft"],
-      ]),
-    ),
+    tabBox,
     sectionBody,
   );
+  renderTabs();
 
   const stopWatch = live.watch(app, env, ctx.latest ?? 0, (frame) => announce(ctx, frame));
 
@@ -127,6 +186,8 @@ export async function envView(main, params) {
   else if (section === "release") await releaseSection(sectionBody, ctx, Number(params.a));
   else if (section === "compare")
     await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
+  else if (section === "requests") await requestsSection(sectionBody, ctx);
+  else if (section === "settings") await settingsSection(sectionBody, ctx);
 
   return () => {
     ctx.stop();

@@ -10,11 +10,11 @@ import { badge, button, diffCounts, diffSummary, secretValue, showError } from "
 import { importDialog } from "./import.js";
 import { addItemPanel } from "./item-form.js";
 import { itemsTable } from "./items.js";
-import { publishDialog } from "./publish.js";
+import { releaseDialog, reviewDraft } from "./publish.js";
 import { rememberSecrets } from "./secrets.js";
 
 /** The badge and the sentence that say how the draft stands against the latest release. */
-function draftStanding(diff) {
+function draftStanding(diff, approvals) {
   const c = diffCounts(diff);
   const dirty = c.added + c.changed + c.removed > 0;
   if (!diff.base_version) {
@@ -30,7 +30,7 @@ function draftStanding(diff) {
     return {
       dirty,
       badge: badge("Unpublished changes", "warn"),
-      text: `${diffSummary(diff)} since v${diff.base_version}. Clients still get v${diff.base_version} until you publish.`,
+      text: `${diffSummary(diff)} since v${diff.base_version}. Clients still get v${diff.base_version} until ${approvals ? "a release request is approved" : "you publish"}.`,
     };
   }
   return {
@@ -115,33 +115,22 @@ export async function draftSection(root, ctx, firstDiff) {
   }
 
   function renderStatus() {
-    const standing = draftStanding(state.diff);
+    const approvals = ctx.settings.approval_required;
+    const standing = draftStanding(state.diff, approvals);
     replace(
       statusBox,
       h(
         "div",
         { class: "draft-status-text" },
         standing.badge,
+        approvals
+          ? badge("Approval required", "muted", {
+              title: "Releases of this env go through a release request that a publisher approves",
+            })
+          : null,
         h("span", { class: "draft-status-detail", text: standing.text }),
       ),
-      mayPublish
-        ? h(
-            "div",
-            { class: "draft-status-actions" },
-            standing.dirty && state.diff.base_version
-              ? button("Review changes", () => openPublish(), { small: false })
-              : null,
-            button("Publish", () => openPublish(), {
-              kind: "primary",
-              disabled: !standing.dirty,
-            }),
-          )
-        : h("span", {
-            class: "muted draft-status-note",
-            text: mayEdit
-              ? "A publisher of this app publishes the draft."
-              : "You may view this draft.",
-          }),
+      releaseActions(standing),
     );
     replace(removedBox, removedNote(state.diff, ctx.secretKeys()));
   }
@@ -158,17 +147,58 @@ export async function draftSection(root, ctx, firstDiff) {
     table.render();
   }
 
-  async function openPublish() {
-    let diff;
+  /** Publish, or in an env with approvals request a release (admins: also an emergency publish). */
+  function releaseActions(standing) {
+    const actions = (...buttons) => h("div", { class: "draft-status-actions" }, buttons);
+    if (ctx.settings.approval_required) {
+      if (!mayEdit)
+        return h("span", { class: "muted draft-status-note", text: "You may view this draft." });
+      return actions(
+        me.admin
+          ? button("Emergency publish", () => openRelease("emergency"), {
+              kind: "ghost-danger",
+              disabled: !standing.dirty,
+            })
+          : null,
+        button("Request release", () => openRelease("request"), {
+          kind: "primary",
+          disabled: !standing.dirty,
+        }),
+      );
+    }
+    if (!mayPublish) {
+      return h("span", {
+        class: "muted draft-status-note",
+        text: mayEdit ? "A publisher of this app publishes the draft." : "You may view this draft.",
+      });
+    }
+    return actions(
+      standing.dirty && state.diff.base_version
+        ? button("Review changes", () => openRelease("publish"), { small: false })
+        : null,
+      button("Publish", () => openRelease("publish"), {
+        kind: "primary",
+        disabled: !standing.dirty,
+      }),
+    );
+  }
+
+  async function openRelease(mode) {
+    let review;
     try {
-      diff = await api("GET", `${base}/diff`);
+      review = await reviewDraft(ctx);
     } catch (error) {
       showError(error, "Could not load the changes");
       return;
     }
-    state.diff = diff;
+    state.diff = review.diff;
     renderStatus();
-    if (await publishDialog(ctx, diff)) await reload();
+    const made = await releaseDialog(ctx, mode, review, { onDraftMoved: () => reload() });
+    // The dialog may have learnt that approvals were turned on: the buttons follow.
+    renderStatus();
+    if (!made) return;
+    if (mode === "request") await ctx.refreshPendingCount().catch(() => null);
+    else await reload();
   }
 
   /** Bring the page up to date when someone else changed the draft; keeps rows being edited. */

@@ -1,4 +1,5 @@
-// The releases of one env, newest first, with compare and roll back.
+// The releases of one env, newest first, with compare and roll back (or, in an env with
+// approvals, request a rollback).
 
 import { api, me } from "../../api.js";
 import { h, replace, timeEl } from "../../dom.js";
@@ -16,6 +17,9 @@ export async function historySection(root, ctx) {
   let more = false;
   const bar = compareBar(ctx);
   const listBox = h("div", {});
+  // With approvals a rollback is a release request, which editors may make too.
+  const approvals = Boolean(ctx.settings?.approval_required);
+  const mayRollBack = me.may(app, approvals ? "edit" : "publish");
 
   async function load(before) {
     const query = before ? `?limit=${HISTORY_PAGE}&before=${before}` : `?limit=${HISTORY_PAGE}`;
@@ -63,13 +67,16 @@ export async function historySection(root, ctx) {
             text: "View",
             "aria-label": `View v${r.version}`,
           }),
-          r.version !== latest && me.may(app, "publish")
+          r.version !== latest && mayRollBack
             ? button(
-                "Roll back",
+                approvals ? "Request rollback" : "Roll back",
                 async () => {
                   if (await rollbackDialog(ctx, r.version)) await reload();
                 },
-                { small: true, "aria-label": `Roll back to v${r.version}` },
+                {
+                  small: true,
+                  "aria-label": `${approvals ? "Request rollback" : "Roll back"} to v${r.version}`,
+                },
               )
             : null,
         ),
