@@ -113,8 +113,12 @@ class Release:
         }
 
     def to_json(self, *, reveal: bool) -> dict[str, Any]:
-        """The API shape with items; secret values null unless reveal."""
-        return {**self.summary_json(), "items": self.shown_items(reveal=reveal)}
+        """The API shape with items (secret values null unless reveal) and which are secret."""
+        return {
+            **self.summary_json(),
+            "items": self.shown_items(reveal=reveal),
+            "secret_keys": sorted(self.secret_keys),
+        }
 
     def shown_items(self, *, reveal: bool) -> Mapping[str, str | None]:
         """The items as a reader sees them: secret values null unless reveal."""

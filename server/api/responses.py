@@ -178,10 +178,10 @@ class Patched(Answer):
 
 
 class Change(Answer):
-    """A changed item's value before and after."""
+    """A changed item's value before and after (null: a secret the reader may not see)."""
 
-    old: str
-    new: str
+    old: str | None
+    new: str | None
 
 
 class Diff(Answer):
@@ -190,9 +190,10 @@ class Diff(Answer):
 
     base_version: int | None
     draft_revision: int
-    added: dict[str, str]
+    added: dict[str, str | None]
     changed: dict[str, Change]
-    removed: dict[str, str]
+    removed: dict[str, str | None]
+    secret_keys: list[str]
 
 
 class ReleaseSummary(Answer):
@@ -209,9 +210,10 @@ class ReleaseSummary(Answer):
 
 
 class Release(ReleaseSummary):
-    """A release with its items."""
+    """A release with its items and which of them are secret."""
 
-    items: dict[str, str]
+    items: dict[str, str | None]
+    secret_keys: list[str]
 
 
 class ReleaseList(Answer):

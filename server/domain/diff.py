@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -18,11 +18,21 @@ class Diff:
     removed: dict[str, str | None]
     # The draft's revision the diff was read at (None for a request's frozen diff).
     draft_revision: int | None = None
+    # The keys of the diff that are secret on either side (with_secrets).
+    secret_keys: frozenset[str] = frozenset()
 
     @property
     def is_empty(self) -> bool:
         """True when the draft equals the base."""
         return not (self.added or self.changed or self.removed)
+
+    def keys(self) -> set[str]:
+        """Every key the diff lists."""
+        return {*self.added, *self.changed, *self.removed}
+
+    def with_secrets(self, secrets: Collection[str]) -> Diff:
+        """The diff naming which of its keys are secret (so a page masks exactly those)."""
+        return replace(self, secret_keys=frozenset(k for k in self.keys() if k in secrets))
 
     def masked(self, secrets: Collection[str]) -> Diff:
         """The diff with the values of secrets null: a secret still shows as added, changed
@@ -37,11 +47,12 @@ class Diff:
             {k: (None, None) if k in secrets else v for k, v in self.changed.items()},
             hide(self.removed),
             self.draft_revision,
+            self.secret_keys,
         )
 
     def to_json(self) -> dict[str, Any]:
         """The API shape: {"base_version","draft_revision"?,"added","changed":{k:{"old","new"}},
-        "removed"}."""
+        "removed","secret_keys"}."""
         revision = {} if self.draft_revision is None else {"draft_revision": self.draft_revision}
         return {
             "base_version": self.base_version,
@@ -49,6 +60,7 @@ class Diff:
             "added": dict(self.added),
             "changed": {k: {"old": old, "new": new} for k, (old, new) in self.changed.items()},
             "removed": dict(self.removed),
+            "secret_keys": sorted(self.secret_keys),
         }
 
 

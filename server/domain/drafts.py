@@ -423,10 +423,9 @@ class DraftService:
             diff_items(base, draft, latest.version if latest else None),
             draft_revision=ref.draft_revision,
         )
-        if may_see(principal, app):
-            return diff
         secrets = {i.key for i in stored if i.secret} | (latest.secret_keys if latest else set())
-        return diff.masked(secrets)
+        diff = diff.with_secrets(secrets)
+        return diff if may_see(principal, app) else diff.masked(secrets)
 
     async def discard(self, principal: Principal, app: str, env: str) -> tuple[int, list[Item]]:
         """The draft back to the latest release's values (empty before the first release).

@@ -100,9 +100,10 @@ _NO_ITEMS: _Items = ({}, frozenset())
 def _diff(base: _Items, frozen: _Items, reveal: bool) -> dict[str, Any]:
     """What the frozen snapshot changes against the base release, as a request shows it:
     secret values (of either side) null unless reveal."""
-    diff = diff_items(base[0], frozen[0], None)
+    secrets = base[1] | frozen[1]
+    diff = diff_items(base[0], frozen[0], None).with_secrets(secrets)
     if not reveal:
-        diff = diff.masked(base[1] | frozen[1])
+        diff = diff.masked(secrets)
     shown = diff.to_json()
     del shown["base_version"]
     return shown

@@ -409,7 +409,9 @@ function valueBlock(value, cls, key, secrets) {
  * The diff as a list: added, changed (old and new), removed; values as text. The values of
  * the keys in secrets (a Set), and null values (secrets the reader may not see), are masked.
  */
-export function diffView(diff, { emptyText = "No differences.", secrets = null } = {}) {
+export function diffView(diff, { emptyText = "No differences.", secrets: known = null } = {}) {
+  // The server names a diff's secret keys; the page may know more (keys it saw as secret).
+  const secrets = new Set([...(known ?? []), ...(diff.secret_keys ?? [])]);
   const c = diffCounts(diff);
   if (!c.added && !c.changed && !c.removed) {
     return h("p", { class: "diff-empty", text: emptyText });

@@ -230,6 +230,7 @@ async def test_diff(api: Api) -> None:
         "added": {"a": "1", "b": "2", "c": "3"},
         "changed": {},
         "removed": {},
+        "secret_keys": [],
     }
     await api.publish("shop", "prod")
     edit = await api.call("PATCH", ITEMS, {"set": {"a": "10", "d": "4"}, "delete": ["c"]})
@@ -240,4 +241,5 @@ async def test_diff(api: Api) -> None:
         "added": {"d": "4"},
         "changed": {"a": {"old": "1", "new": "10"}},
         "removed": {"c": "3"},
+        "secret_keys": [],
     }

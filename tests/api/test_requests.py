@@ -250,6 +250,7 @@ async def test_a_request_freezes_the_draft_and_its_approval_publishes_exactly_th
             "added": {"new": "n"},
             "changed": {"old": {"old": "1", "new": "2"}},
             "removed": {"gone": "g"},
+            "secret_keys": [],
         },
         "created_at": request["created_at"],
         "decided_by": None,
@@ -311,6 +312,7 @@ async def test_a_rollback_request_publishes_the_target_and_resets_the_draft(api:
         "added": {},
         "changed": {"a": {"old": "9", "new": "1"}},
         "removed": {},
+        "secret_keys": [],
     }
     approved = await api.call("POST", f"{REQUESTS}/{request['id']}/approve", token=bob.secret)
     assert approved.status == 201, approved.text

@@ -121,6 +121,7 @@ async def test_a_release_request_freezes_a_secret_sealed_and_its_approval_publis
         "added": {"new.secret": None},
         "changed": {SECRET_KEY: {"old": None, "new": None}},
         "removed": {},
+        "secret_keys": [SECRET_KEY, "new.secret"],
     }
     assert made.body["diff"] == masked_diff
     assert frozen not in made.text
@@ -140,6 +141,7 @@ async def test_a_release_request_freezes_a_secret_sealed_and_its_approval_publis
         "added": {"new.secret": frozen},
         "changed": {SECRET_KEY: {"old": first, "new": frozen}},
         "removed": {},
+        "secret_keys": [SECRET_KEY, "new.secret"],
     }
 
     # The draft moves on; the approval publishes what the request froze, flags included.

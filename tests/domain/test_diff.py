@@ -29,7 +29,18 @@ def test_to_json_shape() -> None:
         "added": {"c": "3"},
         "changed": {"a": {"old": "1", "new": "10"}},
         "removed": {"b": "2"},
+        "secret_keys": [],
     }
+
+
+def test_with_secrets_names_only_the_secret_keys_the_diff_lists() -> None:
+    diff = diff_items({"a": "1", "b": "2"}, {"a": "10", "c": "3"}, 4)
+    flagged = diff.with_secrets({"a", "b", "elsewhere"})
+    assert flagged.to_json()["secret_keys"] == ["a", "b"]
+    masked = flagged.masked({"a", "b"})
+    assert masked.to_json()["secret_keys"] == ["a", "b"]
+    assert masked.changed == {"a": (None, None)}
+    assert masked.removed == {"b": None}
 
 
 def test_no_base_release() -> None:
@@ -39,6 +50,7 @@ def test_no_base_release() -> None:
         "added": {"a": "1", "b": "2"},
         "changed": {},
         "removed": {},
+        "secret_keys": [],
     }
     assert list(diff.added) == ["a", "b"]
 
@@ -47,7 +59,13 @@ def test_equal_is_empty() -> None:
     items = {"a": "1", "b": ""}
     diff = diff_items(items, dict(items), 3)
     assert diff.is_empty
-    assert diff.to_json() == {"base_version": 3, "added": {}, "changed": {}, "removed": {}}
+    assert diff.to_json() == {
+        "base_version": 3,
+        "added": {},
+        "changed": {},
+        "removed": {},
+        "secret_keys": [],
+    }
     assert diff_items({}, {}, None).is_empty
 
 

@@ -76,7 +76,10 @@ export async function compareSection(root, ctx, a, b) {
   ]);
   const bar = compareBar(ctx, { from: a, to: b });
   bar.setReleases(list.releases, ctx.latest);
-  const diff = diffMaps(left.items, right.items);
+  const diff = {
+    ...diffMaps(left.items, right.items),
+    secret_keys: [...(left.secret_keys ?? []), ...(right.secret_keys ?? [])],
+  };
   const side = (r) =>
     h(
       "div",

@@ -26,7 +26,8 @@ export async function releaseSection(root, ctx, version) {
     api("GET", `${base}/releases/${version}`),
     secretKeys(base),
   ]);
-  const isSecret = (k, v) => v === null || secrets.has(k);
+  const flagged = new Set(release.secret_keys ?? []);
+  const isSecret = (k, v) => v === null || secrets.has(k) || flagged.has(k);
   const box = h("div", {});
   const entries = Object.entries(release.items).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
