@@ -444,8 +444,9 @@ class InstanceRegistry:
 
 # The summary on the wire: zlib of
 #   {"format":1,"replica","at","envs":[[app, env, [[instance, labels, transport, address,
-#    connected_at, last_seen, delivered, applied, gray], …]], …]}
-# Positional rows: 10,000 instances are about 1.3 MB as JSON and 0.1-0.2 MB compressed.
+#    connected_at, last_seen, delivered, applied, gray], …]], …]}   (times: Unix milliseconds)
+# Positional rows: 10,000 instances with three labels each are about 1.6 MB as JSON and
+# 130 KB compressed (etcd takes up to 1.5 MiB a request by default).
 
 
 def encode_summary(replica: str, at: float, records: list[Instance]) -> bytes:
@@ -458,8 +459,8 @@ def encode_summary(replica: str, at: float, records: list[Instance]) -> bytes:
                 r.labels,
                 r.transport.value,
                 r.address,
-                round(r.connected_at, 3),
-                round(r.last_seen, 3),
+                int(r.connected_at * 1000),
+                int(r.last_seen * 1000),
                 r.delivered_version,
                 r.applied_version,
                 r.gray,
@@ -468,10 +469,11 @@ def encode_summary(replica: str, at: float, records: list[Instance]) -> bytes:
     body = {
         "format": SUMMARY_FORMAT,
         "replica": replica,
-        "at": round(at, 3),
+        "at": int(at * 1000),
         "envs": [[app, env, rows] for (app, env), rows in envs.items()],
     }
-    return zlib.compress(orjson.dumps(body), 6)
+    # Level 1: most of level 9's gain on rows this repetitive, at a fraction of the time.
+    return zlib.compress(orjson.dumps(body), 1)
 
 
 def decode_summary(raw: bytes) -> dict[EnvKey, list[Instance]]:
@@ -499,8 +501,8 @@ def _row(app: str, env: str, replica: str, row: list[Any]) -> Instance:
         replica,
         _TRANSPORTS[transport],
         None if address is None else str(address),
-        float(connected_at),
-        float(last_seen),
+        int(connected_at) / 1000,
+        int(last_seen) / 1000,
         None if delivered is None else int(delivered),
         None if applied is None else int(applied),
         bool(gray),
