@@ -388,6 +388,10 @@ class InstanceRegistry:
             if self._peers[replica].revision < revision:
                 del self._peers[replica]
 
+    def forget_peers(self) -> None:
+        """Drop every other replica's summary (etcd was replaced: its revisions start over)."""
+        self._peers.clear()
+
     @property
     def peers(self) -> list[str]:
         """The replicas whose summaries are held."""

@@ -92,6 +92,7 @@ class EtcdCoordinator:
         self.tasks = BackgroundTasks()  # watch, refresh, membership, instance summaries
 
     def share_instances(self, registry: InstanceRegistry) -> None:
+        registry.replica = self.replica_id  # its own summary is the one under this name
         self._share = InstanceShare(
             self.conn, self.keys, self.replica_id, registry, self.membership
         )

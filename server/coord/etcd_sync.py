@@ -24,6 +24,10 @@
      skipped it).
   6. `_fix_cache_ahead`: apps deleted (or re-created), and envs deleted, while this replica
      missed the event are dropped from the cache (apps loaded again from the store).
+- **Instance summaries** (`{prefix}/instances/`, etcd_instances) ride on the same watch, the
+  reload and step 2's read: each hands the other replicas' summaries to the registry, which
+  keeps the newest by mod_revision (so a summary or a lease expiry the watch missed is
+  caught up at the next refresh).
   Every repair is counted and logged; `refresh` returns how many it made.
 """
 
@@ -341,6 +345,8 @@ class ReleaseSync:
         self.last_revision = 0
         self._previous_snapshot = 0
         self._need_reload = True
+        if self.instances is not None:
+            self.instances.forget_peers()  # the reload reads them again
         await self.restart_watch()
 
     async def _repair_etcd(self, stored: dict[EnvKey, int], state: _EtcdState) -> None:

@@ -37,7 +37,7 @@ class LocalCoordinator:
 
     def share_instances(self, registry: InstanceRegistry) -> None:
         # One process: its registry already holds every instance there is.
-        return None
+        registry.replica = self.replica_id
 
     async def start(
         self,
