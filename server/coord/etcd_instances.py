@@ -55,7 +55,8 @@ class InstanceShare:
 
     async def run(self) -> None:
         """Write the summary whenever it changed; at most one write every FLUSH_SECONDS."""
-        self.registry.changed()
+        self.registry.changed()  # the first one, empty or not, announces this replica
+        self._wake.set()
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -69,11 +70,19 @@ class InstanceShare:
                 await self._write(self.registry.summary(), lease)
             except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:
                 log.info("instance summary not written (%s); retrying", exc)
-                self.registry.changed()
-                await asyncio.sleep(RETRY_SECONDS)
-                self._wake.set()
+                await self._retry()
+                continue
+            except Exception:
+                # The list must outlive any surprise: log it, and try again.
+                log.exception("instance summary failed; retrying")
+                await self._retry()
                 continue
             await asyncio.sleep(FLUSH_SECONDS)
+
+    async def _retry(self) -> None:
+        self.registry.changed()
+        await asyncio.sleep(RETRY_SECONDS)
+        self._wake.set()
 
     async def _write(self, value: bytes, lease: int) -> None:
         await self.conn.call(lambda c: c.put(self.key, value, lease=lease), within=WRITE_WITHIN)
