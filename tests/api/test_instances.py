@@ -29,12 +29,17 @@ Start = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 def start(aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Start:
-    """Start a standalone app on SQLite with an instance ttl, signed in as admin, with shop/prod."""
+    """Start a standalone app on SQLite (an instance ttl, trusted proxies), signed in as admin,
+    with shop/prod."""
     monkeypatch.setenv("CONFIGCENTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
 
-    async def started(ttl_seconds: int = 600) -> Api:
+    async def started(ttl_seconds: int = 600, trusted_proxies: tuple[str, ...] = ()) -> Api:
         config = make_config(f"sqlite:///{tmp_path}/store.db", tmp_path)
-        config = dataclasses.replace(config, instances=InstancesSection(ttl_seconds=ttl_seconds))
+        config = dataclasses.replace(
+            config,
+            instances=InstancesSection(ttl_seconds=ttl_seconds),
+            server=dataclasses.replace(config.server, trusted_proxies=trusted_proxies),
+        )
         client = await aiohttp_client(create_app(config))
         response = await client.post(
             "/api/v1/login", json={"username": "admin", "password": ADMIN_PASSWORD}
@@ -341,6 +346,23 @@ async def test_a_reader_out_of_pattern_is_served_not_listed_and_logged(
     by_query = await api.call("GET", f"{ENV}/config?instance=a%20b")
     assert by_query.status == 200
     assert (await listing(api))["summary"]["total"] == 0
+
+
+async def test_behind_a_trusted_proxy_the_address_is_the_client_it_forwarded_for(
+    start: Start,
+) -> None:
+    api = await start(trusted_proxies=("127.0.0.1",))
+    await publish(api, "1")
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    await api.call("GET", f"{ENV}/config", headers={**forwarded, "X-Config-Instance": "reader"})
+    ws = await api.client.ws_connect(
+        "/api/v1/watch?app=shop&env=prod&instance=socket",
+        headers={**forwarded, "Authorization": f"Bearer {api.token}"},
+    )
+    await receive(ws)
+    body = await until_listed(api, lambda b: b["summary"]["total"] == 2, "both listed")
+    assert [i["address"] for i in body["instances"]] == ["203.0.113.7", "203.0.113.7"]
+    await ws.close()
 
 
 async def test_an_http_reader_leaves_the_list_ttl_after_its_last_read(start: Start) -> None:
