@@ -25,11 +25,13 @@ from server.domain.secrets import check_store_key, load_keys
 from server.domain.services import Services
 from server.events import AppDeleted, EnvDeleted, TokenRevoked, UserChanged
 from server.forwarded import behind_proxy
+from server.instances import InstanceRegistry
 from server.keys import (
     ANSWERS,
     CONFIG,
     COORDINATOR,
     HUB,
+    INSTANCES,
     METRICS,
     PUBLISHED,
     SERVICES,
@@ -59,9 +61,11 @@ def create_app(config: Config) -> web.Application:
     store = Store.from_config(config)
     coordinator = create_coordinator(config, advertise)
     published = PublishedConfigs()
-    ctx = DomainContext(store, coordinator, published, config.limits)
+    instances = InstanceRegistry(coordinator.replica_id, config.instances.ttl_seconds)
+    coordinator.share_instances(instances)
+    ctx = DomainContext(store, coordinator, published, config.limits, instances)
     services = Services.build(ctx, config.auth)
-    hub = Hub(published, config.limits.max_subscriptions_per_socket)
+    hub = Hub(published, config.limits.max_subscriptions_per_socket, instances)
 
     # Each cluster event to its owners, on every replica (the announcer's included).
     coordinator.on_event(TokenRevoked, services.auth.on_token_revoked)
@@ -78,6 +82,7 @@ def create_app(config: Config) -> web.Application:
     app[ANSWERS] = ConfigAnswers(published)
     app[SERVICES] = services
     app[HUB] = hub
+    app[INSTANCES] = instances
     app[METRICS] = Metrics()
     app[TASKS] = BackgroundTasks()
 
@@ -163,6 +168,9 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = app[TASKS]
     tasks.every("ws-heartbeat", app[CONFIG].server.heartbeat_seconds, app[HUB].heartbeat)
     tasks.every("session-sweep", SESSION_SWEEP_SECONDS, app[SERVICES].auth.sweep_expired_sessions)
+    # HTTP readers leave the list ttl after their last read (listings also skip them lazily).
+    ttl = app[CONFIG].instances.ttl_seconds
+    tasks.every("instances-sweep", min(60.0, max(1.0, ttl / 10)), app[INSTANCES].sweep)
     tasks.every("token-last-used", LAST_USED_WRITE_SECONDS, app[SERVICES].auth.write_last_used)
     tasks.every(
         "ws-token-check",

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import re
+import socket
 import tempfile
 import threading
 import time
@@ -54,6 +55,10 @@ _R = TypeVar("_R")
 Callback = Callable[["Change"], Awaitable[None] | None]
 
 _NAME_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+# The server's patterns for an instance (API.md, Model): copied, this file imports nothing of it.
+_INSTANCE_RE: Final = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
+_LABEL_KEY_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+_MAX_LABELS: Final = 16
 _CACHE_FORMAT: Final = "configcenter-cache/1"
 _CLOSE_POLICY_VIOLATION: Final = 1008  # the server closes a revoked token's sockets with it
 _CLOSE_TRY_AGAIN_LATER: Final = 1013  # the server's "too slow, resubscribe" close
@@ -199,6 +204,28 @@ def _read_cache(path: Path, app: str, env: str) -> _Release | None:
         return None
 
 
+def default_instance() -> str:
+    """hostname:pid, with any character an instance id cannot hold replaced by '-'."""
+    raw = f"{socket.gethostname()}:{os.getpid()}"
+    return re.sub(r"[^A-Za-z0-9_.:@/-]", "-", raw)[-128:]
+
+
+def _check_identity(instance: str, labels: Mapping[str, str]) -> dict[str, str]:
+    if not _INSTANCE_RE.match(instance):
+        raise ValueError(f"instance must match {_INSTANCE_RE.pattern}: {instance!r}")
+    if len(labels) > _MAX_LABELS:
+        raise ValueError(f"at most {_MAX_LABELS} labels")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not _LABEL_KEY_RE.match(key):
+            raise ValueError(f"label keys must match {_LABEL_KEY_RE.pattern}: {key!r}")
+        if not isinstance(value, str) or not 1 <= len(value) <= 128 or not value.isprintable():
+            raise ValueError(f"label {key}: the value must be 1-128 printable characters")
+        # Reads carry labels as `k=v,k2=v2`: a comma would split the value.
+        if "," in value or value != value.strip():
+            raise ValueError(f"label {key}: no comma and no surrounding spaces in a value")
+    return dict(labels)
+
+
 def _error_of(body: bytes) -> tuple[str, str]:
     """(code, message) of the server's error envelope, or a placeholder."""
     try:
@@ -274,8 +301,14 @@ class ConfigClient:
         reconnect_max_delay: float = 30.0,
         heartbeat: float = 20.0,
         callback_timeout: float | None = 60.0,
+        instance: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
-        """urls: one base URL, several (a list or comma-separated) tried in turn on failure."""
+        """urls: one base URL, several (a list or comma-separated) tried in turn on failure.
+
+        instance (default hostname:pid) and labels name this copy of the service to the server,
+        which lists it in GET …/instances with the version it acked.
+        """
         if isinstance(urls, str):
             urls = urls.split(",")
         self._urls = [u.strip().rstrip("/") for u in urls if u.strip()]
@@ -291,6 +324,8 @@ class ConfigClient:
                 raise ValueError(f"{what} name must match {_NAME_RE.pattern}: {name!r}")
         self.app = app
         self.env = env
+        self.instance = instance if instance is not None else default_instance()
+        self.labels = _check_identity(self.instance, labels or {})
         self._token = token
         self.cache_path: Path | None = (
             Path(cache_dir) / f"{app}@{env}.json" if cache_dir is not None else None
@@ -313,6 +348,10 @@ class ConfigClient:
         self._apply_lock = asyncio.Lock()
         self._runner: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ran = 0  # the newest version whose callbacks have all run (any source)
+        self._served = 0  # the newest version a server sent or confirmed
+        self._acked = 0  # the version acked on the current socket
         self._started = False
         self._closed = False
 
@@ -580,8 +619,23 @@ class ConfigClient:
             try:
                 for callback in list(self._callbacks):
                     await self._call(callback, change)
+                self._ran = max(self._ran, change.version)
+                await self._ack()
             finally:
                 self._changes.task_done()
+
+    async def _ack(self) -> None:
+        """Tell the server the version this instance runs: its callbacks have all run, and a
+        server has it (a cached version no server confirmed is not acked)."""
+        ws, version = self._ws, min(self._ran, self._served)
+        if ws is None or ws.closed or version <= self._acked:
+            return
+        self._acked = version
+        try:
+            await ws.send_json({"op": "ack", "app": self.app, "env": self.env, "version": version})
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            # The socket is going; the next subscription acks again.
+            log.debug("configcenter %s/%s: ack of %d not sent: %s", *self._ae, version, exc)
 
     async def _call(self, callback: Callback, change: Change) -> None:
         timeout = asyncio.timeout(self._callback_timeout)
@@ -641,9 +695,16 @@ class ConfigClient:
         if self._state.checksum is not None:
             headers["If-None-Match"] = f'"{self._state.checksum}"'
         path = f"/api/v1/apps/{quote(self.app)}/envs/{quote(self.env)}/config"
+        # In the query, not X-Config-*: a header cannot carry every printable label value.
+        params = {"instance": self.instance}
+        if self.labels:
+            params["labels"] = ",".join(f"{k}={v}" for k, v in self.labels.items())
         try:
             async with session.get(
-                url + path, headers=headers, timeout=aiohttp.ClientTimeout(total=seconds)
+                url + path,
+                headers=headers,
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -682,6 +743,7 @@ class ConfigClient:
     def _confirmed(self, server_version: int) -> None:
         """A server answered: the cached values are confirmed once it is not behind them."""
         self._last_error = None
+        self._served = max(self._served, min(server_version, self.version))
         if self._from_cache and server_version >= self.version:
             self._from_cache = False
             log.info("configcenter %s/%s: server confirms version %d", *self._ae, self.version)
@@ -753,10 +815,20 @@ class ConfigClient:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise _Transient(_describe(exc)) from exc
         opened = loop.time()
+        self._ws, self._acked = ws, 0
         try:
-            await ws.send_json(
-                {"op": "subscribe", "app": self.app, "env": self.env, "after": self.version}
-            )
+            subscribe: dict[str, Any] = {
+                "op": "subscribe",
+                "app": self.app,
+                "env": self.env,
+                "after": self.version,
+                "instance": self.instance,
+            }
+            if self.labels:
+                subscribe["labels"] = self.labels
+            await ws.send_json(subscribe)
+            # What it already runs (fetched, or applied before a reconnect) is acked at once.
+            await self._ack()
             self._connected = True
             self._last_error = None
             log.info(
@@ -774,6 +846,7 @@ class ConfigClient:
             raise _Transient(_describe(exc)) from exc
         finally:
             self._connected = False
+            self._ws = None
             await ws.close()
         lived = loop.time() - opened
         code = ws.close_code
@@ -807,6 +880,11 @@ class ConfigClient:
             self._confirmed(release.version)
         elif kind == "error":
             code, text = str(message.get("code")), str(message.get("message"))
+            if code == "invalid_request":
+                # An ack the server did not take (a replica behind the one that sent the
+                # release): advisory, so the subscription goes on.
+                log.warning("configcenter %s/%s: server said: %s", *self._ae, text)
+                return
             if code in _DELETED_CODES:
                 await self._forget_cache()
             if code in _ACCESS_CODES:

@@ -111,6 +111,13 @@ class SecretsSection:
 
 
 @dataclass(frozen=True)
+class InstancesSection:
+    """Instances (GET …/instances): how long an HTTP reader stays listed after its last read."""
+
+    ttl_seconds: int = 600
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -120,6 +127,7 @@ class Config:
     limits: LimitsSection = field(default_factory=LimitsSection)
     auth: AuthSection = field(default_factory=AuthSection)
     secrets: SecretsSection = field(default_factory=SecretsSection)
+    instances: InstancesSection = field(default_factory=InstancesSection)
     base_dir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -174,6 +182,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitsSection,
     "auth": AuthSection,
     "secrets": SecretsSection,
+    "instances": InstancesSection,
 }
 
 

@@ -8,6 +8,7 @@ from server.api.answers import ConfigAnswers
 from server.config import Config
 from server.coord.base import Coordinator
 from server.domain.services import Services
+from server.instances import InstanceRegistry
 from server.metrics import Metrics
 from server.published import PublishedConfigs
 from server.store.store import Store
@@ -21,5 +22,6 @@ PUBLISHED = web.AppKey("published", PublishedConfigs)
 ANSWERS = web.AppKey("config_answers", ConfigAnswers)
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
+INSTANCES = web.AppKey("instances", InstanceRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 TASKS = web.AppKey("tasks", BackgroundTasks)

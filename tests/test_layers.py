@@ -12,7 +12,7 @@
                store   |   coord.base         the domain sees the coordinator protocol only
                        |   coord              store and coord never import each other
                        |  /
-                    published                 the in-memory published configs
+                    published                 the in-memory published configs and instances
 
    leaves: records, events, errors, config, metrics, tasks
 ```
@@ -69,7 +69,8 @@ HTTP_ENTRY = (
 # A module in no layer fails the test: place it, and say why, when adding one.
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "leaf": (LEAVES, ()),
-    "published": (("server.published",), ("leaf",)),
+    # server.instances: who reads what, in memory beside the published configs (never stored).
+    "published": (("server.published", "server.instances"), ("leaf",)),
     "store": (("server.store.*",), ("leaf",)),
     "coord": (("server.coord.*",), ("leaf", "published")),
     "domain": (("server.domain.*",), ("leaf", "published", "store", "coord.base")),

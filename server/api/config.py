@@ -10,10 +10,33 @@ from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
 from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode, not_found
-from server.keys import ANSWERS, PUBLISHED
+from server.instances import Transport
+from server.keys import ANSWERS, INSTANCES, PUBLISHED
 from server.published import EnvRemoved
 
 MAX_WAIT_SECONDS = 60
+INSTANCE_HEADER = "X-Config-Instance"
+LABELS_HEADER = "X-Config-Labels"
+
+
+def _note_reader(
+    request: web.Request, app: str, env: str, transport: Transport, answer: ConfigAnswer | None
+) -> None:
+    """An instance that named itself (header, else query) read version; anonymous ones are not
+    instances. Only a lookup when it did not: the read path stays as cheap."""
+    headers = request.headers
+    instance = headers.get(INSTANCE_HEADER)
+    labels = headers.get(LABELS_HEADER)
+    if request.query_string:
+        query = request.query
+        if instance is None:
+            instance = query.get("instance")
+        if labels is None:
+            labels = query.get("labels")
+    if instance is None:
+        return
+    version = answer.release.version if answer is not None else None
+    request.app[INSTANCES].read(app, env, instance, labels, transport, request.remote, version)
 
 
 def _answer(request: web.Request, answer: ConfigAnswer, fmt: str) -> web.Response:
@@ -38,6 +61,7 @@ async def get_config(request: web.Request) -> web.Response:
         answer = answers.current(app, env, reveal)
         if answer is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
+        _note_reader(request, app, env, Transport.HTTP, answer)
         return _answer(request, answer, "json")
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
@@ -52,19 +76,26 @@ async def get_config(request: web.Request) -> web.Response:
             raise AppError(ErrorCode.INVALID_REQUEST, "wait needs after=<version>")
         if current is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
+        _note_reader(request, app, env, Transport.HTTP, current)
         return _answer(request, current, fmt)
     if current is not None and current.release.version > after:
+        _note_reader(request, app, env, Transport.LONGPOLL, current)
         return _answer(request, current, fmt)
     if current is None and not await _exists(request, app, env):
         raise not_found(f"env {env!r} of app {app!r}")
+    # Listed while it waits, with the version it holds.
+    _note_reader(request, app, env, Transport.LONGPOLL, current)
     within = float(wait if wait is not None else 30)
     try:
         newer = await request.app[PUBLISHED].wait_newer(app, env, after, within)
     except EnvRemoved:
         raise not_found(f"env {env!r} of app {app!r}") from None
     if newer is None:
+        _note_reader(request, app, env, Transport.LONGPOLL, current)
         return web.Response(status=304, headers=current.headers if current else None)
-    return _answer(request, answers.of(newer, reveal), fmt)
+    answer = answers.of(newer, reveal)
+    _note_reader(request, app, env, Transport.LONGPOLL, answer)
+    return _answer(request, answer, fmt)
 
 
 async def _exists(request: web.Request, app: str, env: str) -> bool:

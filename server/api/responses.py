@@ -232,6 +232,35 @@ class Config(Answer):
     items: dict[str, str]
 
 
+class Instance(Answer):
+    """One instance of an env, as one replica knows it (docs/api.md: GET …/instances)."""
+
+    instance: str
+    labels: dict[str, str]
+    replica: str
+    transport: str
+    address: str | None
+    connected_at: str
+    last_seen: str
+    delivered_version: int | None
+    applied_version: int | None
+    gray: bool
+
+
+class InstanceSummary(Answer):
+    """How many instances are listed, and how many run each version."""
+
+    total: int
+    by_version: dict[str, int]
+
+
+class InstanceList(Answer):
+    """GET …/instances: every instance of the env on every replica."""
+
+    instances: list[Instance]
+    summary: InstanceSummary
+
+
 class AuditEntry(Answer):
     """Who changed what, when."""
 

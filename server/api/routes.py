@@ -13,6 +13,7 @@ from server.api import (
     auth,
     config,
     envs,
+    instances,
     items,
     openapi,
     ops,
@@ -93,7 +94,7 @@ ROUTES: tuple[Route, ...] = (
             404: "not_found, or not_published: the env was never published",
             409: "format_conflict: two keys give one dotenv name",
         },
-        query=("format", "after", "wait"),
+        query=("format", "after", "wait", "instance", "labels"),
     ),
     Route(
         "GET",
@@ -400,6 +401,15 @@ ROUTES: tuple[Route, ...] = (
         tag="releases",
         body_optional=True,
         links=(Link(201, "get_release", _RELEASE),),
+    ),
+    Route(
+        "GET",
+        f"{ENV}/instances",
+        instances.list_instances,
+        "Every instance of the env on every replica, and which version each runs",
+        responses={200: r.InstanceList, 404: "no such app or env"},
+        tag="instances",
+        query=("label", "version", "replica", "transport"),
     ),
     # env and app management, export and import
     Route(

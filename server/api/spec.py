@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from server.domain.formats import FORMATS
+from server.domain.instances import LABEL_FILTER
 from server.domain.validation import KEY_PATTERN, NAME_PATTERN
+from server.instances import Transport
 
 NAME = f"^{NAME_PATTERN.pattern}$"
 KEY = f"^{KEY_PATTERN.pattern}$"
@@ -130,6 +132,24 @@ QUERY_PARAMS: dict[str, Param] = {
     ),
     "secrets": Param(
         "secrets", {"type": "string", "enum": ["include"]}, "secret values in clear (admin)"
+    ),
+    # A reader naming itself (as X-Config-Instance / X-Config-Labels): out of pattern it is
+    # served and not listed, so any text is accepted here.
+    "instance": Param("instance", {"type": "string"}, "the reader's instance id (listed)"),
+    "labels": Param("labels", {"type": "string"}, "the reader's labels: k=v,k2=v2"),
+    "label": Param(
+        "label",
+        {"type": "string", "pattern": f"^{LABEL_FILTER.pattern}$"},
+        "only instances with every one of these labels: k:v,k2:v2",
+    ),
+    "version": Param("version", _integer(1, LARGEST_NUMBER), "only instances running this version"),
+    "replica": Param(
+        "replica", {"type": "string", "minLength": 1, "maxLength": 255}, "only this replica's"
+    ),
+    "transport": Param(
+        "transport",
+        {"type": "string", "enum": [t.value for t in Transport]},
+        "only instances reaching the server this way",
     ),
 }
 """Every query parameter name a route may use; a route names them in `query`."""

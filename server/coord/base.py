@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from server.events import ClusterEvent, EventT
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 
@@ -40,6 +41,13 @@ class Coordinator(Protocol):
     """Publish lock, release distribution and change notification."""
 
     mode: str
+    replica_id: str
+    """This replica's name in the cluster view and in the instance list."""
+
+    def share_instances(self, registry: InstanceRegistry) -> None:
+        """Before start: share this replica's instances with the other replicas (coalesced,
+        one key per replica that dies with it) and feed theirs into registry."""
+        ...
 
     async def start(
         self,

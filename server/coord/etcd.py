@@ -37,12 +37,14 @@ import aetcd.utils
 from server.config import EtcdSection
 from server.coord.base import ReleaseSource
 from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable
+from server.coord.etcd_instances import InstanceShare
 from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
 from server.errors import AppError, ErrorCode
 from server.events import AppDeleted, ClusterEvent, EnvDeleted, EventHandlers, EventT
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 from server.tasks import BackgroundTasks
@@ -86,7 +88,14 @@ class EtcdCoordinator:
         self._published: PublishedConfigs | None = None
         self._subscribers: Callable[[], int] = lambda: 0
         self._sync: ReleaseSync | None = None
-        self.tasks = BackgroundTasks()  # watch, refresh, membership
+        self._share: InstanceShare | None = None
+        self.tasks = BackgroundTasks()  # watch, refresh, membership, instance summaries
+
+    def share_instances(self, registry: InstanceRegistry) -> None:
+        registry.replica = self.replica_id  # its own summary is the one under this name
+        self._share = InstanceShare(
+            self.conn, self.keys, self.replica_id, registry, self.membership
+        )
 
     @property
     def sync(self) -> ReleaseSync:
@@ -106,6 +115,8 @@ class EtcdCoordinator:
         self._sync = ReleaseSync(
             self.conn, self.keys, self.replica_id, published, source, self._dispatch
         )
+        if self._share is not None:
+            self._sync.instances = self._share.registry
         await self.sync.load_store()
         try:
             await self.sync.reload(within=START_WITHIN)
@@ -121,6 +132,8 @@ class EtcdCoordinator:
         self.tasks.spawn("etcd-watch", self.sync.run_watch())
         self.tasks.every("etcd-refresh", self.config.refresh_interval, self.refresh_once)
         self.tasks.spawn("etcd-membership", self.membership.run())
+        if self._share is not None:
+            self.tasks.spawn("etcd-instances", self._share.run())
         log.info(
             "cluster coordinator %s started (etcd %s%s%s, prefix %s)",
             self.replica_id,
@@ -207,6 +220,12 @@ class EtcdCoordinator:
             "repairs": dict(self.sync.repairs),
             "pending_events": len(self._pending),
         }
+        if self._share is not None:
+            result["instances"] = {
+                "local": len(self._share.registry),
+                "peers": self._share.registry.peers,
+                "summary_writes": self._share.writes,
+            }
         try:
             result["replicas"] = await self.membership.replicas()
             result["etcd_members"] = await etcd_members(self.conn)

@@ -1,6 +1,8 @@
 """The etcd key layout under `[etcd] prefix` and the records stored there.
 
     {prefix}/events/{origin}/{id}             a cluster event (JSON), on a short lease
+    {prefix}/instances/{replica id}           a replica's instance summary (zlib JSON), on its
+                                              registration lease (server/instances.py)
     {prefix}/locks/{app}/{env}/{lease hex}    one publish-lock claim per holder or waiter
     {prefix}/releases/{app}/{env}             the latest release of an env (JSON)
     {prefix}/replicas/{replica id}            a replica's registration, on its lease
@@ -50,6 +52,21 @@ class Keys:
     def locks(self) -> bytes:
         """The directory of publish-lock claims."""
         return f"{self.prefix}/locks/".encode()
+
+    @property
+    def instances(self) -> bytes:
+        """The directory of instance summaries, one per replica."""
+        return f"{self.prefix}/instances/".encode()
+
+    def instances_of(self, replica_id: str) -> bytes:
+        """One replica's instance summary."""
+        return f"{self.prefix}/instances/{replica_id}".encode()
+
+    def replica_of_instances(self, key: bytes) -> str | None:
+        """The replica id of an instance summary key, None for any other key."""
+        if not key.startswith(self.instances):
+            return None
+        return key[len(self.instances) :].decode(errors="replace") or None
 
     @property
     def replicas(self) -> bytes:

@@ -39,6 +39,11 @@ class Membership:
         self.ttl = ttl
         self.lease_id: int | None = None
         self._written: bytes | None = None
+        self._lease_listeners: list[Callable[[], None]] = []
+
+    def add_lease_listener(self, listener: Callable[[], None]) -> None:
+        """Call listener each time the registration gets a new lease (keys on it are gone)."""
+        self._lease_listeners.append(listener)
 
     async def run(self) -> None:
         """Register, keep the lease alive, rewrite the record when the info changes."""
@@ -64,6 +69,8 @@ class Membership:
             lease = await self.conn.call(lambda c: c.lease(self.ttl), within=2.0)
             self.lease_id = lease.id
             self._written = None
+            for listener in self._lease_listeners:
+                listener()
         value = orjson.dumps(self.info())
         if value != self._written:
             lease_id = self.lease_id

@@ -24,6 +24,10 @@
      skipped it).
   6. `_fix_cache_ahead`: apps deleted (or re-created), and envs deleted, while this replica
      missed the event are dropped from the cache (apps loaded again from the store).
+- **Instance summaries** (`{prefix}/instances/`, etcd_instances) ride on the same watch, the
+  reload and step 2's read: each hands the other replicas' summaries to the registry, which
+  keeps the newest by mod_revision (so a summary or a lease expiry the watch missed is
+  caught up at the next refresh).
   Every repair is counted and logged; `refresh` returns how many it made.
 """
 
@@ -58,6 +62,7 @@ from server.coord.etcd_keys import (
 )
 from server.errors import AppError
 from server.events import ClusterEvent
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.records import Release
 
@@ -109,6 +114,8 @@ class ReleaseSync:
         self._need_reload = True
         self._watch: Any = None
         self._previous_snapshot = 0  # etcd revision read by the previous refresh
+        # Where the other replicas' instance summaries go (set before start; None: nowhere).
+        self.instances: InstanceRegistry | None = None
 
     def count(self, kind: str, message: str, *args: object) -> None:
         """Count and log one repair."""
@@ -126,9 +133,12 @@ class ReleaseSync:
         """Read the whole prefix: apply every release, replay the events not yet seen."""
         snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=within)
         events = []
+        summaries: dict[str, tuple[int, bytes]] = {}
         for kv in snapshot:
             if kv.key.startswith(self.keys.releases):
                 await self._apply_value(kv.value)
+            elif kv.key.startswith(self.keys.instances):
+                self._collect_summary(kv, summaries)
             elif (
                 kv.key.startswith(self.keys.events)
                 and self.last_revision
@@ -137,6 +147,8 @@ class ReleaseSync:
                 events.append(kv)
         for kv in sorted(events, key=lambda kv: kv.mod_revision):
             self._handle_event(kv.value)
+        if self.instances is not None:
+            self.instances.peer_snapshot(snapshot.header.revision, summaries)
         self.last_revision = max(self.last_revision, snapshot.header.revision)
         self.cluster_id = snapshot.header.cluster_id
         self._need_reload = False
@@ -165,6 +177,11 @@ class ReleaseSync:
             stored = await self.source.latest_release(release.app, release.env)
             if stored is not None:
                 self.published.apply(stored)
+
+    def _collect_summary(self, kv: Any, summaries: dict[str, tuple[int, bytes]]) -> None:
+        replica = self.keys.replica_of_instances(kv.key)
+        if replica is not None:
+            summaries[replica] = (kv.mod_revision, kv.value)
 
     def _handle_event(self, value: bytes) -> None:
         try:
@@ -235,6 +252,11 @@ class ReleaseSync:
                 await self._apply_value(event.kv.value)
         elif key.startswith(self.keys.events) and event.kind == "PUT":
             self._handle_event(event.kv.value)
+        elif self.instances is not None and key.startswith(self.keys.instances):
+            replica = self.keys.replica_of_instances(key)
+            if replica is not None:
+                value = event.kv.value if event.kind == "PUT" else None
+                self.instances.peer_summary(replica, event.kv.mod_revision, value)
         self.last_revision = max(self.last_revision, event.kv.mod_revision)
 
     async def restart_watch(self, fail_over: bool = False) -> None:
@@ -290,8 +312,11 @@ class ReleaseSync:
         ):
             await self._forget_revisions(header.cluster_id, header.revision, seen)
         state = _EtcdState(header.revision)
+        summaries: dict[str, tuple[int, bytes]] = {}
         for kv in snapshot:
-            if kv.key.startswith(self.keys.releases):
+            if kv.key.startswith(self.keys.instances):
+                self._collect_summary(kv, summaries)
+            elif kv.key.startswith(self.keys.releases):
                 try:
                     record = decode_release(kv.value)
                 except ValueError:
@@ -302,6 +327,9 @@ class ReleaseSync:
                 locked = self.keys.env_of(kv.key, self.keys.locks)
                 if locked is not None:
                     state.claimed.add(locked)
+        if self.instances is not None:
+            # The watch may have missed a summary, or a lease's expiry deleting one.
+            self.instances.peer_snapshot(header.revision, summaries)
         return state
 
     async def _forget_revisions(self, cluster_id: int, revision: int, seen: int) -> None:
@@ -317,6 +345,8 @@ class ReleaseSync:
         self.last_revision = 0
         self._previous_snapshot = 0
         self._need_reload = True
+        if self.instances is not None:
+            self.instances.forget_peers()  # the reload reads them again
         await self.restart_watch()
 
     async def _repair_etcd(self, stored: dict[EnvKey, int], state: _EtcdState) -> None:

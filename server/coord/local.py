@@ -13,6 +13,7 @@ from typing import Any
 
 from server.coord.base import ReleaseSource
 from server.events import ClusterEvent, EventHandlers, EventT
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.records import Fence, Release
 
@@ -32,6 +33,11 @@ class LocalCoordinator:
         self._handlers = EventHandlers()
         self._published: PublishedConfigs | None = None
         self._started_at = time.time()
+        self.replica_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    def share_instances(self, registry: InstanceRegistry) -> None:
+        # One process: its registry already holds every instance there is.
+        registry.replica = self.replica_id
 
     async def start(
         self,
@@ -77,7 +83,7 @@ class LocalCoordinator:
             "mode": self.mode,
             "replicas": [
                 {
-                    "id": f"{socket.gethostname()}:{os.getpid()}",
+                    "id": self.replica_id,
                     "started_at": self._started_at,
                     "self": True,
                 }

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from server.config import LimitsSection
+from server.config import InstancesSection, LimitsSection
 from server.coord.base import Coordinator
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.secretbox import Keyring
 from server.store.store import Store
@@ -19,6 +20,10 @@ class DomainContext:
     coordinator: Coordinator
     published: PublishedConfigs
     limits: LimitsSection
+    # Who reads what (in memory); the app's own is wired in, a command's is empty.
+    instances: InstanceRegistry = field(
+        default_factory=lambda: InstanceRegistry("local", InstancesSection().ttl_seconds)
+    )
 
     @property
     def keyring(self) -> Keyring:

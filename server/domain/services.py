@@ -11,6 +11,7 @@ from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
 from server.domain.envs import EnvService
+from server.domain.instances import InstanceService
 from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
 from server.domain.requests import RequestService
@@ -39,6 +40,7 @@ class Services:
     transfer: TransferService
     envs: EnvService
     requests: RequestService
+    instances: InstanceService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -60,6 +62,7 @@ class Services:
             TransferService(ctx),
             EnvService(ctx),
             RequestService(ctx, releases),
+            InstanceService(ctx),
         )
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from aiohttp import WSCloseCode, web
 
 from server.domain.scopes import Principal
 from server.errors import ErrorCode
+from server.instances import Instance
 from server.published import EnvKey
 from server.watch.messages import ReleaseMessage, error_message
 
@@ -39,10 +40,14 @@ class WatchConnection:
         principal: Principal,
         queue_size: int,
         transport: asyncio.Transport | None = None,
+        address: str | None = None,
     ) -> None:
         self.id = next(_ids)
         self.ws = ws
         self.principal = principal
+        self.address = address
+        # The subscriptions of an instance that named itself: its record in the registry.
+        self.instances: dict[EnvKey, Instance] = {}
         # The subscriptions whose secret values this principal may see in clear.
         self.reveals: set[EnvKey] = set()
         self.subscriptions: dict[EnvKey, int] = {}
@@ -105,6 +110,10 @@ class WatchConnection:
         if last is None or version <= last or self._closing:
             return
         self.subscriptions[key] = version
+        record = self.instances.get(key)
+        if record is not None:
+            # The hub tells the registry once per broadcast, not once per socket.
+            record.delivered_version = version
         transport = self._transport
         if (
             transport is not None

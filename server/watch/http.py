@@ -19,7 +19,7 @@ from server.errors import AppError, ErrorCode
 from server.keys import CONFIG, HUB
 from server.watch.connection import CLOSE_INTERNAL_ERROR, WatchConnection
 from server.watch.hub import Hub
-from server.watch.messages import Subscribe, Unsubscribe, parse_op, subscribe_from_query
+from server.watch.messages import Ack, Subscribe, Unsubscribe, parse_op, subscribe_from_query
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def _subscribe(request: web.Request, hub: Hub, conn: WatchConnection, op: 
     conn.principal.require(app, Permission.READ_CONFIG)
     if not await services(request).env_exists(app, env):
         raise AppError(ErrorCode.NOT_FOUND, f"env {env!r} of app {app!r} not found")
-    hub.subscribe(conn, app, env, op.after)
+    hub.subscribe(conn, app, env, op.after, op.instance, op.labels)
 
 
 async def _handle(request: web.Request, hub: Hub, conn: WatchConnection, raw: str) -> None:
@@ -42,6 +42,8 @@ async def _handle(request: web.Request, hub: Hub, conn: WatchConnection, raw: st
             await _subscribe(request, hub, conn, op)
         elif isinstance(op, Unsubscribe):
             hub.unsubscribe(conn, op.app, op.env)
+        elif isinstance(op, Ack):
+            hub.ack(conn, op.app, op.env, op.version)
     except AppError as exc:
         conn.send_error(exc.error, exc.message)
 
@@ -81,7 +83,7 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     conn = WatchConnection(
-        ws, caller, request.app[CONFIG].limits.send_queue_size, request.transport
+        ws, caller, request.app[CONFIG].limits.send_queue_size, request.transport, request.remote
     )
     hub.add(conn)
     conn.start()

@@ -11,6 +11,7 @@ from server.domain.scopes import Principal
 from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode
 from server.events import TokenRevoked, UserChanged
+from server.instances import InstanceRegistry
 from server.published import EnvKey, PublishedConfigs
 from server.records import Release
 from server.watch.connection import WatchConnection
@@ -22,9 +23,15 @@ log = logging.getLogger(__name__)
 class Hub:
     """Subscriptions by env and by token; fed by the published-config cache."""
 
-    def __init__(self, published: PublishedConfigs, max_subscriptions: int) -> None:
+    def __init__(
+        self,
+        published: PublishedConfigs,
+        max_subscriptions: int,
+        instances: InstanceRegistry | None = None,
+    ) -> None:
         self.published = published
         self.max_subscriptions = max_subscriptions
+        self.instances = instances if instances is not None else InstanceRegistry("local", 600)
         self.messages = ReleaseMessages()
         self._by_key: dict[EnvKey, set[WatchConnection]] = {}
         self._by_token: dict[int, set[WatchConnection]] = {}
@@ -50,6 +57,9 @@ class Hub:
         for key in list(conn.subscriptions):
             self._unlink(conn, key)
         conn.subscriptions.clear()
+        for record in conn.instances.values():
+            self.instances.unsubscribed(record)
+        conn.instances.clear()
         if conn.principal.token_id is not None:
             peers = self._by_token.get(conn.principal.token_id)
             if peers is not None:
@@ -57,8 +67,17 @@ class Hub:
                 if not peers:
                     del self._by_token[conn.principal.token_id]
 
-    def subscribe(self, conn: WatchConnection, app: str, env: str, after: int | None) -> None:
-        """Subscribe and send the latest release when it is newer than after."""
+    def subscribe(
+        self,
+        conn: WatchConnection,
+        app: str,
+        env: str,
+        after: int | None,
+        instance: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """Subscribe and send the latest release when it is newer than after; an instance that
+        names itself is listed while subscribed."""
         key = (app, env)
         if key not in conn.subscriptions and len(conn.subscriptions) >= self.max_subscriptions:
             raise AppError(
@@ -72,9 +91,37 @@ class Hub:
         else:
             conn.reveals.discard(key)
         self._by_key.setdefault(key, set()).add(conn)
+        self._forget_instance(conn, key)
+        if instance is not None:
+            conn.instances[key] = self.instances.subscribed(
+                app, env, instance, labels or {}, conn.address, after
+            )
         current = self.published.get(app, env)
         if current is not None:
             conn.offer_release(key, self.messages.of(current).get(key in conn.reveals))
+            if instance is not None:
+                self.instances.changed()
+
+    def ack(self, conn: WatchConnection, app: str, env: str, version: int) -> None:
+        """The instance subscribed on conn applied version of app/env."""
+        key = (app, env)
+        if key not in conn.subscriptions:
+            raise AppError(ErrorCode.INVALID_REQUEST, f"not subscribed to {app}/{env}")
+        record = conn.instances.get(key)
+        if record is None:
+            raise AppError(
+                ErrorCode.INVALID_REQUEST, "only an instance acks: subscribe with an instance id"
+            )
+        if version > self.published.version(app, env):
+            raise AppError(
+                ErrorCode.INVALID_REQUEST, f"version {version} of {app}/{env} is not published"
+            )
+        self.instances.acked(record, version)
+
+    def _forget_instance(self, conn: WatchConnection, key: EnvKey) -> None:
+        record = conn.instances.pop(key, None)
+        if record is not None:
+            self.instances.unsubscribed(record)
 
     def unsubscribe(self, conn: WatchConnection, app: str, env: str) -> None:
         """Stop sending an env to a socket."""
@@ -82,6 +129,7 @@ class Hub:
         conn.subscriptions.pop(key, None)
         conn.reveals.discard(key)
         self._unlink(conn, key)
+        self._forget_instance(conn, key)
 
     def _unlink(self, conn: WatchConnection, key: EnvKey) -> None:
         peers = self._by_key.get(key)
@@ -99,8 +147,12 @@ class Hub:
             return
         messages = self.messages.of(release)
         clear, masked = messages.get(True), messages.get(False)
+        identified = False
         for conn in list(peers):
             conn.offer_release(key, clear if key in conn.reveals else masked)
+            identified = identified or key in conn.instances
+        if identified:
+            self.instances.changed()  # their delivered_version moved
 
     def close_token(self, token_id: int, reason: str = "token revoked") -> int:
         """Close every socket opened with a token; returns how many."""
@@ -156,7 +208,9 @@ class Hub:
         for key in [k for k in self._by_key if k[0] == app]:
             for conn in self._by_key.pop(key):
                 conn.subscriptions.pop(key, None)
+                conn.instances.pop(key, None)
                 conn.send_text(deleted)
+        self.instances.drop_app(app)
 
     def drop_env(self, app: str, env: str) -> None:
         """Tell subscribers of a deleted env and drop their subscriptions."""
@@ -165,7 +219,9 @@ class Hub:
         deleted = error_message(ErrorCode.ENV_DELETED, f"env {env!r} of app {app!r} was deleted")
         for conn in self._by_key.pop(key, set()):
             conn.subscriptions.pop(key, None)
+            conn.instances.pop(key, None)
             conn.send_text(deleted)
+        self.instances.drop_env(app, env)
 
     def heartbeat(self) -> int:
         """Ping every socket; close those that missed two pings. Returns how many closed."""

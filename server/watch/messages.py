@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from server.errors import AppError, ErrorCode, describe_invalid
+from server.instances import check_instance, check_labels, parse_labels
 from server.published import PerRelease
 from server.records import Release
 
@@ -25,12 +26,40 @@ class Op(BaseModel):
 
 
 class Subscribe(Op):
-    """`{"op":"subscribe","app","env","after"?}`: pushes for one env."""
+    """`{"op":"subscribe","app","env","after"?,"instance"?,"labels"?}`: pushes for one env, to
+    an instance that names itself (listed in GET …/instances) or to an anonymous subscriber."""
 
     op: Literal["subscribe"]
     app: str
     env: str
     after: int | None = Field(default=None, ge=0, le=MAX_AFTER)
+    instance: str | None = None
+    labels: dict[str, str] | None = None
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        return None if value is None else check_instance(value)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return None if value is None else check_labels(value)
+
+    @model_validator(mode="after")
+    def _labels_need_an_instance(self) -> Subscribe:
+        if self.labels and self.instance is None:
+            raise ValueError("labels need an instance")
+        return self
+
+
+class Ack(Op):
+    """`{"op":"ack","app","env","version"}`: the subscribed instance applied that version."""
+
+    op: Literal["ack"]
+    app: str
+    env: str
+    version: int = Field(ge=1, le=MAX_AFTER)
 
 
 class Unsubscribe(Op):
@@ -41,8 +70,8 @@ class Unsubscribe(Op):
     env: str
 
 
-ClientOp = Subscribe | Unsubscribe
-_OPS: dict[str, type[ClientOp]] = {"subscribe": Subscribe, "unsubscribe": Unsubscribe}
+ClientOp = Subscribe | Unsubscribe | Ack
+_OPS: dict[str, type[ClientOp]] = {"subscribe": Subscribe, "unsubscribe": Unsubscribe, "ack": Ack}
 _Op = TypeVar("_Op", bound=Op)
 
 
@@ -65,18 +94,24 @@ def parse_op(raw: str) -> ClientOp:
     op = data.get("op")
     model = _OPS.get(op) if isinstance(op, str) else None
     if model is None:
-        raise AppError(ErrorCode.INVALID_OP, "op must be subscribe or unsubscribe")
+        raise AppError(ErrorCode.INVALID_OP, "op must be subscribe, unsubscribe or ack")
     return _validate(model, data)
 
 
 def subscribe_from_query(query: Mapping[str, str]) -> Subscribe | None:
-    """The subscription `?app=A&env=E&after=N` asks for at open, or None without app and env."""
+    """The subscription `?app=A&env=E&after=N&instance=I&labels=k:v,k2:v2` asks for at open,
+    or None without app and env."""
     if "app" not in query and "env" not in query:
         return None
     data: dict[str, Any] = {"op": "subscribe"}
-    for name in ("app", "env"):
+    for name in ("app", "env", "instance"):
         if name in query:
             data[name] = query[name]
+    if "labels" in query:
+        try:
+            data["labels"] = parse_labels(query["labels"])
+        except ValueError as exc:
+            raise AppError(ErrorCode.INVALID_REQUEST, f"field 'labels': {exc}") from None
     after = query.get("after")
     if after is not None:
         # A query carries text: ASCII digits are the number, anything else stays text (refused).

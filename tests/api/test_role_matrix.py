@@ -71,6 +71,7 @@ EXPORT_DOCUMENT = {
 # Keyed by the route's handler name (Route.name).
 NEEDS: dict[str, Need] = {
     "get_config": Need("read_config", SHOP),
+    "list_instances": Need("view", SHOP),
     "healthz": Need("public", {}),
     "readyz": Need("public", {}),
     "get_metrics": Need("public", {}),

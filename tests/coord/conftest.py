@@ -16,6 +16,7 @@ from server.coord.base import Coordinator
 from server.coord.etcd import EtcdCoordinator
 from server.coord.local import LocalCoordinator
 from server.events import EVENT_TYPES
+from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.store.db import SqliteDatabase
 from server.store.store import Store
@@ -50,11 +51,15 @@ async def store(tmp_path: Path) -> AsyncIterator[StoreReleases]:
 async def node_factory(
     request: pytest.FixtureRequest, prefix: str, store: StoreReleases
 ) -> AsyncIterator[NodeFactory]:
-    """node_factory(kind, endpoints=None, **[etcd] settings) -> a started Node; closed after."""
+    """node_factory(kind, endpoints=None, **[etcd] settings) -> a started Node; closed after.
+
+    `instances=` a registry: the node shares it (Coordinator.share_instances).
+    """
     nodes: list[Node] = []
 
     async def make(kind: str, endpoints: list[str] | None = None, **settings: Any) -> Node:
         coordinator: Coordinator
+        instances: InstanceRegistry | None = settings.pop("instances", None)
         if kind == "local":
             coordinator = LocalCoordinator()
         else:
@@ -69,6 +74,8 @@ async def node_factory(
                 **settings,  # TLS files and user
             )
             coordinator = EtcdCoordinator(config, f"http://127.0.0.1:{free_port()}")
+        if instances is not None:
+            coordinator.share_instances(instances)
         node = Node(coordinator, PublishedConfigs(), [])
         for event_type in EVENT_TYPES:
             coordinator.on_event(event_type, node.events.append)

@@ -11,6 +11,7 @@ from server.published import PublishedConfigs
 from server.records import Release, utc_now
 from server.watch.hub import Hub
 from server.watch.messages import (
+    Ack,
     ReleaseMessage,
     ReleaseMessages,
     Subscribe,
@@ -48,6 +49,30 @@ def test_ops_are_parsed_into_their_models() -> None:
     assert parse_op('{"op":"unsubscribe","app":"a","env":"e"}') == Unsubscribe(
         op="unsubscribe", app="a", env="e"
     )
+    assert parse_op('{"op":"ack","app":"a","env":"e","version":3}') == Ack(
+        op="ack", app="a", env="e", version=3
+    )
+    labels = {f"k{n}": "v é:=" for n in range(16)}
+    raw = orjson.dumps(
+        {
+            "op": "subscribe",
+            "app": "a",
+            "env": "e",
+            "instance": "host-1:80@pod/a_b.c",
+            "labels": labels,
+        }
+    ).decode()
+    assert parse_op(raw) == Subscribe(
+        op="subscribe", app="a", env="e", instance="host-1:80@pod/a_b.c", labels=labels
+    )
+
+
+def test_at_most_sixteen_labels() -> None:
+    labels = {f"k{n}": "v" for n in range(17)}
+    raw = orjson.dumps(
+        {"op": "subscribe", "app": "a", "env": "e", "instance": "i", "labels": labels}
+    )
+    assert refused(raw.decode()) is INVALID
 
 
 @pytest.mark.parametrize(
@@ -57,7 +82,20 @@ def test_ops_are_parsed_into_their_models() -> None:
         ("[]", ErrorCode.INVALID_JSON),
         ("null", ErrorCode.INVALID_JSON),
         ('{"app":"a","env":"e"}', ErrorCode.INVALID_OP),
-        ('{"op":"ack","app":"a","env":"e"}', ErrorCode.INVALID_OP),
+        ('{"op":"ping","app":"a","env":"e"}', ErrorCode.INVALID_OP),
+        ('{"op":"ack","app":"a","env":"e"}', INVALID),
+        ('{"op":"ack","app":"a","env":"e","version":0}', INVALID),
+        ('{"op":"ack","app":"a","env":"e","version":"3"}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"has space"}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":""}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"' + "i" * 129 + '"}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":7}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"i","labels":{"Team":"a"}}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"i","labels":{"t":""}}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"i","labels":{"t":"a\\nb"}}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"i","labels":{"t":1}}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","instance":"i","labels":["t"]}', INVALID),
+        ('{"op":"subscribe","app":"a","env":"e","labels":{"t":"a"}}', INVALID),
         ('{"op":["subscribe"],"app":"a","env":"e"}', ErrorCode.INVALID_OP),
         ('{"op":"subscribe","app":"a","env":"e","after":"5"}', INVALID),
         ('{"op":"subscribe","app":"a","env":"e","after":false}', INVALID),
@@ -94,6 +132,19 @@ def test_a_query_subscription_reads_after_as_ascii_digits_only() -> None:
         assert caught.value.error is ErrorCode.INVALID_REQUEST, after
     with pytest.raises(AppError):
         subscribe_from_query({"app": "a"})
+
+
+def test_a_query_subscription_names_its_instance_and_labels() -> None:
+    query = {"app": "a", "env": "e", "instance": "pod-1", "labels": "zone:eu-1, team=pay"}
+    assert subscribe_from_query(query) == Subscribe(
+        op="subscribe", app="a", env="e", instance="pod-1", labels={"zone": "eu-1", "team": "pay"}
+    )
+    for labels in ("zone", "Zone:eu", "zone:eu,zone:us", ":eu", "zone:"):
+        with pytest.raises(AppError) as caught:
+            subscribe_from_query({**query, "labels": labels})
+        assert caught.value.error is ErrorCode.INVALID_REQUEST, labels
+    with pytest.raises(AppError):
+        subscribe_from_query({**query, "instance": "pod 1"})
 
 
 def test_a_release_message_is_the_contract_shape_as_text_and_as_one_whole_frame() -> None:
