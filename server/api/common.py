@@ -70,7 +70,7 @@ def int_query(
 ) -> int | None:
     """An optional integer query parameter within [low, high], or a 400."""
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     # ASCII digits only: int() also takes full-width digits, " 5", "+5" and "5_0".
     if _DIGITS.fullmatch(raw) is None:

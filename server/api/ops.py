@@ -69,8 +69,8 @@ async def list_audit(request: web.Request) -> web.Response:
         query.get("app") or None,
         limit,
         before,
-        query.get("actor") or None,
-        query.get("action") or None,
+        query.get("actor"),
+        query.get("action"),
     )
     return json_response({"entries": [e.to_json() for e in entries]})
 

@@ -49,7 +49,7 @@ MAX_PAGE = 200
 
 def parse_status(value: str | None) -> RequestStatus | None:
     """A ?status= filter: one of the statuses, or None for all (400 for anything else)."""
-    if value is None or value == "":
+    if value is None:
         return None
     try:
         return RequestStatus(value)

@@ -54,3 +54,20 @@ async def test_an_audit_filter_no_app_could_have_is_a_400_not_an_empty_log(api: 
     every = await api.call("GET", "/api/v1/audit?app=")
     assert every.status == 200
     assert every.body["entries"]
+
+
+async def test_an_empty_filter_the_schema_refuses_is_a_400_not_ignored(api: Api) -> None:
+    # `actor=` (minLength 1) answered the whole log, as if no filter had been sent.
+    for query in ("actor=", "action=", "limit=", "before="):
+        answer = await api.call("GET", f"/api/v1/audit?{query}")
+        assert answer.status == 400, query
+        assert answer.body["error"]["code"] == "invalid_request", query
+    await api.call("POST", "/api/v1/apps", {"name": "shop"})
+    await api.call("POST", "/api/v1/apps/shop/envs", {"name": "prod"})
+    for query in ("status=", "limit=", "before="):
+        path = f"/api/v1/apps/shop/envs/prod/release-requests?{query}"
+        answer = await api.call("GET", path)
+        assert answer.status == 400, query
+    assert (await api.call("GET", "/api/v1/audit?actor=nobody")).body["entries"] == []
+    listed = await api.call("GET", "/api/v1/apps/shop/envs/prod/release-requests?status=pending")
+    assert listed.status == 200
