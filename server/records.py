@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,93 @@ class Item:
         }
 
 
+class GrayStatus(StrEnum):
+    """Where a gray release stands: reaching its rule's instances, everyone's, or ended."""
+
+    ACTIVE = "active"
+    PROMOTED = "promoted"
+    ABANDONED = "abandoned"
+
+
+def in_percent(app: str, env: str, instance: str, percent: int) -> bool:
+    """The contract's stable hash: the same instances stay in as the percent grows."""
+    digest = hashlib.sha256(f"{app}/{env}/{instance}".encode()).hexdigest()
+    return int(digest, 16) % 100 < percent
+
+
+@dataclass(frozen=True)
+class GrayRule:
+    """Which instances a gray release reaches: any of its labels (all pairs), its instance
+    ids, or its percent of instance ids. Validated at the edge (server/domain/gray.py)."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    instances: frozenset[str] = frozenset()
+    percent: int | None = None
+
+    def matches(self, app: str, env: str, instance: str | None, labels: Mapping[str, str]) -> bool:
+        """True when an identified instance is in; an anonymous reader never is."""
+        if instance is None:
+            return False
+        if self.labels and all(labels.get(k) == v for k, v in self.labels.items()):
+            return True
+        if instance in self.instances:
+            return True
+        return bool(self.percent) and in_percent(app, env, instance, self.percent or 0)
+
+    def narrowed_by(self, wider: GrayRule) -> list[str]:
+        """What `wider` would drop from this rule (empty when it only widens it): a label pair
+        it adds, an instance it leaves out, a lower percent."""
+        dropped: list[str] = []
+        if self.labels:
+            if not wider.labels:
+                dropped.append("the labels")
+            else:
+                added = sorted(k for k in wider.labels if self.labels.get(k) != wider.labels[k])
+                dropped += [f"label {k}={wider.labels[k]}" for k in added]
+        dropped += [f"instance {i}" for i in sorted(self.instances - wider.instances)]
+        if (wider.percent or 0) < (self.percent or 0):
+            dropped.append(f"percent {self.percent} to {wider.percent or 0}")
+        return dropped
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape: only the criteria it has."""
+        shape: dict[str, Any] = {}
+        if self.labels:
+            shape["labels"] = dict(sorted(self.labels.items()))
+        if self.instances:
+            shape["instances"] = sorted(self.instances)
+        if self.percent is not None:
+            shape["percent"] = self.percent
+        return shape
+
+
+@dataclass(frozen=True)
+class Gray:
+    """The gray part of a release: its rule and status. `step` grows with every change to
+    either (widen, promote, abandon), so replicas order states of one version; `main_version`
+    is the release everyone else keeps meanwhile, and `main` that release itself where it
+    travels with the gray one (in memory, in etcd)."""
+
+    rule: GrayRule
+    status: GrayStatus
+    step: int
+    main_version: int
+    main: Release | None = field(default=None, compare=False)
+
+    @property
+    def active(self) -> bool:
+        """Reaching only its rule's instances."""
+        return self.status is GrayStatus.ACTIVE
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape: `{"rule","status"}`."""
+        return {"rule": self.rule.to_json(), "status": self.status.value}
+
+
+Stamp = tuple[int, int]
+"""How replicas order an env's published states: (version, gray step)."""
+
+
 @dataclass(frozen=True)
 class Release:
     """An immutable published snapshot of one env."""
@@ -98,6 +186,18 @@ class Release:
     # The keys of secret items. Their values are sealed in the store and in etcd; the
     # published configs in memory hold them opened (server/published.py).
     secret_keys: frozenset[str] = frozenset()
+    # Set on a gray release (server/domain/gray.py), None on every other.
+    gray: Gray | None = None
+
+    @property
+    def stamp(self) -> Stamp:
+        """(version, gray step): a widen or promote changes the state, not the version."""
+        return (self.version, self.gray.step if self.gray is not None else 0)
+
+    @property
+    def gray_active(self) -> bool:
+        """A gray release reaching only its rule's instances."""
+        return self.gray is not None and self.gray.active
 
     def summary_json(self) -> dict[str, Any]:
         """The API shape without items (release lists)."""
@@ -110,6 +210,7 @@ class Release:
             "comment": self.comment,
             "created_at": self.created_at,
             "rollback_of": self.rollback_of,
+            "gray": self.gray.to_json() if self.gray is not None else None,
         }
 
     def to_json(self, *, reveal: bool) -> dict[str, Any]:

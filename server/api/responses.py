@@ -196,6 +196,13 @@ class Diff(Answer):
     secret_keys: list[str]
 
 
+class GrayState(Answer):
+    """A gray release's rule (`labels`, `instances`, `percent`: those it has) and status."""
+
+    rule: dict[str, Any]
+    status: str = Field(pattern=r"^(active|promoted|abandoned)$")
+
+
 class ReleaseSummary(Answer):
     """A release without its items (release lists)."""
 
@@ -207,6 +214,7 @@ class ReleaseSummary(Answer):
     comment: str
     created_at: str
     rollback_of: int | None
+    gray: GrayState | None
 
 
 class Release(ReleaseSummary):
