@@ -4,7 +4,8 @@
     {prefix}/instances/{replica id}           a replica's instance summary (zlib JSON), on its
                                               registration lease (server/instances.py)
     {prefix}/locks/{app}/{env}/{lease hex}    one publish-lock claim per holder or waiter
-    {prefix}/releases/{app}/{env}             the latest release of an env (JSON)
+    {prefix}/releases/{app}/{env}             the latest release of an env (JSON); an active
+                                              gray release carries the main release too
     {prefix}/replicas/{replica id}            a replica's registration, on its lease
 
 App and env names cannot contain '/', so `{prefix}/releases/{app}/` holds exactly one app.
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from server.events import AppDeleted, ClusterEvent, EnvDeleted, TokenRevoked, UserChanged
-from server.records import Release
+from server.records import Gray, GrayRule, GrayStatus, Release
 
 # Items larger than this are left out of the etcd record (etcd refuses requests over
 # 1.5 MiB by default); replicas then read that release from the store.
@@ -120,8 +121,45 @@ class ReleaseRecord:
         return self.release.version
 
 
+def _gray_body(gray: Gray) -> dict[str, Any]:
+    return {
+        "rule": gray.rule.to_json(),
+        "status": gray.status.value,
+        "step": gray.step,
+        "main_version": gray.main_version,
+    }
+
+
+def _decode_gray(raw: Any) -> Gray | None:
+    if raw is None:
+        return None
+    rule = raw["rule"]
+    percent = rule.get("percent")
+    return Gray(
+        rule=GrayRule(
+            labels={str(k): str(v) for k, v in rule.get("labels", {}).items()},
+            instances=frozenset(str(i) for i in rule.get("instances", [])),
+            percent=int(percent) if percent is not None else None,
+        ),
+        status=GrayStatus(raw["status"]),
+        step=int(raw["step"]),
+        main_version=int(raw["main_version"]),
+    )
+
+
 def encode_release(release: Release) -> bytes:
-    """The record of a release; items inline unless they are large."""
+    """The record of a release; items inline unless they are large. An active gray release
+    carries its main release (what everyone else is served) when both fit, so that one
+    record is the env's whole state."""
+    gray = release.gray
+    if gray is not None and gray.main is not None:
+        with_main = _encode(release, orjson.loads(_encode(gray.main, None)))
+        if len(with_main) <= INLINE_ITEMS_LIMIT:
+            return with_main
+    return _encode(release, None)
+
+
+def _encode(release: Release, main: dict[str, Any] | None) -> bytes:
     body: dict[str, Any] = {
         "app": release.app,
         "env": release.env,
@@ -134,32 +172,48 @@ def encode_release(release: Release) -> bytes:
         # The items as the store holds them: secret values sealed, never in clear.
         "secret_keys": sorted(release.secret_keys),
     }
+    if release.gray is not None:
+        body["gray"] = _gray_body(release.gray)
+    if main is not None and main.get("inline", True):
+        body["main"] = main
     full = orjson.dumps({**body, "items": release.items})
     if len(full) <= INLINE_ITEMS_LIMIT:
         return full
+    body.pop("main", None)
     return orjson.dumps({**body, "inline": False})
 
 
 def decode_release(value: bytes) -> ReleaseRecord:
-    """A release record; ValueError when it is not one."""
+    """A release record; ValueError when it is not one. An active gray release's main
+    release is in `gray.main` when it travelled with it."""
     try:
         raw = orjson.loads(value)
+        release = _decode(raw)
         inline = "items" in raw
-        release = Release(
-            app=str(raw["app"]),
-            env=str(raw["env"]),
-            version=int(raw["version"]),
-            checksum=str(raw["checksum"]),
-            author=str(raw.get("author", "")),
-            comment=str(raw.get("comment", "")),
-            created_at=str(raw.get("created_at", "")),
-            items={str(k): str(v) for k, v in raw.get("items", {}).items()},
-            rollback_of=raw.get("rollback_of"),
-            secret_keys=frozenset(str(k) for k in raw.get("secret_keys", [])),
-        )
+        if release.gray is not None and release.gray.active:
+            main = raw.get("main")
+            if main is not None:
+                gray = dataclasses.replace(release.gray, main=_decode(main))
+                release = dataclasses.replace(release, gray=gray)
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"not a release record: {exc}") from None
     return ReleaseRecord(release, inline)
+
+
+def _decode(raw: Any) -> Release:
+    return Release(
+        app=str(raw["app"]),
+        env=str(raw["env"]),
+        version=int(raw["version"]),
+        checksum=str(raw["checksum"]),
+        author=str(raw.get("author", "")),
+        comment=str(raw.get("comment", "")),
+        created_at=str(raw.get("created_at", "")),
+        items={str(k): str(v) for k, v in raw.get("items", {}).items()},
+        rollback_of=raw.get("rollback_of"),
+        secret_keys=frozenset(str(k) for k in raw.get("secret_keys", [])),
+        gray=_decode_gray(raw.get("gray")),
+    )
 
 
 # Every event type by its name on the wire: `{"kind": name, "data": {field: value}, "origin"}`.

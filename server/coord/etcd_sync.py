@@ -170,13 +170,23 @@ class ReleaseSync:
         release = record.release
         # A record whose secrets are sealed with a key no longer loaded (written before a
         # rotation) is read again from the store, which the rotation re-sealed.
-        if record.inline and self.published.opens(release):
+        if record.inline and self.published.opens(release) and self._main_at_hand(release):
             self.published.apply(release)
-        elif self.published.version(release.app, release.env) < release.version:
-            # Too large to travel through etcd: the store has it.
+        elif self.published.stamp(release.app, release.env) < release.stamp:
+            # Too large to travel through etcd (or a gray release's main release with it):
+            # the store has it.
             stored = await self.source.latest_release(release.app, release.env)
             if stored is not None:
                 self.published.apply(stored)
+
+    def _main_at_hand(self, release: Release) -> bool:
+        """An active gray release can be served here: its main release came with it, or is
+        the one held."""
+        gray = release.gray
+        if gray is None or not gray.active or gray.main is not None:
+            return True
+        held = self.published.get(release.app, release.env)
+        return held is not None and held.version == gray.main_version
 
     def _collect_summary(self, kv: Any, summaries: dict[str, tuple[int, bytes]]) -> None:
         replica = self.keys.replica_of_instances(kv.key)
