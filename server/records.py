@@ -166,6 +166,32 @@ class Gray:
         return {"rule": self.rule.to_json(), "status": self.status.value}
 
 
+def gray_record(gray: Gray) -> dict[str, Any]:
+    """How the store and etcd hold a release's gray part (without its main release)."""
+    return {
+        "rule": gray.rule.to_json(),
+        "status": gray.status.value,
+        "step": gray.step,
+        "main_version": gray.main_version,
+    }
+
+
+def gray_from_record(raw: Any) -> Gray:
+    """The gray part of a stored record; KeyError, TypeError, ValueError for anything else."""
+    rule = raw["rule"]
+    percent = rule.get("percent")
+    return Gray(
+        rule=GrayRule(
+            labels={str(k): str(v) for k, v in rule.get("labels", {}).items()},
+            instances=frozenset(str(i) for i in rule.get("instances", [])),
+            percent=int(percent) if percent is not None else None,
+        ),
+        status=GrayStatus(raw["status"]),
+        step=int(raw["step"]),
+        main_version=int(raw["main_version"]),
+    )
+
+
 Stamp = tuple[int, int]
 """How replicas order an env's published states: (version, gray step)."""
 

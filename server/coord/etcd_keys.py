@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from server.events import AppDeleted, ClusterEvent, EnvDeleted, TokenRevoked, UserChanged
-from server.records import Gray, GrayRule, GrayStatus, Release
+from server.records import Release, gray_from_record, gray_record
 
 # Items larger than this are left out of the etcd record (etcd refuses requests over
 # 1.5 MiB by default); replicas then read that release from the store.
@@ -121,32 +121,6 @@ class ReleaseRecord:
         return self.release.version
 
 
-def _gray_body(gray: Gray) -> dict[str, Any]:
-    return {
-        "rule": gray.rule.to_json(),
-        "status": gray.status.value,
-        "step": gray.step,
-        "main_version": gray.main_version,
-    }
-
-
-def _decode_gray(raw: Any) -> Gray | None:
-    if raw is None:
-        return None
-    rule = raw["rule"]
-    percent = rule.get("percent")
-    return Gray(
-        rule=GrayRule(
-            labels={str(k): str(v) for k, v in rule.get("labels", {}).items()},
-            instances=frozenset(str(i) for i in rule.get("instances", [])),
-            percent=int(percent) if percent is not None else None,
-        ),
-        status=GrayStatus(raw["status"]),
-        step=int(raw["step"]),
-        main_version=int(raw["main_version"]),
-    )
-
-
 def encode_release(release: Release) -> bytes:
     """The record of a release; items inline unless they are large. An active gray release
     carries its main release (what everyone else is served) when both fit, so that one
@@ -173,7 +147,7 @@ def _encode(release: Release, main: dict[str, Any] | None) -> bytes:
         "secret_keys": sorted(release.secret_keys),
     }
     if release.gray is not None:
-        body["gray"] = _gray_body(release.gray)
+        body["gray"] = gray_record(release.gray)
     if main is not None and main.get("inline", True):
         body["main"] = main
     full = orjson.dumps({**body, "items": release.items})
@@ -212,7 +186,7 @@ def _decode(raw: Any) -> Release:
         items={str(k): str(v) for k, v in raw.get("items", {}).items()},
         rollback_of=raw.get("rollback_of"),
         secret_keys=frozenset(str(k) for k in raw.get("secret_keys", [])),
-        gray=_decode_gray(raw.get("gray")),
+        gray=gray_from_record(raw["gray"]) if raw.get("gray") is not None else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import orjson
 
@@ -11,8 +12,11 @@ from server.records import (
     AuditAction,
     AuditEntry,
     EnvRef,
+    Gray,
     Item,
     Release,
+    gray_from_record,
+    gray_record,
 )
 from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
@@ -22,7 +26,7 @@ from server.store.rows import item_from_row, snapshot_items
 
 _RELEASE_COLUMNS = (
     "a.name, e.name, r.version, r.checksum, r.author, r.comment, r.created_at, r.rollback_of, "
-    "r.secret_keys_json"
+    "r.secret_keys_json, r.gray_json"
 )
 _ITEM_COLUMNS = "key_name, value, comment, revision, updated_at, updated_by, secret"
 
@@ -39,6 +43,7 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
         rollback_of=int(row[7]) if row[7] is not None else None,
         items=items if items is not None else {},
         secret_keys=frozenset(orjson.loads(row[8])),
+        gray=gray_from_record(orjson.loads(row[9])) if row[9] is not None else None,
     )
 
 
@@ -313,12 +318,28 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
             "WHERE r.env_id = ? AND r.version = ?",
             (env_id, version),
         )
-        return _release(row, snapshot_items(row[9])) if row else None
+        return _release(row, snapshot_items(row[10])) if row else None
 
     async def latest_release(self, env_id: int) -> Release | None:
-        """The newest release with its items."""
+        """The newest release with its items; an active gray release with its main release
+        (`gray.main`), the one everyone else is served."""
         version = await self.latest_version(env_id)
-        return await self.release(env_id, version) if version else None
+        latest = await self.release(env_id, version) if version else None
+        return await self._with_main(env_id, latest) if latest is not None else None
+
+    async def _with_main(self, env_id: int, release: Release) -> Release:
+        gray = release.gray
+        if gray is None or not gray.active:
+            return release
+        main = await self.release(env_id, gray.main_version)
+        return replace(release, gray=replace(gray, main=main))
+
+    async def set_gray(self, env_id: int, version: int, gray: Gray) -> None:
+        """A gray release's new rule or status (a widen, promote or abandon)."""
+        await self.conn.execute(
+            "UPDATE releases SET gray_json = ? WHERE env_id = ? AND version = ?",
+            (orjson.dumps(gray_record(gray)).decode(), env_id, version),
+        )
 
     async def releases(self, env_id: int, limit: int, before: int | None) -> list[Release]:
         """Releases newest first, without items."""
@@ -334,7 +355,8 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
         """A new release row; the unique (env, version) key refuses a duplicate."""
         await self.conn.execute(
             "INSERT INTO releases (env_id, version, items_json, checksum, author, comment, "
-            "rollback_of, created_at, secret_keys_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rollback_of, created_at, secret_keys_json, gray_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 env_id,
                 release.version,
@@ -345,20 +367,25 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
                 release.rollback_of,
                 release.created_at,
                 orjson.dumps(sorted(release.secret_keys)).decode(),
+                orjson.dumps(gray_record(release.gray)).decode() if release.gray else None,
             ),
         )
 
     async def latest_releases(self, app: str | None = None) -> list[Release]:
-        """The newest release of every env (of one app when given), with items."""
+        """The newest release of every env (of one app when given), with items; active gray
+        releases with their main release."""
         where = "WHERE a.name = ?" if app is not None else ""
         rows = await self.conn.fetchall(
-            f"SELECT {_RELEASE_COLUMNS}, r.items_json FROM releases r "
+            f"SELECT {_RELEASE_COLUMNS}, r.items_json, r.env_id FROM releases r "
             "JOIN (SELECT env_id, MAX(version) AS version FROM releases GROUP BY env_id) m "
             "ON m.env_id = r.env_id AND m.version = r.version "
             "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id " + where,
             (app,) if app is not None else (),
         )
-        return [_release(row, snapshot_items(row[9])) for row in rows]
+        return [
+            await self._with_main(int(row[11]), _release(row, snapshot_items(row[10])))
+            for row in rows
+        ]
 
     async def latest_versions(self) -> dict[tuple[str, str], int]:
         """The newest version of every env that has released."""
