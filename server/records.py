@@ -119,6 +119,8 @@ class GrayRule:
     def narrowed_by(self, wider: GrayRule) -> list[str]:
         """What `wider` would drop from this rule (empty when it only widens it): a label pair
         it adds, an instance it leaves out, a lower percent."""
+        if (wider.percent or 0) >= 100:
+            return []  # every identified instance
         dropped: list[str] = []
         if self.labels:
             if not wider.labels:
@@ -341,6 +343,10 @@ class AuditAction(StrEnum):
     RELEASE_ROLLBACK = "release.rollback"
     RELEASE_EMERGENCY = "release.emergency"
     RELEASE_RESTORE = "release.restore"
+    GRAY_START = "gray.start"
+    GRAY_WIDEN = "gray.widen"
+    GRAY_PROMOTE = "gray.promote"
+    GRAY_ABANDON = "gray.abandon"
     STORE_RESTORE = "store.restore"
     REQUEST_CREATE = "request.create"
     REQUEST_APPROVE = "request.approve"
@@ -415,16 +421,22 @@ class EnvSettings:
     approval_required: bool
     latest_version: int | None
     draft_revision: int
+    # The active gray release's version and gray part, if one is active.
+    gray: tuple[int, Gray] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape; gray is null until gray releases exist."""
+        """The API shape; gray is `{"version","rule","status","main_version"}` or null."""
+        gray = None
+        if self.gray is not None:
+            version, part = self.gray
+            gray = {"version": version, **part.to_json(), "main_version": part.main_version}
         return {
             "app": self.app,
             "name": self.name,
             "approval_required": self.approval_required,
             "latest_version": self.latest_version,
             "draft_revision": self.draft_revision,
-            "gray": None,
+            "gray": gray,
         }
 
 

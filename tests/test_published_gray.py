@@ -65,7 +65,8 @@ def test_widening_drops_nobody_and_narrowing_names_what_it_drops() -> None:
         "instance p1",
         "percent 10 to 5",
     ]
-    assert GrayRule(labels={"zone": "a"}).narrowed_by(GrayRule(percent=100)) == ["the labels"]
+    assert GrayRule(labels={"zone": "a"}).narrowed_by(GrayRule(percent=99)) == ["the labels"]
+    assert GrayRule(labels={"zone": "a"}).narrowed_by(GrayRule(percent=100)) == []
     assert rule.to_json() == {
         "labels": {"tier": "web", "zone": "a"},
         "instances": ["p1"],

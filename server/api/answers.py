@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from server.domain.formats import render
+from server.instances import INSTANCE_PATTERN, parse_labels
 from server.published import PerRelease, PublishedConfigs
 from server.records import Release
 
@@ -36,6 +37,7 @@ class ConfigAnswer:
             "version": release.version,
             "checksum": release.checksum,
             "items": release.shown_items(reveal=reveal),
+            "gray": release.gray_active,
         }
         etag = f'"{release.checksum}"'
         headers = {"ETag": etag, "X-Config-Version": str(release.version)}
@@ -81,26 +83,75 @@ class _Variants:
         return answer
 
 
+@dataclass(frozen=True)
+class Reader:
+    """Who reads, as it named itself: an instance id and its labels (text as sent, parsed
+    only when a gray release needs them)."""
+
+    instance: str | None
+    labels_text: str | None
+
+    @property
+    def identified(self) -> str | None:
+        """The instance id when it is in pattern (a gray release may take it), else None."""
+        instance = self.instance
+        if instance is None or INSTANCE_PATTERN.fullmatch(instance) is None:
+            return None
+        return instance
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels; none when they are out of pattern (such a reader is not listed)."""
+        if not self.labels_text:
+            return {}
+        try:
+            return parse_labels(self.labels_text)
+        except ValueError:
+            return {}
+
+
+ANONYMOUS = Reader(None, None)
+
+
 class ConfigAnswers:
     """The answer of each env's latest release, built on first read, dropped when replaced."""
 
     def __init__(self, published: PublishedConfigs) -> None:
         self.published = published
         self._answers = PerRelease(_Variants)
+        # An active gray release's answers, beside its env's main release's.
+        self._gray = PerRelease(_Variants)
         published.add_listener(self._release_applied)
-        published.add_removal_listener(self._answers.forget_app)
-        published.add_env_removal_listener(lambda app, env: self._answers.forget((app, env)))
+        published.add_gray_listener(lambda r: self._gray.forget((r.app, r.env)))
+        published.add_removal_listener(self._forget_app)
+        published.add_env_removal_listener(self._forget_env)
 
-    def current(self, app: str, env: str, reveal: bool) -> ConfigAnswer | None:
-        """The answer for an env's latest release, or None before its first; secret values
-        null unless reveal."""
-        release = self.published.get(app, env)
-        return None if release is None else self._answers.of(release).get(reveal)
+    def current(
+        self, app: str, env: str, reveal: bool, reader: Reader = ANONYMOUS
+    ) -> ConfigAnswer | None:
+        """The answer for the release this reader gets (the main release, or the active gray
+        release when its rule takes the reader), or None before the env's first; secret
+        values null unless reveal."""
+        published = self.published
+        if reader.instance is None or published.gray(app, env) is None:
+            release = published.get(app, env)
+        else:
+            release = published.for_reader(app, env, reader.identified, reader.labels)
+        return None if release is None else self.of(release, reveal)
 
     def of(self, release: Release, reveal: bool) -> ConfigAnswer:
         """The answer for release (held until a newer release of its env replaces it)."""
-        return self._answers.of(release).get(reveal)
+        held = self._gray if release.gray_active else self._answers
+        return held.of(release).get(reveal)
 
     def _release_applied(self, release: Release) -> None:
         # Built again on the next read: an env nobody reads over HTTP holds no bytes here.
-        self._answers.forget((release.app, release.env))
+        self._forget_env(release.app, release.env)
+
+    def _forget_env(self, app: str, env: str) -> None:
+        self._answers.forget((app, env))
+        self._gray.forget((app, env))
+
+    def _forget_app(self, app: str) -> None:
+        self._answers.forget_app(app)
+        self._gray.forget_app(app)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.answers import ConfigAnswer
+from server.api.answers import ANONYMOUS, ConfigAnswer, Reader
 from server.api.common import int_query, principal, services
 from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
@@ -19,11 +19,8 @@ INSTANCE_HEADER = "X-Config-Instance"
 LABELS_HEADER = "X-Config-Labels"
 
 
-def _note_reader(
-    request: web.Request, app: str, env: str, transport: Transport, answer: ConfigAnswer | None
-) -> None:
-    """An instance that named itself (header, else query) read version; anonymous ones are not
-    instances. Only a lookup when it did not: the read path stays as cheap."""
+def _reader(request: web.Request) -> Reader:
+    """The reader as it named itself: headers, else the query; anonymous when it did not."""
     headers = request.headers
     instance = headers.get(INSTANCE_HEADER)
     labels = headers.get(LABELS_HEADER)
@@ -33,10 +30,25 @@ def _note_reader(
             instance = query.get("instance")
         if labels is None:
             labels = query.get("labels")
-    if instance is None:
+    return ANONYMOUS if instance is None else Reader(instance, labels)
+
+
+def _note_reader(
+    request: web.Request,
+    app: str,
+    env: str,
+    reader: Reader,
+    transport: Transport,
+    answer: ConfigAnswer | None,
+) -> None:
+    """An instance that named itself read version; anonymous ones are not instances. Only a
+    lookup when it did not: the read path stays as cheap."""
+    if reader.instance is None:
         return
     version = answer.release.version if answer is not None else None
-    request.app[INSTANCES].read(app, env, instance, labels, transport, request.remote, version)
+    request.app[INSTANCES].read(
+        app, env, reader.instance, reader.labels_text, transport, request.remote, version
+    )
 
 
 def _answer(request: web.Request, answer: ConfigAnswer, fmt: str) -> web.Response:
@@ -57,11 +69,12 @@ async def get_config(request: web.Request) -> web.Response:
     who.require(app, Permission.READ_CONFIG)
     reveal = may_see(who, app)
     answers = request.app[ANSWERS]
+    reader = _reader(request)
     if not request.query_string:  # the common read: no format, no long poll
-        answer = answers.current(app, env, reveal)
+        answer = answers.current(app, env, reveal, reader)
         if answer is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
-        _note_reader(request, app, env, Transport.HTTP, answer)
+        _note_reader(request, app, env, reader, Transport.HTTP, answer)
         return _answer(request, answer, "json")
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
@@ -70,31 +83,33 @@ async def get_config(request: web.Request) -> web.Response:
         )
     after = int_query(request, "after", None, 0, 2**62)
     wait = int_query(request, "wait", None, 0, MAX_WAIT_SECONDS)
-    current = answers.current(app, env, reveal)
+    current = answers.current(app, env, reveal, reader)
     if after is None:
         if wait is not None:
             raise AppError(ErrorCode.INVALID_REQUEST, "wait needs after=<version>")
         if current is None:
             raise _never_published(request, app, env, await _exists(request, app, env))
-        _note_reader(request, app, env, Transport.HTTP, current)
+        _note_reader(request, app, env, reader, Transport.HTTP, current)
         return _answer(request, current, fmt)
     if current is not None and current.release.version > after:
-        _note_reader(request, app, env, Transport.LONGPOLL, current)
+        _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
         return _answer(request, current, fmt)
     if current is None and not await _exists(request, app, env):
         raise not_found(f"env {env!r} of app {app!r}")
     # Listed while it waits, with the version it holds.
-    _note_reader(request, app, env, Transport.LONGPOLL, current)
+    _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
     within = float(wait if wait is not None else 30)
     try:
-        newer = await request.app[PUBLISHED].wait_newer(app, env, after, within)
+        newer = await request.app[PUBLISHED].wait_newer(
+            app, env, after, within, reader.identified, reader.labels
+        )
     except EnvRemoved:
         raise not_found(f"env {env!r} of app {app!r}") from None
     if newer is None:
-        _note_reader(request, app, env, Transport.LONGPOLL, current)
+        _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
         return web.Response(status=304, headers=current.headers if current else None)
     answer = answers.of(newer, reveal)
-    _note_reader(request, app, env, Transport.LONGPOLL, answer)
+    _note_reader(request, app, env, reader, Transport.LONGPOLL, answer)
     return _answer(request, answer, fmt)
 
 

@@ -224,6 +224,12 @@ class Release(ReleaseSummary):
     secret_keys: list[str]
 
 
+class GrayRelease(Release):
+    """GET …/gray: the active gray release and how many live instances it reaches."""
+
+    matched: int
+
+
 class ReleaseList(Answer):
     """GET …/releases: newest first."""
 

@@ -233,6 +233,39 @@ class UpdateEnvBody(RequestBody):
     approval_required: bool
 
 
+Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_whole)]
+
+
+class GrayRuleBody(RequestBody):
+    """Which instances a gray release reaches: any of all these labels, these instance ids,
+    or this percent of instance ids (the contract's stable hash); at least one of them."""
+
+    labels: dict[str, str] | None = Field(default=None, max_length=16)
+    instances: list[str] | None = Field(default=None, max_length=1000)
+    percent: Percent | None = None
+
+
+class StartGrayBody(RequestBody):
+    """POST …/gray: the draft (at draft_revision) to the rule's instances only."""
+
+    comment: Comment = ""
+    rule: GrayRuleBody
+    draft_revision: Revision | None = None
+    emergency: bool = False
+
+
+class WidenGrayBody(RequestBody):
+    """PATCH …/gray: a wider rule."""
+
+    rule: GrayRuleBody
+
+
+class GrayCourseBody(RequestBody):
+    """POST …/gray/promote, …/gray/abandon."""
+
+    comment: Comment = ""
+
+
 class CreateReleaseRequestBody(RequestBody):
     """POST …/release-requests: the draft (at draft_revision) or a rollback target."""
 

@@ -10,8 +10,10 @@ from server.store.queries import Queries
 
 
 async def _settings(q: Queries, ref: EnvRef, approval_required: bool) -> EnvSettings:
-    latest = await q.latest_version(ref.id)
-    return EnvSettings(ref.app, ref.name, approval_required, latest or None, ref.draft_revision)
+    latest = await q.latest_release(ref.id)
+    gray = (latest.version, latest.gray) if latest and latest.gray and latest.gray.active else None
+    version = latest.version if latest else None
+    return EnvSettings(ref.app, ref.name, approval_required, version, ref.draft_revision, gray)
 
 
 class EnvService:

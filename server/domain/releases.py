@@ -16,7 +16,7 @@ from server.domain.scopes import ADMIN, Permission, Principal
 from server.domain.secrets import Snapshot, may_see, opened_items, opened_release, snapshot
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
-from server.records import AuditAction, EnvRef, Fence, Release, utc_now
+from server.records import AuditAction, EnvRef, Fence, Gray, GrayStatus, Release, utc_now
 from server.secretbox import Keyring
 from server.store.db import IntegrityError
 from server.store.queries import Queries
@@ -31,12 +31,16 @@ SYSTEM = Principal(name="system", scopes=frozenset({ADMIN}), kind="system")
 
 @dataclass(frozen=True)
 class Planned:
-    """A release about to be stored: its stored items text and its audit entry."""
+    """A release about to be stored: its stored items text and its audit entry. With
+    `gray_change`, the gray part of a release already stored changes too (a widen, promote or
+    abandon, or a rollback ending a gray release); with no `items_json` no row is added, and
+    `release` is that stored release in its new state."""
 
     release: Release
-    items_json: str
+    items_json: str | None
     action: AuditAction
     summary: str
+    gray_change: tuple[int, Gray] | None = None
 
 
 Plan = Callable[[Queries, EnvRef, str], Awaitable[Planned]]
@@ -49,6 +53,7 @@ class Gate(Enum):
     EMERGENCY = "emergency"  # an admin's, with "emergency": true: let through, audited so
     APPROVED = "approved"  # an approved release request
     REPAIR = "repair"  # the store's latest release made again above etcd's (a restore)
+    GRAY_COURSE = "gray_course"  # widen, promote, abandon: a started gray release's own course
 
 
 def check_draft_revision(ref: EnvRef, draft_revision: int | None) -> None:
@@ -112,6 +117,16 @@ def _check_fence(ref: EnvRef, fence: Fence) -> None:
         )
 
 
+def check_no_gray(latest: Release | None) -> None:
+    """Refuse (409 gray_active) a release that is not the active gray release's own course."""
+    if latest is not None and latest.gray_active:
+        raise AppError(
+            ErrorCode.GRAY_ACTIVE,
+            f"version {latest.version} of {latest.app}/{latest.env} is in gray: promote or "
+            "abandon it (or roll back) first",
+        )
+
+
 def _check_gate(ref: EnvRef, gate: Gate) -> None:
     if ref.approval_required and gate is Gate.DIRECT:
         raise AppError(
@@ -158,12 +173,21 @@ def restored_release(latest: Release, version: int, author: str, now: str) -> Re
     )
 
 
+async def ended_gray(q: Queries, ref: EnvRef) -> tuple[int, Gray] | None:
+    """The abandoned state of the env's active gray release, which a new release ends."""
+    latest = await q.latest_release(ref.id)
+    if latest is None or latest.gray is None or not latest.gray.active:
+        return None
+    gray = latest.gray
+    return latest.version, replace(gray, status=GrayStatus.ABANDONED, step=gray.step + 1, main=None)
+
+
 async def _record_fence(q: Queries, ref: EnvRef, fence: Fence) -> None:
     if (fence.epoch, fence.token) != (ref.fence_epoch, ref.fence_token):
         await q.set_fence(ref.id, fence.epoch, fence.token)
 
 
-def _gate_for(principal: Principal, emergency: bool) -> Gate:
+def gate_for(principal: Principal, emergency: bool) -> Gate:
     """An emergency is an admin's only (403 otherwise, whatever the env)."""
     if not emergency:
         return Gate.DIRECT
@@ -180,7 +204,7 @@ class ReleaseService:
     def __init__(self, ctx: DomainContext) -> None:
         self.ctx = ctx
 
-    def _next_version(self, ref: EnvRef, latest: Release | None) -> int:
+    def next_version(self, ref: EnvRef, latest: Release | None) -> int:
         """After the latest release, and after anything this replica served: a store restored
         from an older backup must not hand out a version a client already holds."""
         stored = latest.version if latest else ref.version_floor
@@ -211,8 +235,11 @@ class ReleaseService:
                             summary=f"emergency ({planned.action.value}): {planned.summary}",
                         )
                     release = planned.release
-                    await q.insert_release(ref.id, release, planned.items_json)
-                    await q.stale_release_requests(ref.id, now)
+                    if planned.gray_change is not None:
+                        await q.set_gray(ref.id, *planned.gray_change)
+                    if planned.items_json is not None:
+                        await q.insert_release(ref.id, release, planned.items_json)
+                        await q.stale_release_requests(ref.id, now)
                     await _record_fence(q, ref, fence)
                     await q.add_audit(
                         now,
@@ -243,6 +270,7 @@ class ReleaseService:
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
             stored_latest = await q.latest_release(ref.id)
+            check_no_gray(stored_latest)
             latest = opened_release(keyring, stored_latest) if stored_latest else None
             snap = sealed_publishable(
                 keyring, ref, latest, items, secrets, self.ctx.limits.max_release_bytes
@@ -251,7 +279,7 @@ class ReleaseService:
             release = Release(
                 app=ref.app,
                 env=ref.name,
-                version=self._next_version(ref, latest),
+                version=self.next_version(ref, latest),
                 checksum=snap.checksum,
                 author=author,
                 comment=comment,
@@ -277,7 +305,7 @@ class ReleaseService:
             release = Release(
                 app=ref.app,
                 env=ref.name,
-                version=self._next_version(ref, latest),
+                version=self.next_version(ref, latest),
                 checksum=snap.checksum,
                 author=author,
                 comment=comment or f"rollback to version {version}",
@@ -302,7 +330,10 @@ class ReleaseService:
                 edits=Edits(secrets=secret_flags),
             )
             summary = f"rolled back to version {version} as version {release.version}"
-            return Planned(release, snap.text, AuditAction.RELEASE_ROLLBACK, summary)
+            ended = await ended_gray(q, ref)
+            if ended is not None:
+                summary += f" (gray version {ended[0]} abandoned)"
+            return Planned(release, snap.text, AuditAction.RELEASE_ROLLBACK, summary, ended)
 
         return plan
 
@@ -318,7 +349,7 @@ class ReleaseService:
         """Make the draft the next release; 409 nothing_to_publish when it equals the latest,
         draft_changed when it is no longer at draft_revision (what the publisher reviewed)."""
         comment = validate_comment(comment)
-        gate = _gate_for(principal, emergency)
+        gate = gate_for(principal, emergency)
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
             check_draft_revision(ref, draft_revision)
@@ -338,7 +369,7 @@ class ReleaseService:
     ) -> Release:
         """A new release with the items of an earlier one; the draft is reset to them."""
         comment = validate_comment(comment)
-        gate = _gate_for(principal, emergency)
+        gate = gate_for(principal, emergency)
         return await self.release(
             principal, app, env, self.plan_rollback(principal.name, version, comment), gate
         )
@@ -353,7 +384,7 @@ class ReleaseService:
             latest = await q.latest_release(ref.id)
             if latest is None or latest.version >= seen:
                 raise _AlreadyAbove
-            version = max(seen, ref.version_floor, self._next_version(ref, latest) - 1) + 1
+            version = max(seen, ref.version_floor, self.next_version(ref, latest) - 1) + 1
             release = restored_release(latest, version, SYSTEM.name, now)
             summary = (
                 f"etcd had version {seen}, the store {latest.version}: "

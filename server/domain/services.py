@@ -11,6 +11,7 @@ from server.domain.auth import AuthService
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
 from server.domain.envs import EnvService
+from server.domain.gray import GrayService
 from server.domain.instances import InstanceService
 from server.domain.passwords import PasswordPool
 from server.domain.releases import ReleaseService
@@ -41,6 +42,7 @@ class Services:
     envs: EnvService
     requests: RequestService
     instances: InstanceService
+    gray: GrayService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -63,6 +65,7 @@ class Services:
             EnvService(ctx),
             RequestService(ctx, releases),
             InstanceService(ctx),
+            GrayService(ctx, releases),
         )
 
     def close(self) -> None:

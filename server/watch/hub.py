@@ -15,7 +15,7 @@ from server.instances import InstanceRegistry
 from server.published import EnvKey, PublishedConfigs
 from server.records import Release
 from server.watch.connection import WatchConnection
-from server.watch.messages import ReleaseMessages, error_message
+from server.watch.messages import ReleaseMessages, ReleaseVariants, error_message
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +33,13 @@ class Hub:
         self.max_subscriptions = max_subscriptions
         self.instances = instances if instances is not None else InstanceRegistry("local", 600)
         self.messages = ReleaseMessages()
+        # An active gray release's messages, beside its env's main release's.
+        self.gray_messages = ReleaseMessages()
         self._by_key: dict[EnvKey, set[WatchConnection]] = {}
         self._by_token: dict[int, set[WatchConnection]] = {}
         self.connections: set[WatchConnection] = set()
         published.add_listener(self.broadcast)
+        published.add_gray_listener(self.broadcast_gray)
         published.add_removal_listener(self.drop_app)
         published.add_env_removal_listener(self.drop_env)
 
@@ -96,9 +99,9 @@ class Hub:
             conn.instances[key] = self.instances.subscribed(
                 app, env, instance, labels or {}, conn.address, after
             )
-        current = self.published.get(app, env)
+        current = self.published.for_reader(app, env, instance, labels or {})
         if current is not None:
-            conn.offer_release(key, self.messages.of(current).get(key in conn.reveals))
+            conn.offer_release(key, self._variants(current).get(key in conn.reveals))
             if instance is not None:
                 self.instances.changed()
 
@@ -138,9 +141,36 @@ class Hub:
             if not peers:
                 del self._by_key[key]
 
+    def _variants(self, release: Release) -> ReleaseVariants:
+        held = self.gray_messages if release.gray_active else self.messages
+        return held.of(release)
+
+    def broadcast_gray(self, release: Release) -> None:
+        """Send an active gray release (started or widened) to the subscribers its rule takes;
+        the others keep the main release. Those that have it already are not sent it again."""
+        key = (release.app, release.env)
+        peers = self._by_key.get(key)
+        gray = release.gray
+        if not peers or gray is None:
+            self.gray_messages.forget(key)
+            return
+        messages = self.gray_messages.of(release)
+        clear, masked = messages.get(True), messages.get(False)
+        identified = False
+        for conn in list(peers):
+            record = conn.instances.get(key)
+            if record is None:
+                continue  # an anonymous subscriber is never in a gray release
+            if gray.rule.matches(release.app, release.env, record.instance, record.labels):
+                conn.offer_release(key, clear if key in conn.reveals else masked)
+                identified = True
+        if identified:
+            self.instances.changed()
+
     def broadcast(self, release: Release) -> None:
         """Send a release to every subscriber of its env; its message is built once for all."""
         key = (release.app, release.env)
+        self.gray_messages.forget(key)  # a main release ends any gray one
         peers = self._by_key.get(key)
         if not peers:
             self.messages.forget(key)  # the next subscriber's message is built then
@@ -204,6 +234,7 @@ class Hub:
     def drop_app(self, app: str) -> None:
         """Tell subscribers of a deleted app and drop their subscriptions."""
         self.messages.forget_app(app)
+        self.gray_messages.forget_app(app)
         deleted = error_message(ErrorCode.APP_DELETED, f"app {app!r} was deleted")
         for key in [k for k in self._by_key if k[0] == app]:
             for conn in self._by_key.pop(key):
@@ -216,6 +247,7 @@ class Hub:
         """Tell subscribers of a deleted env and drop their subscriptions."""
         key = (app, env)
         self.messages.forget(key)
+        self.gray_messages.forget(key)
         deleted = error_message(ErrorCode.ENV_DELETED, f"env {env!r} of app {app!r} was deleted")
         for conn in self._by_key.pop(key, set()):
             conn.subscriptions.pop(key, None)

@@ -143,8 +143,8 @@ class ReleaseMessage:
 
     @classmethod
     def of(cls, release: Release, *, reveal: bool) -> ReleaseMessage:
-        """`{"type":"release","app","env","version","checksum","items"}`; secret values null
-        unless reveal."""
+        """`{"type":"release","app","env","version","checksum","items","gray"}`; secret values
+        null unless reveal; gray true for an active gray release."""
         payload = orjson.dumps(
             {
                 "type": "release",
@@ -153,6 +153,7 @@ class ReleaseMessage:
                 "version": release.version,
                 "checksum": release.checksum,
                 "items": release.shown_items(reveal=reveal),
+                "gray": release.gray_active,
             }
         )
         return cls(release, release.version, payload.decode(), text_frame(payload))

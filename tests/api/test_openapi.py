@@ -84,7 +84,7 @@ def test_each_error_status_has_the_envelope_with_the_codes_of_that_status() -> N
     codes_409 = schemas["Error409"]["properties"]["error"]["properties"]["code"]["enum"]
     assert {"exists", "nothing_to_publish", "conflict"} <= set(codes_409)
     codes_404 = schemas["Error404"]["properties"]["error"]["properties"]["code"]["enum"]
-    assert codes_404 == ["not_found", "not_published"]
+    assert codes_404 == ["no_gray", "not_found", "not_published"]
     every_code = {
         code
         for name, schema in schemas.items()

@@ -123,6 +123,14 @@ NEEDS: dict[str, Need] = {
     "approve_release_request": Need("publish", {**SHOP, "id": "999999"}, {}),
     "reject_release_request": Need("publish", {**SHOP, "id": "999999"}, {}),
     "withdraw_release_request": Need("view", {**SHOP, "id": "999999"}),
+    # gray releases: a stale draft_revision (409) or no gray release (404) after the check
+    "get_gray": Need("view", SHOP),
+    "start_gray": Need(
+        "publish", SHOP, {"comment": "matrix", "rule": {"percent": 5}, "draft_revision": 999999}
+    ),
+    "widen_gray": Need("publish", SHOP, {"rule": {"percent": 50}}),
+    "promote_gray": Need("publish", SHOP, {}),
+    "abandon_gray": Need("publish", SHOP, {}),
 }
 
 
