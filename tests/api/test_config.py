@@ -33,6 +33,7 @@ async def test_config_json_and_etag(api: Api) -> None:
         "version": 1,
         "checksum": release["checksum"],
         "items": {"db.url": "x", "n": "1"},
+        "gray": False,
     }
     etag = answer.headers["ETag"]
     assert etag == f'"{release["checksum"]}"'

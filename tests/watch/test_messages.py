@@ -156,6 +156,7 @@ def test_a_release_message_is_the_contract_shape_as_text_and_as_one_whole_frame(
         "version": 3,
         "checksum": checksum({"a": "1"}),
         "items": {"a": "1"},
+        "gray": False,
     }
     assert message.version == 3
     assert message.wire == text_frame(message.text.encode())
