@@ -64,4 +64,11 @@ class InstanceService:
         if self.ctx.published.get(app, env) is None:
             async with self.ctx.store.reader() as q:
                 await require_env(q, app, env)
-        return self.ctx.instances.listing(app, env, filters)
+        listing = self.ctx.instances.listing(app, env, filters)
+        gray = self.ctx.published.gray(app, env)
+        if gray is not None:
+            # In the gray release: it runs the active gray version (it was sent or acked it).
+            for shown in listing["instances"]:
+                runs = shown["applied_version"] or shown["delivered_version"]
+                shown["gray"] = runs == gray.version
+        return listing

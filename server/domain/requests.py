@@ -191,7 +191,10 @@ class RequestService:
         principal.require(app, Permission.EDIT)
         comment = validate_comment(comment)
         if gray is not None:
-            raise AppError(ErrorCode.INVALID_REQUEST, "gray releases do not exist yet; omit gray")
+            raise AppError(
+                ErrorCode.INVALID_REQUEST,
+                "gray releases through requests are not built yet; omit gray",
+            )
         if draft_revision is not None and rollback_to is not None:
             raise AppError(
                 ErrorCode.INVALID_REQUEST, "give draft_revision or rollback_to, not both"

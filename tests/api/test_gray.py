@@ -114,6 +114,16 @@ async def test_a_gray_release_reaches_only_the_instances_its_rule_takes(api: Api
     assert current.status == 200
     assert (current.body["version"], current.body["items"]) == (gray, {"k": "green"})
     assert current.body["matched"] == 3  # pod-1 subscribed, pod-9 and pod-7 read (listed)
+    listed = (await api.call("GET", f"{ENV}/instances")).body["instances"]
+    in_gray = {i["instance"]: i["gray"] for i in listed}
+    assert in_gray == {
+        "pod-1": True,
+        "pod-2": False,
+        "pod-9": True,
+        "pod-7": True,
+        "pod-8": False,
+        "pod-6": False,
+    }
     # Its rule can be read back, but its items may not go to everyone yet.
     refused = await api.publish("shop", "prod")
     assert refused.status == 409
