@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from server.domain.gray import MAX_RULE_INSTANCES, MAX_RULE_LABEL_VALUE, MAX_RULE_LABELS
 from server.domain.scopes import SCOPE_PATTERN, Role
 from server.domain.validation import KEY_PATTERN, MAX_COMMENT_CHARS, NAME_PATTERN
+from server.instances import INSTANCE_PATTERN, LABEL_KEY_PATTERN
 
 _NAME = f"^{NAME_PATTERN.pattern}$"
 _KEY = f"^{KEY_PATTERN.pattern}$"
@@ -236,13 +238,51 @@ class UpdateEnvBody(RequestBody):
 Percent = Annotated[int, Field(ge=0, le=100), BeforeValidator(_whole)]
 
 
+def _no_nulls(value: Any) -> Any:
+    # The rule's parts are left out, never null: `{"labels": null}` is no criterion at all.
+    if isinstance(value, dict) and any(v is None for v in value.values()):
+        raise ValueError("the rule's labels, instances and percent are left out, never null")
+    return value
+
+
 class GrayRuleBody(RequestBody):
     """Which instances a gray release reaches: any of all these labels, these instance ids,
     or this percent of instance ids (the contract's stable hash); at least one of them."""
 
-    labels: dict[str, str] | None = Field(default=None, max_length=16)
-    instances: list[str] | None = Field(default=None, max_length=1000)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "minProperties": 1,
+            "properties": {
+                "labels": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "maxProperties": MAX_RULE_LABELS,
+                    "propertyNames": {"pattern": f"^{LABEL_KEY_PATTERN.pattern}$"},
+                    "additionalProperties": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": MAX_RULE_LABEL_VALUE,
+                    },
+                },
+                "instances": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_RULE_INSTANCES,
+                    "items": {"type": "string", "pattern": f"^{INSTANCE_PATTERN.pattern}$"},
+                },
+                "percent": {"type": "integer", "minimum": 0, "maximum": 100},
+            },
+        }
+    )
+
+    labels: dict[str, str] | None = None
+    instances: list[str] | None = None
     percent: Percent | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parts_not_null(cls, value: Any) -> Any:
+        return _no_nulls(value)
 
 
 class StartGrayBody(RequestBody):
@@ -268,6 +308,19 @@ class GrayCourseBody(RequestBody):
 
 class CreateReleaseRequestBody(RequestBody):
     """POST …/release-requests: the draft (at draft_revision) or a rollback target."""
+
+    # A request of the draft at a revision, or of a rollback, not both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["draft_revision", "rollback_to"],
+                "properties": {
+                    "draft_revision": {"type": "integer"},
+                    "rollback_to": {"type": "integer"},
+                },
+            }
+        }
+    )
 
     comment: Comment
     draft_revision: Revision | None = None

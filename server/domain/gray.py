@@ -31,11 +31,13 @@ from server.domain.scopes import Permission, Principal
 from server.domain.secrets import opened_release
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode
-from server.instances import MAX_LABELS, check_instance, check_labels
+from server.instances import LABEL_KEY_PATTERN, MAX_LABELS, check_instance
 from server.records import AuditAction, EnvRef, Gray, GrayRule, GrayStatus, Release
 from server.store.queries import Queries
 
 MAX_RULE_INSTANCES = 1000
+MAX_RULE_LABELS = MAX_LABELS
+MAX_RULE_LABEL_VALUE = 128
 
 
 def _invalid(message: str) -> AppError:
@@ -47,15 +49,24 @@ def gray_rule(
 ) -> GrayRule:
     """A rule from its parts as sent, or a 400: labels and instance ids as instances name
     themselves, a percent of 0 to 100, and at least one of the three."""
+    if (labels is not None and not labels) or (instances is not None and not instances):
+        raise _invalid("labels and instances, when given, are not empty")
     if not labels and not instances and percent is None:
         raise _invalid("give labels, instances or a percent")
+    pairs = dict(labels or {})
     try:
-        pairs = check_labels(labels or {})
         ids = frozenset(check_instance(i) for i in instances or ())
     except ValueError as exc:
         raise _invalid(str(exc)) from None
-    if len(pairs) > MAX_LABELS or len(ids) > MAX_RULE_INSTANCES:
-        raise _invalid(f"at most {MAX_LABELS} labels and {MAX_RULE_INSTANCES} instances")
+    for key, value in pairs.items():
+        # Any value is allowed: one no instance can have (it labels itself with printable
+        # text) simply matches nobody.
+        if LABEL_KEY_PATTERN.fullmatch(key) is None:
+            raise _invalid(f"label keys must match ^{LABEL_KEY_PATTERN.pattern}$")
+        if not 1 <= len(value) <= MAX_RULE_LABEL_VALUE:
+            raise _invalid(f"label {key}: values are 1-{MAX_RULE_LABEL_VALUE} characters")
+    if len(pairs) > MAX_RULE_LABELS or len(instances or ()) > MAX_RULE_INSTANCES:
+        raise _invalid(f"at most {MAX_RULE_LABELS} labels and {MAX_RULE_INSTANCES} instances")
     if percent is not None and not 0 <= percent <= 100:
         raise _invalid("percent is 0 to 100")
     return GrayRule(labels=pairs, instances=ids, percent=percent)
