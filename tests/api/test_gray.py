@@ -245,6 +245,9 @@ async def test_bad_rules_and_courses_without_a_gray_change_nothing(api: Api) -> 
         {"labels": {"Zone": "a"}},
         {"instances": ["bad id!"]},
         {"instances": []},
+        {"instances": None, "labels": None, "percent": None},
+        {"labels": None, "percent": 10},
+        {"labels": {"zone": ""}},
         {"labels": {"zone": "a"}, "colour": "red"},
         "everyone",
     ]
