@@ -5,7 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.common import json_response, principal, read_body, services
-from server.api.schemas import GrayCourseBody, GrayRuleBody, StartGrayBody, WidenGrayBody
+from server.api.schemas import (
+    GrayCourseBody,
+    GrayPreviewBody,
+    GrayRuleBody,
+    StartGrayBody,
+    WidenGrayBody,
+)
 from server.domain.gray import gray_rule
 from server.domain.secrets import may_see
 from server.keys import METRICS
@@ -30,6 +36,15 @@ async def get_gray(request: web.Request) -> web.Response:
     release, matched = await services(request).gray.get(principal(request), *_where(request))
     shown = release.to_json(reveal=may_see(principal(request), release.app))
     return json_response({**shown, "matched": matched})
+
+
+async def preview_gray(request: web.Request) -> web.Response:
+    """POST …/gray/preview: how many live instances a rule would take, and which."""
+    body = await read_body(request, GrayPreviewBody)
+    taken = await services(request).gray.preview(
+        principal(request), *_where(request), _rule(body.rule)
+    )
+    return json_response(taken)
 
 
 async def start_gray(request: web.Request) -> web.Response:

@@ -230,6 +230,14 @@ class GrayRelease(Release):
     matched: int
 
 
+class GrayPreview(Answer):
+    """POST …/gray/preview: the live instances a rule would take (ids sorted), of how many."""
+
+    matched: int
+    total: int
+    instances: list[str]
+
+
 class ReleaseList(Answer):
     """GET …/releases: newest first."""
 

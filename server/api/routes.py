@@ -413,6 +413,15 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        f"{ENV}/gray/preview",
+        gray.preview_gray,
+        "How many live instances a rule would take, and which (nothing changes)",
+        s.GrayPreviewBody,
+        {200: r.GrayPreview, 404: "no such app or env"},
+        tag="gray",
+    ),
+    Route(
+        "POST",
         f"{ENV}/gray",
         gray.start_gray,
         "Publish the draft to the instances a rule matches only",

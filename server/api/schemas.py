@@ -300,6 +300,12 @@ class WidenGrayBody(RequestBody):
     rule: GrayRuleBody
 
 
+class GrayPreviewBody(RequestBody):
+    """POST …/gray/preview: a rule to try on the live instances."""
+
+    rule: GrayRuleBody
+
+
 class GrayCourseBody(RequestBody):
     """POST …/gray/promote, …/gray/abandon."""
 

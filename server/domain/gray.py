@@ -94,6 +94,15 @@ class GrayService:
         chosen = sorted(i for i, taken in ids.items() if taken)
         return {"matched": len(chosen), "total": len(ids), "instances": chosen}
 
+    async def preview(
+        self, principal: Principal, app: str, env: str, rule: GrayRule
+    ) -> dict[str, Any]:
+        """What a rule would take now, before a gray release is started or widened with it."""
+        principal.require(app, Permission.VIEW)
+        async with self.ctx.store.reader() as q:
+            ref = await require_env(q, app, env)
+        return self.matched(ref.app, ref.name, rule)
+
     async def get(self, principal: Principal, app: str, env: str) -> tuple[Release, int]:
         """The active gray release (opened) and how many live instances it reaches; 404
         no_gray when there is none."""

@@ -291,3 +291,31 @@ async def test_a_gray_release_in_an_approval_env_needs_an_emergency_from_an_admi
     assert (await api.call("PATCH", f"{ENV}/gray", {"rule": {"percent": 30}})).status == 200
     assert (await api.call("POST", f"{ENV}/gray/promote")).status == 200
     await asyncio.sleep(0)
+
+
+async def test_a_preview_counts_the_live_instances_a_rule_would_take(api: Api) -> None:
+    await api.app_with_env()
+    await publish(api, "blue")
+    sockets = [
+        await subscriber(api, f"pod-{n}", {"track": "canary" if n < 2 else "stable"})
+        for n in range(5)
+    ]
+    for ws in sockets:
+        await receive(ws)
+    by_label = await api.call(
+        "POST", f"{ENV}/gray/preview", {"rule": {"labels": {"track": "canary"}}}
+    )
+    assert by_label.status == 200, by_label.text
+    assert by_label.body == {"matched": 2, "total": 5, "instances": ["pod-0", "pod-1"]}
+    by_id = await api.call(
+        "POST", f"{ENV}/gray/preview", {"rule": {"instances": ["pod-4", "gone"], "percent": 0}}
+    )
+    assert by_id.body == {"matched": 1, "total": 5, "instances": ["pod-4"]}
+    everyone = await api.call("POST", f"{ENV}/gray/preview", {"rule": {"percent": 100}})
+    assert everyone.body["matched"] == 5
+    bad = await api.call("POST", f"{ENV}/gray/preview", {"rule": {"percent": 101}})
+    assert (bad.status, bad.body["error"]["code"]) == (400, "invalid_request")
+    # nothing started
+    assert (await api.call("GET", f"{ENV}/gray")).status == 404
+    for ws in sockets:
+        await ws.close()

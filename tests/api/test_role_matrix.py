@@ -125,6 +125,7 @@ NEEDS: dict[str, Need] = {
     "withdraw_release_request": Need("view", {**SHOP, "id": "999999"}),
     # gray releases: a stale draft_revision (409) or no gray release (404) after the check
     "get_gray": Need("view", SHOP),
+    "preview_gray": Need("view", SHOP, {"rule": {"percent": 5}}),
     "start_gray": Need(
         "publish", SHOP, {"comment": "matrix", "rule": {"percent": 5}, "draft_revision": 999999}
     ),
