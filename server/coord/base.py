@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from server.events import ClusterEvent, EventT
 from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
-from server.records import Fence, Release
+from server.records import Fence, Release, Stamp
 
 
 class ReleaseSource(Protocol):
@@ -23,8 +23,8 @@ class ReleaseSource(Protocol):
         """The newest release of every env, with items."""
         ...
 
-    async def latest_versions(self) -> dict[tuple[str, str], int]:
-        """The newest version of every env that has released (cheap: no items)."""
+    async def latest_stamps(self) -> dict[tuple[str, str], Stamp]:
+        """The newest (version, gray step) of every env that has released (cheap: no items)."""
         ...
 
     async def latest_release(self, app: str, env: str) -> Release | None:

@@ -64,7 +64,7 @@ from server.errors import AppError
 from server.events import ClusterEvent
 from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
-from server.records import Release
+from server.records import Release, Stamp
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ class ReleaseSync:
         """Repair etcd from the store and the cache from both; returns how many repairs."""
         before = sum(self.repairs.values())
         cached_before = self.published.versions()
-        stored = await self.source.latest_versions()
+        stored = await self.source.latest_stamps()
         if not self.watching:
             await self._catch_up_from_store(stored)
         state = await self._read_etcd()
@@ -297,10 +297,10 @@ class ReleaseSync:
             await self.restart_watch(fail_over=True)
         return sum(self.repairs.values()) - before
 
-    async def _catch_up_from_store(self, stored: dict[EnvKey, int]) -> None:
+    async def _catch_up_from_store(self, stored: dict[EnvKey, Stamp]) -> None:
         """While the watch is down, apply the store's releases the cache is behind on."""
-        for env_key, version in stored.items():
-            if self.published.version(*env_key) >= version:
+        for env_key, stamp in stored.items():
+            if self.published.stamp(*env_key) >= stamp:
                 continue
             release = await self.source.latest_release(*env_key)
             if release is not None and self.published.apply(release):
@@ -359,20 +359,21 @@ class ReleaseSync:
             self.instances.forget_peers()  # the reload reads them again
         await self.restart_watch()
 
-    async def _repair_etcd(self, stored: dict[EnvKey, int], state: _EtcdState) -> None:
-        """Write the store's release where etcd's record is missing or older; where it is
-        newer, make the store's release again above it. Never while the env's lock is claimed:
-        a live holder distributes itself."""
-        for env_key, stored_version in stored.items():
+    async def _repair_etcd(self, stored: dict[EnvKey, Stamp], state: _EtcdState) -> None:
+        """Write the store's release where etcd's record is missing or older (by version, or
+        by gray step: a widen or promote the store has and etcd lacks); where it is newer,
+        make the store's release again above it. Never while the env's lock is claimed: a
+        live holder distributes itself."""
+        for env_key, stored_stamp in stored.items():
             entry = state.records.get(env_key)
             if env_key in state.claimed:
                 continue
-            if entry is None or entry.record.version < stored_version:
+            if entry is None or entry.record.release.stamp < stored_stamp:
                 release = await self.source.latest_release(*env_key)
                 if release is not None:
                     await self._repair_record(release, entry)
-            elif entry.record.version > stored_version:
-                await self._store_behind(env_key, stored_version, entry.record.version)
+            elif entry.record.version > stored_stamp[0]:
+                await self._store_behind(env_key, stored_stamp[0], entry.record.version)
 
     async def _store_behind(self, env_key: EnvKey, stored_version: int, seen: int) -> None:
         """etcd holds a version the store lacks: clients may hold it too, so the store's
@@ -393,27 +394,28 @@ class ReleaseSync:
                 release.version,
             )
 
-    async def _apply_missed(self, stored: dict[EnvKey, int], state: _EtcdState) -> bool:
+    async def _apply_missed(self, stored: dict[EnvKey, Stamp], state: _EtcdState) -> bool:
         """Apply records the watch should have brought by now; whether there were any."""
         missed = False
         for env_key, entry in state.records.items():
-            version = entry.record.version
+            stamp = entry.record.release.stamp
             if (
                 # in etcd for a whole interval: the watch should have brought it long ago
                 entry.mod_revision <= self._previous_snapshot
                 # unless the watch went past the snapshot (then a later change may explain)
                 and self.last_revision <= state.revision
-                and self.published.version(*env_key) < version
+                and self.published.stamp(*env_key) < stamp
                 and env_key in stored  # a record the store lacks is stale, not missed
-                and version <= stored[env_key]
+                and stamp <= stored[env_key]
             ):
                 missed = True
                 await self._apply_record(entry.record)
                 self.count(
                     "cache_missed",
-                    "%s/%s version %d was not delivered by the watch (watch at revision %d)",
+                    "%s/%s version %d (gray step %d) was not delivered by the watch "
+                    "(watch at revision %d)",
                     *env_key,
-                    version,
+                    *stamp,
                     self.last_revision,
                 )
         return missed
@@ -442,14 +444,14 @@ class ReleaseSync:
             self.published.apply(release)
 
     async def _delete_stale(
-        self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, int], claimed: set[EnvKey]
+        self, records: dict[EnvKey, _Entry], stored: dict[EnvKey, Stamp], claimed: set[EnvKey]
     ) -> None:
         """Delete records of envs the store does not have (nobody publishing them)."""
         candidates = {k: e for k, e in records.items() if k not in stored and k not in claimed}
         if not candidates:
             return
         # A second look: an env published after the first read is in etcd, not in `stored`.
-        current = await self.source.latest_versions()
+        current = await self.source.latest_stamps()
         for env_key, entry in candidates.items():
             if env_key in current:
                 continue
@@ -470,7 +472,7 @@ class ReleaseSync:
     async def _fix_cache_ahead(
         self,
         cached_before: dict[EnvKey, int],
-        stored: dict[EnvKey, int],
+        stored: dict[EnvKey, Stamp],
         records: dict[EnvKey, _Entry],
     ) -> None:
         """Apps deleted (or deleted and created again) while this replica missed the event."""
@@ -480,9 +482,9 @@ class ReleaseSync:
             env_key[0]
             for env_key, version in cached_before.items()
             if env_key in stored
-            and version > stored[env_key]
-            and (env_key not in records or records[env_key].record.version <= stored[env_key])
-            and self.published.version(*env_key) > stored[env_key]
+            and version > stored[env_key][0]
+            and (env_key not in records or records[env_key].record.version <= stored[env_key][0])
+            and self.published.version(*env_key) > stored[env_key][0]
         }
         for app in sorted(gone | recreated):
             self.published.remove_app(app)

@@ -16,7 +16,7 @@ from server.domain.scopes import ADMIN, Permission, Principal
 from server.domain.secrets import Snapshot, may_see, opened_items, opened_release, snapshot
 from server.domain.validation import validate_comment
 from server.errors import AppError, ErrorCode, not_found
-from server.records import AuditAction, EnvRef, Fence, Gray, GrayStatus, Release, utc_now
+from server.records import AuditAction, EnvRef, Fence, Gray, GrayStatus, Release, Stamp, utc_now
 from server.secretbox import Keyring
 from server.store.db import IntegrityError
 from server.store.queries import Queries
@@ -430,10 +430,11 @@ class ReleaseService:
         async with self.ctx.store.reader() as q:
             return await q.latest_releases()
 
-    async def latest_versions(self) -> dict[tuple[str, str], int]:
-        """The newest version of every env, from the store (the refresh's cheap comparison)."""
+    async def latest_stamps(self) -> dict[tuple[str, str], Stamp]:
+        """The newest (version, gray step) of every env, from the store (the refresh's cheap
+        comparison)."""
         async with self.ctx.store.reader() as q:
-            return await q.latest_versions()
+            return await q.latest_stamps()
 
     async def latest_release(self, app: str, env: str) -> Release | None:
         """The newest release of one env, sealed, from the store."""

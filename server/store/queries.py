@@ -15,6 +15,7 @@ from server.records import (
     Gray,
     Item,
     Release,
+    Stamp,
     gray_from_record,
     gray_record,
 )
@@ -387,14 +388,21 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
             for row in rows
         ]
 
-    async def latest_versions(self) -> dict[tuple[str, str], int]:
-        """The newest version of every env that has released."""
+    async def latest_stamps(self) -> dict[tuple[str, str], Stamp]:
+        """The newest (version, gray step) of every env that has released: a widen or promote
+        changes the latest release's step, not its version."""
         rows = await self.conn.fetchall(
-            "SELECT a.name, e.name, MAX(r.version) FROM releases r "
+            "SELECT a.name, e.name, r.version, r.gray_json FROM releases r "
             "JOIN envs e ON e.id = r.env_id JOIN apps a ON a.id = e.app_id "
-            "GROUP BY a.name, e.name"
+            "WHERE r.version = (SELECT MAX(m.version) FROM releases m WHERE m.env_id = r.env_id)"
         )
-        return {(row[0], row[1]): int(row[2]) for row in rows}
+        return {
+            (row[0], row[1]): (
+                int(row[2]),
+                gray_from_record(orjson.loads(row[3])).step if row[3] is not None else 0,
+            )
+            for row in rows
+        }
 
     # audit
 

@@ -15,7 +15,7 @@ from server.domain.context import DomainContext
 from server.domain.releases import ReleaseService
 from server.events import ClusterEvent
 from server.published import PublishedConfigs
-from server.records import Release, utc_now
+from server.records import Release, Stamp, utc_now
 from server.store.store import Store
 
 LOCK_TTL = 2
@@ -66,8 +66,8 @@ class StoreReleases:
     async def latest_releases(self) -> list[Release]:
         return await self.source.latest_releases()
 
-    async def latest_versions(self) -> dict[tuple[str, str], int]:
-        return await self.source.latest_versions()
+    async def latest_stamps(self) -> dict[tuple[str, str], Stamp]:
+        return await self.source.latest_stamps()
 
     async def latest_release(self, app: str, env: str) -> Release | None:
         return await self.source.latest_release(app, env)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import aetcd
@@ -18,6 +19,7 @@ import pytest
 
 from devservices import EtcdCluster
 from server.coord.etcd_keys import decode_release, encode_release
+from server.records import Gray, GrayRule, GrayStatus
 from tests.coord.helpers import Node, NodeFactory, StoreReleases, make_release
 
 pytestmark = pytest.mark.etcd
@@ -194,3 +196,60 @@ async def test_a_refresh_while_the_store_is_down_is_one_warning_and_the_next_one
     await store.commit(make_release("shop", "prod", 1))
     await a.etcd.refresh_once()
     assert a.published.version("shop", "prod") == 1
+
+
+async def test_a_widen_and_a_promote_the_store_has_and_etcd_lacks_are_repaired(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    """A gray release's state moves without its version (widen, promote): the refresh
+    compares (version, gray step), so a replica that committed the change and died before
+    writing etcd is repaired like a missing release."""
+    a = await node_factory("etcd")
+    await publish(a, store, 1)
+    main = make_release("shop", "prod", 1)
+    rule = GrayRule(labels={}, instances=frozenset(), percent=10)
+    gray = Gray(rule, GrayStatus.ACTIVE, 1, 1)
+    async with a.coordinator.publish_lock("shop", "prod") as fence:
+        committed = await store.commit(
+            replace(make_release("shop", "prod", 2, v="gray"), gray=gray)
+        )
+        await a.coordinator.distribute(replace(committed, gray=replace(gray, main=main)), fence)
+    key = a.etcd.keys.release("shop", "prod")
+
+    async def etcd_stamp() -> tuple[int, int]:
+        got = await raw_etcd.get(key)
+        assert got is not None
+        return decode_release(got.value).release.stamp
+
+    async def delivered_gray() -> bool:
+        return a.published.stamp("shop", "prod") == (2, 1)
+
+    await eventually(delivered_gray, what="the gray release")
+    assert await etcd_stamp() == (2, 1)
+    assert await a.etcd.sync.refresh() == 0
+
+    async def store_only(changed: Gray) -> None:
+        async with store.store.transaction() as q:
+            ref = await q.env("shop", "prod")
+            assert ref is not None
+            await q.set_gray(ref.id, 2, changed)
+
+    widened = Gray(replace(rule, percent=50), GrayStatus.ACTIVE, 2, 1)
+    await store_only(widened)
+    assert await a.etcd.sync.refresh() == 1
+    assert a.etcd.sync.repairs["etcd_behind_store"] == 1
+    assert await etcd_stamp() == (2, 2)
+    assert a.published.stamp("shop", "prod") == (2, 2)
+    held = a.published.gray("shop", "prod")
+    assert held is not None and held.gray is not None
+    assert held.gray.rule.percent == 50
+    assert a.published.version("shop", "prod") == 2
+
+    await store_only(Gray(widened.rule, GrayStatus.PROMOTED, 3, 1))
+    assert await a.etcd.sync.refresh() == 1
+    assert await etcd_stamp() == (2, 3)
+    assert a.published.gray("shop", "prod") is None
+    promoted = a.published.get("shop", "prod")
+    assert promoted is not None and promoted.version == 2
+    assert promoted.items == {"v": "gray"}
+    assert await a.etcd.sync.refresh() == 0  # nothing left

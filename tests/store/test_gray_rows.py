@@ -60,6 +60,12 @@ async def test_a_gray_release_row_keeps_its_rule_and_brings_its_main_release(
         assert widened is not None
         assert widened.gray == wider
         assert widened.stamp == (2, 2)
+        async with store.reader() as q:
+            # what the refresh compares with etcd's records
+            assert await q.latest_stamps() == {
+                ("shop", "prod"): (2, 2),
+                ("shop", "staging"): (1, 0),
+            }
         promoted = Gray(GrayRule(percent=60), GrayStatus.PROMOTED, 3, 1)
         async with store.transaction() as q:
             await q.set_gray(prod, 2, promoted)
