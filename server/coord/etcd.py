@@ -20,6 +20,7 @@ holder sleep after acquiring the lock, before the store transaction (see etcd_lo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -39,7 +40,13 @@ from server.coord.base import ReleaseSource
 from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable
 from server.coord.etcd_instances import InstanceShare
 from server.coord.etcd_keys import Keys, encode_event, encode_release
-from server.coord.etcd_lock import ETCD_WITHIN, PublishLocks, fault_hold_seconds, unavailable
+from server.coord.etcd_lock import (
+    ETCD_WITHIN,
+    FAULT_DISTRIBUTE_HOLD_ENV,
+    PublishLocks,
+    fault_hold_seconds,
+    unavailable,
+)
 from server.coord.etcd_members import Membership, etcd_members
 from server.coord.etcd_sync import ReleaseSync
 from server.errors import AppError, ErrorCode
@@ -81,6 +88,7 @@ class EtcdCoordinator:
         self.membership = Membership(
             self.conn, self.keys, self.replica_id, self._info, max(config.lock_ttl, 5)
         )
+        self.fault_distribute_hold = fault_hold_seconds(name=FAULT_DISTRIBUTE_HOLD_ENV)
         self.fenced_out = 0
         self.last_refresh: float | None = None
         self._handlers = EventHandlers()
@@ -157,6 +165,16 @@ class EtcdCoordinator:
         value = encode_release(release)
         written = False
         if hold is not None and (hold.epoch, hold.token) == (fence.epoch, fence.token):
+            if self.fault_distribute_hold:
+                log.warning(
+                    "fault injection: committed %s/%s version %d, holding %.1f s before etcd",
+                    release.app,
+                    release.env,
+                    release.version,
+                    self.fault_distribute_hold,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hold.lost.wait(), self.fault_distribute_hold)
 
             async def write(c: aetcd.Client) -> bool:
                 t = c.transactions

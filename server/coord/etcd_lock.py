@@ -32,6 +32,9 @@ set, a holder waits that long after acquiring the lock and before writing the st
 "fault injection: holding the lock of APP/ENV" first), so a test can kill or SIGSTOP a
 replica while it holds the lock mid-publish. The wait ends early once the lease is lost, so
 a paused holder goes on to the store's fence check as soon as it runs again.
+`CONFIGCENTER_FAULT_HOLD_DISTRIBUTE_SECONDS` is the same after the store's commit and before
+the etcd write ("fault injection: committed APP/ENV ... before etcd"), so a test can kill a
+replica whose change only the store has.
 """
 
 from __future__ import annotations
@@ -59,19 +62,20 @@ from server.records import Fence
 log = logging.getLogger(__name__)
 
 FAULT_HOLD_ENV = "CONFIGCENTER_FAULT_HOLD_LOCK_SECONDS"
+FAULT_DISTRIBUTE_HOLD_ENV = "CONFIGCENTER_FAULT_HOLD_DISTRIBUTE_SECONDS"
 # How long acquiring may wait on an unreachable etcd before answering 503.
 ETCD_WITHIN = 4.0
 # A waiter re-reads the queue this often even without a deletion event.
 WAIT_POLL = 2.0
 
 
-def fault_hold_seconds(environ: dict[str, str] | None = None) -> float:
-    """The fault-injection hold from the environment; 0 when unset."""
-    value = (environ if environ is not None else dict(os.environ)).get(FAULT_HOLD_ENV, "")
+def fault_hold_seconds(environ: dict[str, str] | None = None, name: str = FAULT_HOLD_ENV) -> float:
+    """A fault-injection hold from the environment; 0 when unset."""
+    value = (environ if environ is not None else dict(os.environ)).get(name, "")
     try:
         return max(0.0, float(value)) if value else 0.0
     except ValueError:
-        log.warning("ignoring %s=%r: not a number", FAULT_HOLD_ENV, value)
+        log.warning("ignoring %s=%r: not a number", name, value)
         return 0.0
 
 

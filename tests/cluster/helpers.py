@@ -14,7 +14,7 @@ import pytest
 
 from devservices import EtcdCluster, ServerProcess
 from server.coord.etcd_keys import Keys
-from server.coord.etcd_lock import FAULT_HOLD_ENV
+from server.coord.etcd_lock import FAULT_DISTRIBUTE_HOLD_ENV, FAULT_HOLD_ENV
 
 LOCK_TTL = 2
 REFRESH_INTERVAL = 1.0
@@ -57,6 +57,11 @@ class Cluster:
     def faulty_replica(self, hold_lock_seconds: float) -> ServerProcess:
         """A replica that holds every publish lock this long before writing the store."""
         return self.new_replica({FAULT_HOLD_ENV: str(hold_lock_seconds)})
+
+    def late_distributor(self, hold_seconds: float) -> ServerProcess:
+        """A replica that, holding the lock, waits this long between the store's commit and
+        the etcd write."""
+        return self.new_replica({FAULT_DISTRIBUTE_HOLD_ENV: str(hold_seconds)})
 
 
 class Replica:

@@ -13,21 +13,24 @@ import aiohttp
 import pytest
 
 from server.records import in_percent
-from tests.cluster.helpers import Replica, last_version
+from tests.cluster.helpers import Cluster, Replica, last_version, until
 
 pytestmark = [pytest.mark.cluster, pytest.mark.etcd, pytest.mark.mariadb]
 
 SUBSCRIBERS = 200
 QUIET = 0.5  # after the matching ones have it, how long the others must hear nothing
+# How long a faulty replica waits where it is killed: far longer than the test needs to
+# kill it, so the kill never races the load.
+HOLD_SECONDS = 30.0
 
 Socket = tuple[str, dict[str, str], aiohttp.ClientWebSocketResponse]
 
 
 async def subscribe(
-    session: aiohttp.ClientSession, replicas: list[Replica], app: str
+    session: aiohttp.ClientSession, replicas: list[Replica], app: str, count: int = SUBSCRIBERS
 ) -> list[Socket]:
     sockets: list[Socket] = []
-    for n in range(SUBSCRIBERS):
+    for n in range(count):
         replica = replicas[n % len(replicas)]
         instance = f"pod-{n}"
         labels = {"track": "canary" if n % 5 == 0 else "stable", "replica": str(n % 3)}
@@ -158,6 +161,81 @@ async def test_a_gray_release_reaches_exactly_its_instances_on_every_replica(
         await reached(sockets, second + 1, False)
         for replica in replicas:
             assert await replica.config_version(app_name) == second + 1
+    finally:
+        await asyncio.gather(*(ws.close() for _, _, ws in sockets))
+        await session.close()
+
+
+async def killed_mid_promote(doomed: Replica, app: str, marker: str) -> None:
+    """Promote on a faulty replica and kill -9 it where its log says it waits."""
+    pending = asyncio.create_task(doomed.call("POST", f"/api/v1/apps/{app}/envs/prod/gray/promote"))
+    await until(lambda: marker in doomed.server.log_text(), what=f"{doomed.url}: {marker}")
+    doomed.server.kill()
+    with pytest.raises(aiohttp.ClientError):
+        await pending
+
+
+async def promotes(replica: Replica, app: str) -> int:
+    status, body = await replica.call("GET", f"/api/v1/audit?app={app}&action=gray.promote")
+    assert status == 200, body
+    return len(body["entries"])
+
+
+async def test_a_replica_killed_during_promote_promotes_once_or_not_at_all(
+    cluster: Cluster, replicas: list[Replica], app_name: str
+) -> None:
+    a, b, c = replicas
+    await a.create_app(app_name)
+    await a.set_items(app_name, {"k": "blue"})
+    status, body = await a.publish(app_name)
+    assert status == 201, body
+    main = body["version"]
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    sockets = await subscribe(session, replicas, app_name, 30)
+    env = f"/api/v1/apps/{app_name}/envs/prod"
+    try:
+        await asyncio.gather(*(last_version(ws, main) for _, _, ws in sockets))
+        await a.set_items(app_name, {"k": "green"})
+        status, body = await a.call(
+            "POST", f"{env}/gray", {"rule": {"labels": {"track": "canary"}}}
+        )
+        assert status == 201, body
+        gray = body["version"]
+        canaries = [s for s in sockets if s[1]["track"] == "canary"]
+        rest = [s for s in sockets if s not in canaries]
+        await reached(canaries, gray, True)
+
+        # Killed holding the lock, before the store: the promote did not happen.
+        holder = Replica(
+            await asyncio.to_thread(cluster.faulty_replica, HOLD_SECONDS), a.session, a.token
+        )
+        await killed_mid_promote(
+            holder, app_name, f"fault injection: holding the lock of {app_name}/prod"
+        )
+        assert await promotes(b, app_name) == 0
+        for replica in replicas:
+            status, body = await replica.call("GET", f"{env}/gray")
+            assert (status, body["version"]) == (200, gray), body
+        await silent(rest)
+
+        # Killed after the store's commit, before etcd: it happened, once; the others'
+        # refresh finds the store's step ahead of etcd's once the dead lock's lease is gone,
+        # and every subscriber converges.
+        late = Replica(
+            await asyncio.to_thread(cluster.late_distributor, HOLD_SECONDS), a.session, a.token
+        )
+        await killed_mid_promote(late, app_name, f"fault injection: committed {app_name}/prod")
+        await reached(rest, gray, False)
+        await silent(canaries)
+        repaired = f"{app_name}/prod version {gray} written to etcd from the store"
+        assert any(repaired in r.server.log_text() for r in replicas)
+        assert await promotes(c, app_name) == 1
+        for replica in replicas:
+            assert await replica.config_version(app_name) == gray
+            status, body = await replica.call("GET", f"{env}/gray")
+            assert (status, body["error"]["code"]) == (404, "no_gray"), body
+        status, body = await b.call("POST", f"{env}/gray/promote", {})
+        assert (status, body["error"]["code"]) == (404, "no_gray"), body
     finally:
         await asyncio.gather(*(ws.close() for _, _, ws in sockets))
         await session.close()

@@ -241,7 +241,8 @@ async def test_a_widen_and_a_promote_the_store_has_and_etcd_lacks_are_repaired(
     assert await etcd_stamp() == (2, 2)
     assert a.published.stamp("shop", "prod") == (2, 2)
     held = a.published.gray("shop", "prod")
-    assert held is not None and held.gray is not None
+    assert held is not None
+    assert held.gray is not None
     assert held.gray.rule.percent == 50
     assert a.published.version("shop", "prod") == 2
 
@@ -250,6 +251,7 @@ async def test_a_widen_and_a_promote_the_store_has_and_etcd_lacks_are_repaired(
     assert await etcd_stamp() == (2, 3)
     assert a.published.gray("shop", "prod") is None
     promoted = a.published.get("shop", "prod")
-    assert promoted is not None and promoted.version == 2
+    assert promoted is not None
+    assert promoted.version == 2
     assert promoted.items == {"v": "gray"}
     assert await a.etcd.sync.refresh() == 0  # nothing left
