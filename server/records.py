@@ -178,16 +178,20 @@ def gray_record(gray: Gray) -> dict[str, Any]:
     }
 
 
+def gray_rule_from_record(rule: Any) -> GrayRule:
+    """A stored rule (`GrayRule.to_json`); KeyError, TypeError, ValueError for anything else."""
+    percent = rule.get("percent")
+    return GrayRule(
+        labels={str(k): str(v) for k, v in rule.get("labels", {}).items()},
+        instances=frozenset(str(i) for i in rule.get("instances", [])),
+        percent=int(percent) if percent is not None else None,
+    )
+
+
 def gray_from_record(raw: Any) -> Gray:
     """The gray part of a stored record; KeyError, TypeError, ValueError for anything else."""
-    rule = raw["rule"]
-    percent = rule.get("percent")
     return Gray(
-        rule=GrayRule(
-            labels={str(k): str(v) for k, v in rule.get("labels", {}).items()},
-            instances=frozenset(str(i) for i in rule.get("instances", [])),
-            percent=int(percent) if percent is not None else None,
-        ),
+        rule=gray_rule_from_record(raw["rule"]),
         status=GrayStatus(raw["status"]),
         step=int(raw["step"]),
         main_version=int(raw["main_version"]),
@@ -452,7 +456,8 @@ class RequestStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ReleaseRequest:
-    """A request to publish a frozen snapshot (draft items, or a rollback target)."""
+    """A request to publish a frozen snapshot (draft items, or a rollback target), to
+    everyone or, with `gray`, as a gray release to the instances that rule takes."""
 
     id: int
     app: str
@@ -468,12 +473,13 @@ class ReleaseRequest:
     decided_at: str | None = None
     decision_comment: str | None = None
     release_version: int | None = None
+    gray: GrayRule | None = None
     # {"added","changed","removed"} against the base release; the domain works it out from
     # the snapshots (the store keeps no copy of their values).
     diff: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        """The API shape; gray is null until gray releases exist."""
+        """The API shape."""
         return {
             "id": self.id,
             "app": self.app,
@@ -484,7 +490,7 @@ class ReleaseRequest:
             "base_version": self.base_version,
             "draft_revision": self.draft_revision,
             "rollback_to": self.rollback_to,
-            "gray": None,
+            "gray": self.gray.to_json() if self.gray is not None else None,
             "diff": self.diff,
             "created_at": self.created_at,
             "decided_by": self.decided_by,

@@ -8,22 +8,16 @@ from server.api.common import json_response, principal, read_body, services
 from server.api.schemas import (
     GrayCourseBody,
     GrayPreviewBody,
-    GrayRuleBody,
     StartGrayBody,
     WidenGrayBody,
 )
-from server.domain.gray import gray_rule
 from server.domain.secrets import may_see
 from server.keys import METRICS
-from server.records import GrayRule, Release
+from server.records import Release
 
 
 def _where(request: web.Request) -> tuple[str, str]:
     return request.match_info["app"], request.match_info["env"]
-
-
-def _rule(body: GrayRuleBody) -> GrayRule:
-    return gray_rule(body.labels, body.instances, body.percent)
 
 
 def _release(request: web.Request, release: Release, status: int) -> web.Response:
@@ -42,7 +36,7 @@ async def preview_gray(request: web.Request) -> web.Response:
     """POST …/gray/preview: how many live instances a rule would take, and which."""
     body = await read_body(request, GrayPreviewBody)
     taken = await services(request).gray.preview(
-        principal(request), *_where(request), _rule(body.rule)
+        principal(request), *_where(request), body.rule.to_rule()
     )
     return json_response(taken)
 
@@ -54,7 +48,7 @@ async def start_gray(request: web.Request) -> web.Response:
         principal(request),
         *_where(request),
         body.comment,
-        _rule(body.rule),
+        body.rule.to_rule(),
         body.draft_revision,
         body.emergency,
     )
@@ -66,7 +60,7 @@ async def widen_gray(request: web.Request) -> web.Response:
     """PATCH …/gray."""
     body = await read_body(request, WidenGrayBody)
     release = await services(request).gray.widen(
-        principal(request), *_where(request), _rule(body.rule)
+        principal(request), *_where(request), body.rule.to_rule()
     )
     return _release(request, release, 200)
 

@@ -35,7 +35,7 @@ async def create_release_request(request: web.Request) -> web.Response:
         body.comment,
         body.draft_revision,
         body.rollback_to,
-        body.gray,
+        body.gray.to_rule() if body.gray is not None else None,
     )
     return json_response(made.to_json(), status=201)
 

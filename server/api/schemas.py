@@ -10,10 +10,16 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from server.domain.gray import MAX_RULE_INSTANCES, MAX_RULE_LABEL_VALUE, MAX_RULE_LABELS
+from server.domain.gray import (
+    MAX_RULE_INSTANCES,
+    MAX_RULE_LABEL_VALUE,
+    MAX_RULE_LABELS,
+    gray_rule,
+)
 from server.domain.scopes import SCOPE_PATTERN, Role
 from server.domain.validation import KEY_PATTERN, MAX_COMMENT_CHARS, NAME_PATTERN
 from server.instances import INSTANCE_PATTERN, LABEL_KEY_PATTERN
+from server.records import GrayRule
 
 _NAME = f"^{NAME_PATTERN.pattern}$"
 _KEY = f"^{KEY_PATTERN.pattern}$"
@@ -284,6 +290,10 @@ class GrayRuleBody(RequestBody):
     def _parts_not_null(cls, value: Any) -> Any:
         return _no_nulls(value)
 
+    def to_rule(self) -> GrayRule:
+        """The rule, checked as the domain takes it (400 for what the schema lets by)."""
+        return gray_rule(self.labels, self.instances, self.percent)
+
 
 class StartGrayBody(RequestBody):
     """POST …/gray: the draft (at draft_revision) to the rule's instances only."""
@@ -313,26 +323,39 @@ class GrayCourseBody(RequestBody):
 
 
 class CreateReleaseRequestBody(RequestBody):
-    """POST …/release-requests: the draft (at draft_revision) or a rollback target."""
+    """POST …/release-requests: the draft (at draft_revision; to everyone, or as a gray
+    release by the `gray` rule) or a rollback target."""
 
-    # A request of the draft at a revision, or of a rollback, not both.
+    # A request of the draft at a revision (gray or not), or of a rollback, not both.
     model_config = ConfigDict(
         json_schema_extra={
-            "not": {
-                "required": ["draft_revision", "rollback_to"],
-                "properties": {
-                    "draft_revision": {"type": "integer"},
-                    "rollback_to": {"type": "integer"},
+            "allOf": [
+                {
+                    "not": {
+                        "required": ["draft_revision", "rollback_to"],
+                        "properties": {
+                            "draft_revision": {"type": "integer"},
+                            "rollback_to": {"type": "integer"},
+                        },
+                    }
                 },
-            }
+                {
+                    "not": {
+                        "required": ["gray", "rollback_to"],
+                        "properties": {
+                            "gray": {"type": "object"},
+                            "rollback_to": {"type": "integer"},
+                        },
+                    }
+                },
+            ]
         }
     )
 
     comment: Comment
     draft_revision: Revision | None = None
     rollback_to: Version | None = None
-    # Until gray releases exist a request carries none (the contract's `gray`, reserved).
-    gray: None = None
+    gray: GrayRuleBody | None = None
 
 
 class DecideReleaseRequestBody(RequestBody):

@@ -9,7 +9,7 @@ rollback) also make V+1, so no subscriber's version ever goes down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from server.domain.context import DomainContext
 from server.domain.diff import diff_items
 from server.domain.releases import (
     Gate,
+    Plan,
     Planned,
     ReleaseService,
     check_draft_revision,
@@ -126,6 +127,20 @@ class GrayService:
     ) -> Release:
         """Publish the draft as version V to the instances the rule matches only."""
         comment = validate_comment(comment)
+        plan = self.plan_start(principal.name, comment, rule, draft_revision=draft_revision)
+        chosen = gate if gate is not None else gate_for(principal, emergency)
+        return await self.releases.release(principal, app, env, plan, chosen)
+
+    def plan_start(
+        self,
+        author: str,
+        comment: str,
+        rule: GrayRule,
+        frozen: tuple[Mapping[str, str], Collection[str]] | None = None,
+        draft_revision: int | None = None,
+    ) -> Plan:
+        """The plan of a gray release of the draft, or of the items (clear) and secret keys a
+        request froze."""
         keyring = self.ctx.keyring
 
         async def plan(q: Queries, ref: EnvRef, now: str) -> Planned:
@@ -135,11 +150,11 @@ class GrayService:
             if stored_latest is None:
                 raise AppError(
                     ErrorCode.CONFLICT,
-                    f"{app}/{env} has no release yet: publish one first (it is what the "
-                    "instances outside the gray release keep)",
+                    f"{ref.app}/{ref.name} has no release yet: publish one first (it is what "
+                    "the instances outside the gray release keep)",
                 )
             main = opened_release(keyring, stored_latest)
-            items, secrets = await opened_draft(q, keyring, ref)
+            items, secrets = frozen if frozen is not None else await opened_draft(q, keyring, ref)
             snap = sealed_publishable(
                 keyring, ref, main, items, secrets, self.ctx.limits.max_release_bytes
             )
@@ -149,7 +164,7 @@ class GrayService:
                 env=ref.name,
                 version=self.releases.next_version(ref, main),
                 checksum=snap.checksum,
-                author=principal.name,
+                author=author,
                 comment=comment,
                 created_at=now,
                 items=snap.items,
@@ -163,8 +178,7 @@ class GrayService:
             )
             return Planned(release, snap.text, AuditAction.GRAY_START, summary)
 
-        chosen = gate if gate is not None else gate_for(principal, emergency)
-        return await self.releases.release(principal, app, env, plan, chosen)
+        return plan
 
     async def widen(self, principal: Principal, app: str, env: str, rule: GrayRule) -> Release:
         """A wider rule for the active gray release (409 gray_narrowing when it would drop an

@@ -1,7 +1,8 @@
 """Release requests: a snapshot frozen for review, released only when someone else approves it.
 
 A request freezes what it asks to publish when it is made: the draft's items at a revision,
-or the version a rollback copies. Approval publishes exactly that, through the same fenced
+or the version a rollback copies; with a gray rule, the draft's items as a gray release to the
+instances the rule takes. Approval publishes exactly that, through the same fenced
 path as every release (`ReleaseService.release`), and marks the request approved in the
 release's own transaction: two approvals of one request, on one replica or on two, make one
 release. Any release of the env makes its pending requests stale (their base moved).
@@ -17,6 +18,7 @@ from typing import Any
 from server.domain.apps import require_env
 from server.domain.context import DomainContext
 from server.domain.diff import diff_items
+from server.domain.gray import GrayService
 from server.domain.releases import (
     Gate,
     Planned,
@@ -33,6 +35,7 @@ from server.errors import AppError, ErrorCode, not_found
 from server.records import (
     AuditAction,
     EnvRef,
+    GrayRule,
     Release,
     ReleaseRequest,
     RequestStatus,
@@ -162,18 +165,20 @@ def _summary(request: ReleaseRequest) -> str:
     if request.rollback_to is not None:
         return f"requested a rollback to version {request.rollback_to}"
     diff = request.diff
+    to = f" as a gray release to {request.gray.to_json()}" if request.gray is not None else ""
     return (
-        f"requested publishing revision {request.draft_revision}: {len(diff['added'])} added, "
-        f"{len(diff['changed'])} changed, {len(diff['removed'])} removed"
+        f"requested publishing revision {request.draft_revision}{to}: {len(diff['added'])} "
+        f"added, {len(diff['changed'])} changed, {len(diff['removed'])} removed"
     )
 
 
 class RequestService:
     """Make, list, approve, reject and withdraw release requests."""
 
-    def __init__(self, ctx: DomainContext, releases: ReleaseService) -> None:
+    def __init__(self, ctx: DomainContext, releases: ReleaseService, gray: GrayService) -> None:
         self.ctx = ctx
         self.releases = releases
+        self.gray = gray
 
     async def create(
         self,
@@ -183,21 +188,17 @@ class RequestService:
         comment: str,
         draft_revision: int | None = None,
         rollback_to: int | None = None,
-        gray: object = None,
+        gray: GrayRule | None = None,
     ) -> ReleaseRequest:
         """A pending request freezing the draft (at draft_revision when given: 409
-        draft_changed if it moved) or the rollback to a release; 409 nothing_to_publish when
-        that would change nothing."""
+        draft_changed if it moved), to everyone or as a gray release by `gray`'s rule, or the
+        rollback to a release; 409 nothing_to_publish when that would change nothing."""
         principal.require(app, Permission.EDIT)
         comment = validate_comment(comment)
-        if gray is not None:
+        if rollback_to is not None and (draft_revision is not None or gray is not None):
             raise AppError(
                 ErrorCode.INVALID_REQUEST,
-                "gray releases through requests are not built yet; omit gray",
-            )
-        if draft_revision is not None and rollback_to is not None:
-            raise AppError(
-                ErrorCode.INVALID_REQUEST, "give draft_revision or rollback_to, not both"
+                "give rollback_to, or draft_revision and gray: a rollback is to everyone",
             )
         keyring = self.ctx.keyring
         now = utc_now()
@@ -205,6 +206,12 @@ class RequestService:
             # The env row lock orders this with publishes: the base is the latest release.
             ref = await require_env(q, app, env, lock=True)
             stored_latest = await q.latest_release(ref.id)
+            if gray is not None and stored_latest is None:
+                raise AppError(
+                    ErrorCode.CONFLICT,
+                    f"{app}/{env} has no release yet: publish one first (it is what the "
+                    "instances outside the gray release keep)",
+                )
             latest = opened_release(keyring, stored_latest) if stored_latest else None
             items_json: str | None = None
             secrets: frozenset[str] = frozenset()
@@ -230,6 +237,7 @@ class RequestService:
                 draft_revision=ref.draft_revision if rollback_to is None else None,
                 rollback_to=rollback_to,
                 created_at=now,
+                gray=gray,
                 diff=_diff(base, (frozen, secrets), may_see(principal, app)),
             )
             request_id = await q.insert_release_request(ref.id, request, items_json, secrets)
@@ -310,9 +318,15 @@ class RequestService:
                 assert found is not None, "a request without rollback_to froze items"
                 sealed, secrets = found
                 items = opened_frozen(self.ctx.keyring, ref, sealed, secrets)
-                planned = await self.releases.plan_items(
-                    principal.name, items, secrets, current.comment
-                )(q, ref, now)
+                if current.gray is not None:
+                    plan_frozen = self.gray.plan_start(
+                        principal.name, current.comment, current.gray, (items, secrets)
+                    )
+                else:
+                    plan_frozen = self.releases.plan_items(
+                        principal.name, items, secrets, current.comment
+                    )
+                planned = await plan_frozen(q, ref, now)
             # Conditional: only a pending request becomes approved, in this very transaction.
             if not await q.decide_release_request(
                 current.id,

@@ -49,6 +49,7 @@ class Services:
         """Every service over one context."""
         passwords = PasswordPool(auth.password_workers, auth.password_queue)
         releases = ReleaseService(ctx)
+        gray = GrayService(ctx, releases)
         return cls(
             ctx,
             AppService(ctx),
@@ -63,9 +64,9 @@ class Services:
             UserService(ctx, passwords),
             TransferService(ctx),
             EnvService(ctx),
-            RequestService(ctx, releases),
+            RequestService(ctx, releases, gray),
             InstanceService(ctx),
-            GrayService(ctx, releases),
+            gray,
         )
 
     def close(self) -> None:

@@ -10,14 +10,14 @@ from typing import Any
 
 import orjson
 
-from server.records import ReleaseRequest, RequestStatus
+from server.records import ReleaseRequest, RequestStatus, gray_rule_from_record
 from server.store.db import Connection, Row
 from server.store.rows import snapshot_items
 
 _REQUEST_COLUMNS = (
     "rr.id, a.name, e.name, rr.author, rr.comment, rr.status, rr.base_version, "
     "rr.draft_revision, rr.rollback_to, rr.created_at, rr.decided_by, "
-    "rr.decided_at, rr.decision_comment, rr.release_version"
+    "rr.decided_at, rr.decision_comment, rr.release_version, rr.gray_json"
 )
 _REQUEST_FROM = (
     "FROM release_requests rr JOIN envs e ON e.id = rr.env_id JOIN apps a ON a.id = e.app_id"
@@ -44,6 +44,7 @@ def _release_request(row: Row) -> ReleaseRequest:
         decided_at=row[11],
         decision_comment=row[12],
         release_version=_optional_int(row[13]),
+        gray=gray_rule_from_record(orjson.loads(row[14])) if row[14] is not None else None,
     )
 
 
@@ -68,8 +69,8 @@ class RequestQueries:
         """A new pending request (its id and diff are ignored); returns the id it got."""
         _, request_id = await self.conn.execute(
             "INSERT INTO release_requests (env_id, author, comment, status, base_version, "
-            "draft_revision, rollback_to, items_json, secret_keys_json, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "draft_revision, rollback_to, items_json, secret_keys_json, created_at, gray_json) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 env_id,
                 request.author,
@@ -81,6 +82,7 @@ class RequestQueries:
                 items_json,
                 orjson.dumps(sorted(secret_keys)).decode() if items_json is not None else None,
                 request.created_at,
+                orjson.dumps(request.gray.to_json()).decode() if request.gray else None,
             ),
         )
         return request_id

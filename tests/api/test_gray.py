@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from tests.api.helpers import Api
+from tests.api.test_requests import publisher
 
 ENV = "/api/v1/apps/shop/envs/prod"
 WITHIN = 5.0
@@ -318,4 +319,68 @@ async def test_a_preview_counts_the_live_instances_a_rule_would_take(api: Api) -
     # nothing started
     assert (await api.call("GET", f"{ENV}/gray")).status == 404
     for ws in sockets:
+        await ws.close()
+
+
+async def test_a_release_request_for_a_gray_release_starts_it_when_approved(api: Api) -> None:
+    await api.app_with_env()
+    main = await publish(api, "blue")
+    assert (await api.call("PATCH", ENV, {"approval_required": True})).status == 200
+    canary = await subscriber(api, "pod-1", {"track": "canary"})
+    stable = await subscriber(api, "pod-2", {"track": "stable"})
+    for ws in (canary, stable):
+        assert (await receive(ws))["version"] == main
+    alice, bob = await publisher(api, "alice"), await publisher(api, "bob")
+    assert (await api.call("POST", "/api/v1/apps/shop/envs", {"name": "dev"})).status == 201
+    await api.set_items("shop", "dev", {"k": "new"})
+    never = await api.call(
+        "POST",
+        "/api/v1/apps/shop/envs/dev/release-requests",
+        {"comment": "", "gray": {"percent": 5}},
+        token=alice.secret,
+    )
+    # A gray release needs a main release for the others to keep.
+    assert (never.status, never.body["error"]["code"]) == (409, "conflict"), never.text
+
+    await api.set_items("shop", "prod", {"k": "green"})
+    made = await api.call(
+        "POST",
+        f"{ENV}/release-requests",
+        {"comment": "canary green", "gray": {"labels": {"track": "canary"}}},
+        token=alice.secret,
+    )
+    assert made.status == 201, made.text
+    assert made.body["gray"] == {"labels": {"track": "canary"}}
+    assert made.body["diff"]["changed"] == {"k": {"old": "blue", "new": "green"}}
+    shown = await api.call("GET", f"{ENV}/release-requests/{made.body['id']}")
+    assert shown.body["gray"] == {"labels": {"track": "canary"}}
+    await nothing_more(canary)
+    # The draft moves on after the request: approval starts what was frozen.
+    await api.set_items("shop", "prod", {"k": "red"})
+
+    approved = await api.call(
+        "POST", f"{ENV}/release-requests/{made.body['id']}/approve", {}, token=bob.secret
+    )
+    assert approved.status == 201, approved.text
+    gray = approved.body["version"]
+    assert approved.body["items"] == {"k": "green"}
+    assert approved.body["gray"] == {
+        "rule": {"labels": {"track": "canary"}},
+        "status": "active",
+    }
+    got = await receive(canary)
+    assert (got["version"], got["items"], got["gray"]) == (gray, {"k": "green"}, True)
+    await nothing_more(stable)
+    env = (await api.call("GET", ENV)).body
+    assert env["gray"]["version"] == gray
+    assert env["gray"]["main_version"] == main
+    decided = await api.call("GET", f"{ENV}/release-requests/{made.body['id']}")
+    assert (decided.body["status"], decided.body["release_version"]) == ("approved", gray)
+    entries = (await api.call("GET", "/api/v1/audit?app=shop&action=request.approve")).body
+    assert "gray version" in entries["entries"][0]["summary"]
+    # Its course needs no second approval; a plain request meanwhile waits for the gray.
+    assert (await api.call("PATCH", f"{ENV}/gray", {"rule": {"percent": 100}})).status == 200
+    got = await receive(stable)
+    assert (got["version"], got["gray"]) == (gray, True)
+    for ws in (canary, stable):
         await ws.close()

@@ -337,7 +337,9 @@ async def test_bad_requests_are_refused_and_change_nothing(api: Api) -> None:
         {"comment": "x", "rollback_to": 0},
         {"comment": "x", "rollback_to": True},
         {"comment": "x", "unknown": 1},
-        {"comment": "x", "gray": {"percent": 10}},
+        {"comment": "x", "gray": {"percent": 101}},
+        {"comment": "x", "gray": {}},
+        {"comment": "x", "gray": {"percent": 10}, "rollback_to": 1},
         {"comment": "x", "gray": "all"},
         {"comment": "x", "draft_revision": revision, "rollback_to": 1},
     ):
