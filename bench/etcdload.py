@@ -8,6 +8,7 @@ from typing import Any
 
 import aetcd
 
+from bench.push import Published
 from bench.stats import CpuMeter, summary_ms
 
 
@@ -26,13 +27,13 @@ class EtcdPublisher:
         self.size = size
         self.version = 0
 
-    async def publish(self, _round: int) -> tuple[int, float]:
-        """One put; returns (version, the moment it was sent)."""
+    async def publish(self, _round: int) -> Published:
+        """One put: its version and the moment it was sent."""
         self.version += 1
         value = padded(self.version, self.size)
         stamp = time.monotonic()
         await self.client.put(self.key, value)
-        return self.version, stamp
+        return Published(self.version, stamp)
 
     async def close(self) -> None:
         """Close the connection."""

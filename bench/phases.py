@@ -14,6 +14,7 @@ from bench.etcdload import EtcdPublisher, txn_publishes
 from bench.plan import Plan
 from bench.profiling import Profiler
 from bench.push import (
+    Published,
     SubscriberFleet,
     SubscriberJob,
     plan_jobs,
@@ -228,10 +229,10 @@ async def _push_ws(
             ),
         )
 
-        async def publish(round_no: int) -> tuple[int, float]:
+        async def publish(round_no: int) -> Published:
             await api.put_item(app, ENV, "item.00000", f"round {round_no} at {time.time()}")
             stamp = time.monotonic()
-            return await api.publish(app, ENV), stamp
+            return Published(await api.publish(app, ENV), stamp)
 
         log.info("push: %d WebSocket subscribers (%s client) on %s", count, client, target)
         pids = [s.pid for s in servers if s.pid is not None]

@@ -18,13 +18,14 @@ import multiprocessing
 import multiprocessing.synchronize
 import os
 import queue
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from bench.stats import CpuMeter, raise_nofile_limit, rss_bytes, summary_ms
 
@@ -47,6 +48,11 @@ class SubscriberJob:
     token: str = ""
     source_ip: str = "127.0.0.1"
     connect_concurrency: int = 100
+    # ws: subscriber i names itself f"{instance_prefix}{i}" (with these labels) when set
+    instance_prefix: str = ""
+    labels: str = ""
+    # lean: each subscriber closes and subscribes again after about this long (0: stays)
+    hold_seconds: float = 0.0
     # etcd
     etcd_host: str = ""
     etcd_port: int = 0
@@ -74,6 +80,8 @@ def subscriber_process(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise_nofile_limit()
     shared = _Shared(ready, failed, received)
+    if job.hold_seconds and job.kind != "lean":
+        raise ValueError("only the lean client churns (hold_seconds)")
     if job.kind == "ws":
         import uvloop
 
@@ -91,6 +99,23 @@ async def _wait_stop(stop: multiprocessing.synchronize.Event, deadline: float) -
     # A multiprocessing Event cannot be awaited: poll it.
     while not stop.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+
+
+def subscriber_url(job: SubscriberJob, index: int) -> str:
+    """The URL subscriber `index` of a job opens: its replica's, naming its instance if any."""
+    url = job.urls[index % len(job.urls)]
+    if job.instance_prefix:
+        url += f"&instance={quote(job.instance_prefix)}{index}"
+        if job.labels:
+            url += f"&labels={quote(job.labels)}"
+    return url
+
+
+def instance_ids(job: SubscriberJob) -> list[str]:
+    """The instance ids a job's subscribers name themselves by (none when anonymous)."""
+    if not job.instance_prefix:
+        return []
+    return [f"{job.instance_prefix}{i}" for i in range(job.count)]
 
 
 def _version_of(frame: str) -> int:
@@ -146,7 +171,7 @@ async def _ws_main(
                 shared.ready.value += 1
 
     started = time.monotonic()
-    tasks = [asyncio.create_task(one(job.urls[i % len(job.urls)])) for i in range(job.count)]
+    tasks = [asyncio.create_task(one(subscriber_url(job, i))) for i in range(job.count)]
     await _wait_stop(stop, started + job.timeout)
     for task in tasks:
         task.cancel()
@@ -239,12 +264,14 @@ async def _lean_main(
 ) -> dict[str, Any]:
     versions = array.array("q")
     stamps = array.array("d")
+    subscribers = array.array("l")  # which subscriber of the job got each message
     errors: list[str] = []
     semaphore = asyncio.Semaphore(job.connect_concurrency)
     loop = asyncio.get_running_loop()
-    protocols: list[_LeanSubscriber] = []
+    protocols: dict[int, _LeanSubscriber] = {}
+    connects = 0
 
-    def record(payload: bytes, stamp: float) -> None:
+    def record(index: int, payload: bytes, stamp: float) -> None:
         if not payload.startswith(b'{"type":"release"'):
             errors.append(payload[:200].decode(errors="replace"))
             return
@@ -254,10 +281,12 @@ async def _lean_main(
             end += 1
         versions.append(int(payload[start:end]))
         stamps.append(stamp)
+        subscribers.append(index)
         shared.received.value += 1
 
-    async def one(url: str) -> None:
-        parts = urlsplit(url)
+    async def connect(index: int, first: bool) -> _LeanSubscriber | None:
+        nonlocal connects
+        parts = urlsplit(subscriber_url(job, index))
         key = base64.b64encode(os.urandom(16))
         request = (
             f"GET {parts.path}?{parts.query} HTTP/1.1\r\n"
@@ -266,11 +295,10 @@ async def _lean_main(
             f"Sec-WebSocket-Key: {key.decode()}\r\n"
             f"Authorization: Bearer {job.token}\r\n\r\n"
         ).encode()
-        first = True
 
         def first_then_record(payload: bytes, stamp: float) -> None:
             nonlocal first
-            record(payload, stamp)
+            record(index, payload, stamp)
             if first:
                 first = False
                 shared.ready.value += 1
@@ -287,26 +315,45 @@ async def _lean_main(
         except Exception as exc:
             shared.failed.value += 1
             errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        protocols.append(protocol)
+            return None
+        connects += 1
+        protocols[index] = protocol
+        return protocol
+
+    async def one(index: int) -> None:
+        protocol = await connect(index, first=True)
+        # Churn: close and subscribe again (the same instance) until told to stop.
+        while protocol is not None and job.hold_seconds > 0:
+            await asyncio.sleep(job.hold_seconds * random.uniform(0.5, 1.5))
+            await _close(protocol)
+            protocol = await connect(index, first=False)
 
     started = time.monotonic()
-    connecting = [asyncio.create_task(one(job.urls[i % len(job.urls)])) for i in range(job.count)]
+    connecting = [asyncio.create_task(one(i)) for i in range(job.count)]
     await _wait_stop(stop, started + job.timeout)
     for task in connecting:
         task.cancel()
     await asyncio.gather(*connecting, return_exceptions=True)
+    await asyncio.gather(*(_close(p) for p in protocols.values()), return_exceptions=True)
+    return {
+        "versions": versions.tobytes(),
+        "stamps": stamps.tobytes(),
+        "subscribers": subscribers.tobytes(),
+        "instance_prefix": job.instance_prefix,
+        "connects": connects,
+        "errors": errors[:20],
+    }
+
+
+async def _close(protocol: _LeanSubscriber) -> None:
     # A close handshake: the server closes the TCP connection first, so the TIME_WAIT
     # sockets are the server's and the client's ephemeral ports stay free.
-    for protocol in protocols:
-        protocol.send(0x8, (1000).to_bytes(2, "big"))
-    with contextlib.suppress(Exception):
+    protocol.send(0x8, (1000).to_bytes(2, "big"))
+    with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(20):
-            await asyncio.gather(*(p.lost for p in protocols), return_exceptions=True)
-    for protocol in protocols:
-        if protocol.transport is not None:
-            protocol.transport.abort()
-    return {"versions": versions.tobytes(), "stamps": stamps.tobytes(), "errors": errors[:20]}
+            await protocol.lost
+    if protocol.transport is not None:
+        protocol.transport.abort()
 
 
 async def _etcd_main(
@@ -463,7 +510,17 @@ def source_ips(processes: int) -> list[str]:
     return [f"127.{block}.{i // 250}.{i % 250 + 1}" for i in range(processes)]
 
 
-Publisher = Callable[[int], Awaitable[tuple[int, float]]]
+@dataclass(frozen=True)
+class Published:
+    """What one round of a push run sent: a version, when, to how many, in which series."""
+
+    version: int
+    stamp: float  # time.monotonic() just before the request that makes the version
+    receivers: int | None = None  # subscribers that get it; None: every one
+    series: str = ""  # rounds of one series are summarised together (besides all rounds)
+
+
+Publisher = Callable[[int], Awaitable[Published]]
 
 
 async def run_push(
@@ -478,11 +535,13 @@ async def run_push(
     server_pids: list[int],
     rss_pid: int | None = None,
     profile: Callable[[], Callable[[], dict[str, Any]]] | None = None,
+    receivers_of: dict[int, set[str]] | None = None,
 ) -> dict[str, Any]:
     """Connect the fleet, publish `rounds` times waiting for full delivery, measure latency.
 
     initial_messages: messages each subscriber gets on connecting (1 for WebSocket: the
-    current release; 0 for etcd watches).
+    current release; 0 for etcd watches). receivers_of, when given, is filled with the
+    instance ids that received each version (subscribers that name themselves).
     """
     rss_before = rss_bytes(rss_pid) if rss_pid is not None else None
     started = time.monotonic()
@@ -501,15 +560,15 @@ async def run_push(
         await asyncio.sleep(1.0)  # let the server settle before reading its memory
         rss_idle = rss_bytes(rss_pid) if rss_pid is not None else None
 
-        sent: dict[int, float] = {}
+        sent: dict[int, Published] = {}
         expected = count * initial_messages
         stop_profile = profile() if profile is not None else None
         meter = CpuMeter.start({"server": server_pids, "client": fleet.pids})
         undelivered_rounds = 0
         for round_no in range(rounds):
-            version, stamp = await publish(round_no)
-            sent[version] = stamp
-            expected += count
+            published = await publish(round_no)
+            sent[published.version] = published
+            expected += count if published.receivers is None else published.receivers
             deadline = time.monotonic() + delivery_timeout
             # Counters in shared memory, written by other processes: polled.
             while fleet.received() < expected and time.monotonic() < deadline:  # noqa: ASYNC110
@@ -523,7 +582,7 @@ async def run_push(
         rss_after = rss_bytes(rss_pid) if rss_pid is not None else None
     finally:
         outcomes = fleet.stop()
-    latencies: list[float] = []
+    by_series: dict[str, list[float]] = {p.series: [] for p in sent.values()}
     errors: list[str] = []
     for outcome in outcomes:
         versions = array.array("q")
@@ -533,15 +592,24 @@ async def run_push(
         errors += outcome["errors"]
         for version, stamp in zip(versions, stamps, strict=True):
             if version in sent:
-                latencies.append(stamp - sent[version])
-    deliveries = count * rounds
+                by_series[sent[version].series].append(stamp - sent[version].stamp)
+        if receivers_of is not None and outcome.get("instance_prefix"):
+            indexes = array.array("l")
+            indexes.frombytes(outcome["subscribers"])
+            prefix = outcome["instance_prefix"]
+            for version, index in zip(versions, indexes, strict=True):
+                receivers_of.setdefault(version, set()).add(f"{prefix}{index}")
+    latencies = [x for series in by_series.values() for x in series]
+    expected_of: dict[str, int] = dict.fromkeys(by_series, 0)
+    for p in sent.values():
+        expected_of[p.series] += count if p.receivers is None else p.receivers
     result: dict[str, Any] = {
         "subscribers": count,
         "processes": len(fleet.jobs),
         "rounds": rounds,
         **summary_ms(latencies),
         "delivered": len(latencies),
-        "expected": deliveries,
+        "expected": sum(expected_of.values()),
         "undelivered_rounds": undelivered_rounds,
         "connect_seconds": round(connect_seconds, 2),
         "server_cpu_us_per_delivery": round(
@@ -557,6 +625,16 @@ async def run_push(
         if result["client_cpu_us_per_delivery"] > result["server_cpu_us_per_delivery"]
         else "server"
     )
+    if any(by_series):
+        result["series"] = {
+            name: {
+                **summary_ms(series),
+                "delivered": len(series),
+                "expected": expected_of[name],
+                "rounds": sum(1 for p in sent.values() if p.series == name),
+            }
+            for name, series in by_series.items()
+        }
     if profiled is not None:
         result["profile"] = profiled
     if rss_before is not None and rss_idle is not None and rss_after is not None:
