@@ -77,6 +77,23 @@ class Api:
         )
         return int(body["version"])
 
+    async def start_gray(self, app: str, env: str, rule: dict[str, Any]) -> int:
+        """Publish the draft as a gray release to the instances rule takes; its version."""
+        body = await self.call(
+            "POST",
+            f"/api/v1/apps/{app}/envs/{env}/gray",
+            {"comment": "bench", "rule": rule},
+            expect=201,
+        )
+        return int(body["version"])
+
+    async def abandon_gray(self, app: str, env: str) -> int:
+        """End the active gray release; the version that gives everyone the main release."""
+        body = await self.call(
+            "POST", f"/api/v1/apps/{app}/envs/{env}/gray/abandon", {"comment": "bench"}, expect=201
+        )
+        return int(body["version"])
+
     async def create_token(self, name: str, scopes: list[str]) -> str:
         """A new API token's secret; a suffix keeps its name unique among live tokens."""
         unique = f"{name[:56]}-{secrets.token_hex(3)}"

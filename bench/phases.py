@@ -1,4 +1,5 @@
-"""The benchmark phases: read, push (with memory), publish (with scaling)."""
+"""The benchmark phases: read, push (with memory), publish (with scaling), gray, instance
+reads and instance churn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +17,21 @@ from bench.plan import Plan
 from bench.profiling import Profiler
 from bench.push import (
     Published,
+    Publisher,
     SubscriberFleet,
     SubscriberJob,
+    connect_fleet,
+    instance_ids,
     plan_jobs,
     process_count,
     run_push,
     source_ips,
 )
-from bench.read import etcd_put, etcd_range_lua, etcd_range_size, run_wrk
-from bench.stack import Stack
+from bench.read import etcd_put, etcd_range_lua, etcd_range_size, instance_reads_lua, run_wrk
+from bench.stack import Stack, etcd_prefix
 from bench.stats import CpuMeter, summary_ms
 from devservices import ServerProcess
+from server.records import in_percent
 
 log = logging.getLogger("bench")
 
@@ -206,9 +212,20 @@ async def _push_ws(
     rss: bool,
     profile: Path | None = None,
     client: str = "lean",
+    *,
+    app: str | None = None,
+    rounds: int | None = None,
+    named: bool = False,
+    make_publish: Callable[[Api, str, list[SubscriberJob]], Publisher] | None = None,
+    receivers_of: dict[int, set[str]] | None = None,
 ) -> dict[str, Any]:
+    """One WebSocket push run; named: subscribers name themselves (an instance id each).
+
+    make_publish(api, app, jobs) makes the rounds' publisher (default: a plain publish).
+    """
     api = await Api.login(servers[0].url, stack.password)
-    app = f"push{count}-{client}"
+    app = app or f"push{count}-{client}"
+    rounds = rounds or plan.push_rounds
     try:
         await seed_app(api, app, make_items(10, plan.value_bytes))
         token = await api.create_token(f"bench-push-{count}", [f"read:{app}"])
@@ -222,24 +239,21 @@ async def _push_ws(
             lambda i, n: SubscriberJob(
                 kind=client,
                 count=n,
-                timeout=plan.connect_timeout + plan.push_rounds * (plan.delivery_timeout + 1),
+                timeout=plan.connect_timeout + rounds * (plan.delivery_timeout + 1),
                 urls=urls[i % len(urls) :] + urls[: i % len(urls)],
                 token=token,
                 source_ip=ips[i],
+                instance_prefix=f"bench-{app}-{i}-" if named else "",
+                labels="bench:push" if named else "",
             ),
         )
-
-        async def publish(round_no: int) -> Published:
-            await api.put_item(app, ENV, "item.00000", f"round {round_no} at {time.time()}")
-            stamp = time.monotonic()
-            return Published(await api.publish(app, ENV), stamp)
-
+        publish = (make_publish or plain_publisher)(api, app, jobs)
         log.info("push: %d WebSocket subscribers (%s client) on %s", count, client, target)
         pids = [s.pid for s in servers if s.pid is not None]
         result = await run_push(
             SubscriberFleet(jobs),
             count,
-            plan.push_rounds,
+            rounds,
             publish,
             initial_messages=1,
             connect_timeout=plan.connect_timeout,
@@ -247,12 +261,26 @@ async def _push_ws(
             server_pids=pids,
             rss_pid=pids[0] if rss else None,
             profile=(lambda: Profiler(pids[0], profile).stop) if profile is not None else None,
+            receivers_of=receivers_of,
         )
     finally:
         await api.close()
     # the frame a subscriber gets: {"type":"release", …} is the body plus 17 bytes
     result["frame_bytes"] = len(body) + len('"type":"release",')
     return result
+
+
+def plain_publisher(
+    api: Api, app: str, _jobs: list[SubscriberJob] | None = None, series: str = ""
+) -> Publisher:
+    """Each round: edit one item (untimed), then publish the draft to every subscriber."""
+
+    async def publish(round_no: int) -> Published:
+        await api.put_item(app, ENV, "item.00000", f"round {round_no} at {time.time()}")
+        stamp = time.monotonic()
+        return Published(await api.publish(app, ENV), stamp, series=series)
+
+    return publish
 
 
 async def _push_etcd(
@@ -450,3 +478,231 @@ async def _publishes(
         "server_cpu_pct": cpu["server"],
         "client_cpu_pct": cpu["client"],
     }
+
+
+class GrayRounds:
+    """Rounds in cycles of three: a plain publish to everyone, a gray release to the rule's
+    subscribers, its abandon (a release to everyone); every round waited for in full."""
+
+    def __init__(self, api: Api, app: str, percent: int, matching: int) -> None:
+        self.api = api
+        self.app = app
+        self.rule = {"percent": percent}
+        self.matching = matching
+        self.gray_versions: list[int] = []
+        self.plain = plain_publisher(api, app, series="full")
+
+    async def publish(self, round_no: int) -> Published:
+        """The round's step: plain publish, gray release or abandon."""
+        step = round_no % 3
+        if step == 0:
+            return await self.plain(round_no)
+        if step == 1:
+            await self.api.put_item(self.app, ENV, "item.00000", f"gray {round_no}")
+            stamp = time.monotonic()
+            version = await self.api.start_gray(self.app, ENV, self.rule)
+            self.gray_versions.append(version)
+            return Published(version, stamp, receivers=self.matching, series="gray")
+        stamp = time.monotonic()
+        return Published(await self.api.abandon_gray(self.app, ENV), stamp, series="abandon")
+
+
+async def gray_phase(stack: Stack, plan: Plan) -> dict[str, Any]:
+    """Gray delivery to the rule's share of named subscribers beside a plain publish to all
+    of them, on one fleet; and whether anyone outside the rule got a gray version."""
+    target = "sqlite-gray"
+    server = stack.start_server(target)[0]
+    count = plan.gray_subscribers
+    app = f"gray{count}"
+    matched: set[str] = set()
+    rounds: list[GrayRounds] = []
+
+    def make_publish(api: Api, app: str, jobs: list[SubscriberJob]) -> Publisher:
+        ids = [instance for job in jobs for instance in instance_ids(job)]
+        matched.update(i for i in ids if in_percent(app, ENV, i, plan.gray_percent))
+        if not matched:
+            raise RuntimeError(f"a {plan.gray_percent}% rule takes none of {count} subscribers")
+        rounds.append(GrayRounds(api, app, plan.gray_percent, len(matched)))
+        return rounds[0].publish
+
+    receivers_of: dict[int, set[str]] = {}
+    result = await _push_ws(
+        stack,
+        plan,
+        target,
+        [server],
+        count,
+        rss=False,
+        app=app,
+        rounds=3 * plan.gray_cycles,
+        named=True,
+        make_publish=make_publish,
+        receivers_of=receivers_of,
+    )
+    result.pop("frame_bytes")
+    gray_versions = rounds[0].gray_versions
+    got_gray = set().union(*(receivers_of.get(v, set()) for v in gray_versions))
+    missed = sum(len(matched - receivers_of.get(v, set())) for v in gray_versions)
+    series = result["series"]
+    return {
+        "target": "sqlite",
+        "subscribers": count,
+        "percent": plan.gray_percent,
+        "matched": len(matched),
+        "cycles": plan.gray_cycles,
+        "gray": series["gray"],
+        "full": series["full"],
+        "abandon": series["abandon"],
+        # subscribers outside the rule that received a gray version (must be 0)
+        "outside_got_gray": len(got_gray - matched),
+        "outside": count - len(matched),
+        # (gray version, matching subscriber) pairs that were not delivered
+        "matched_missed": missed,
+        "ratio_p50": ratio(series["gray"]["p50_ms"], series["full"]["p50_ms"]),
+        "ratio_p99": ratio(series["gray"]["p99_ms"], series["full"]["p99_ms"]),
+        "push": result,
+    }
+
+
+async def instance_read_phase(stack: Stack, plan: Plan, targets: list[str]) -> list[dict[str, Any]]:
+    """wrk on GET …/config with reads that name themselves (rotating instance ids and labels)
+    beside anonymous ones, alternating, with one wrk script for both."""
+    rows = []
+    for target in targets:
+        server = stack.start_server(target)[0]
+        assert server.pid is not None
+        api = await Api.login(server.url, stack.password)
+        app = "tracked"
+        try:
+            await seed_app(api, app, make_items(plan.item_sizes[0], plan.value_bytes))
+            token = await api.create_token("bench-tracked", [f"read:{app}"])
+            url = f"{server.url}/api/v1/apps/{app}/envs/{ENV}/config"
+            runs: dict[str, list[dict[str, Any]]] = {"anonymous": [], "named": []}
+            for _ in range(plan.instance_read_repeats):
+                for side, ids in (("anonymous", 0), ("named", plan.instance_read_ids)):
+                    log.info("instance reads: %s on %s", side, target)
+                    result = await asyncio.to_thread(
+                        run_wrk,
+                        url,
+                        seconds=plan.read_seconds,
+                        connections=plan.read_connections,
+                        headers={"Authorization": f"Bearer {token}"},
+                        lua=instance_reads_lua(ids),
+                        server_pids=[server.pid],
+                    )
+                    if result["socket_errors"] or result["bad_status"]:
+                        raise RuntimeError(f"instance reads ({side}) had errors: {result}")
+                    runs[side].append(result)
+            listing = await api.call("GET", f"/api/v1/apps/{app}/envs/{ENV}/instances")
+        finally:
+            await api.close()
+        sides = {side: _mean_run(results) for side, results in runs.items()}
+        rows.append(
+            {
+                "target": target,
+                "connections": plan.read_connections,
+                "instance_ids": plan.instance_read_ids,
+                "runs_per_side": plan.instance_read_repeats,
+                **sides,
+                "listed": listing["summary"]["total"],
+                "ratio": ratio(sides["named"]["rps"], sides["anonymous"]["rps"]),
+                "runs": runs,
+            }
+        )
+    return rows
+
+
+def _mean_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(name: str) -> float:
+        return round(float(sum(r[name] for r in results)) / len(results), 1)
+
+    return {
+        name: mean(name)
+        for name in ("rps", "p50_ms", "p99_ms", "server_cpu_us_per_request", "server_cpu_pct")
+    }
+
+
+async def instance_churn_phase(stack: Stack, plan: Plan) -> dict[str, Any]:
+    """etcd writes of the instance summary while named subscribers connect and disconnect,
+    counted by a watch on the summaries' prefix (and by the server's own counter)."""
+    import aetcd
+    from aetcd.rtypes import EventKind
+
+    target = "etcd"
+    server = stack.start_server(target)[0]
+    api = await Api.login(server.url, stack.password)
+    count = plan.churn_subscribers
+    app = "churn"
+    etcd_host, etcd_port = stack.etcd_endpoint
+    client = aetcd.Client(etcd_host, etcd_port)
+    puts: list[float] = []
+    fleet: SubscriberFleet | None = None
+    try:
+        await seed_app(api, app, make_items(10, plan.value_bytes))
+        token = await api.create_token("bench-churn", [f"read:{app}"])
+        watch = await client.watch_prefix(f"{etcd_prefix(target)}/instances/".encode())
+
+        async def count_puts() -> None:
+            async for event in watch:
+                if event.kind == EventKind.PUT:
+                    puts.append(time.monotonic())
+
+        counting = asyncio.create_task(count_puts())
+        ips = source_ips(process_count(count, plan.subscribers_per_process))
+        jobs = plan_jobs(
+            "ws",
+            count,
+            plan.subscribers_per_process,
+            lambda i, n: SubscriberJob(
+                kind="lean",
+                count=n,
+                timeout=plan.connect_timeout + plan.churn_seconds + 30,
+                urls=(f"{server.url}/api/v1/watch?app={app}&env={ENV}",),
+                token=token,
+                source_ip=ips[i],
+                instance_prefix=f"bench-churn-{i}-",
+                labels="bench:churn",
+                hold_seconds=plan.churn_hold_seconds,
+            ),
+        )
+        log.info("instance churn: %d subscribers for %g s on %s", count, plan.churn_seconds, target)
+        fleet = SubscriberFleet(jobs)
+        fleet.start()
+        await connect_fleet(fleet, count, plan.connect_timeout)
+        writes_before = await _summary_writes(api)
+        connects_before = fleet.received()  # one release per connect
+        meter = CpuMeter.start({"server": [server.pid]})
+        started = time.monotonic()
+        await asyncio.sleep(plan.churn_seconds)
+        ended = time.monotonic()
+        cpu = meter.stop()
+        connects = fleet.received() - connects_before
+        writes = await _summary_writes(api) - writes_before
+        if fleet.failed():
+            raise RuntimeError(f"{fleet.failed()} subscriber connects failed while churning")
+        counting.cancel()
+        await asyncio.gather(counting, return_exceptions=True)
+        await watch.cancel()
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        await client.close()
+        await api.close()
+    seconds = ended - started
+    in_window = sum(1 for t in puts if started <= t <= ended)
+    return {
+        "target": target,
+        "subscribers": count,
+        "seconds": round(seconds, 1),
+        "hold_seconds": plan.churn_hold_seconds,
+        "connects_per_second": round(connects / seconds, 1),
+        "etcd_puts": in_window,
+        "puts_per_second": round(in_window / seconds, 2),
+        "server_summary_writes": writes,
+        "server_cpu_pct": cpu["server"],
+    }
+
+
+async def _summary_writes(api: Api) -> int:
+    cluster = await api.call("GET", "/api/v1/cluster")
+    return int(cluster["instances"]["summary_writes"])

@@ -30,6 +30,18 @@ class Plan:
     scaling_envs: int = 10
     scaling_sequential: int = 30
     scaling_rounds: int = 3
+    # gray: subscribers that name themselves, the rule's percent, cycles of (plain publish,
+    # gray release, abandon)
+    gray_subscribers: int = 10_000
+    gray_percent: int = 10
+    gray_cycles: int = 10
+    # instance reads: distinct instance ids the identified reads rotate over; runs per side
+    instance_read_ids: int = 10_000
+    instance_read_repeats: int = 2
+    # instance churn: subscribers that connect and disconnect, for how long, held how long
+    churn_subscribers: int = 1_000
+    churn_seconds: float = 10.0
+    churn_hold_seconds: float = 1.0
     # bounds
     connect_timeout: float = 180.0
     delivery_timeout: float = 15.0
@@ -54,6 +66,14 @@ QUICK = Plan(
     scaling_envs=2,
     scaling_sequential=4,
     scaling_rounds=1,
+    gray_subscribers=20,
+    gray_percent=50,
+    gray_cycles=2,
+    instance_read_ids=20,
+    instance_read_repeats=1,
+    churn_subscribers=10,
+    churn_seconds=2.0,
+    churn_hold_seconds=0.5,
     connect_timeout=60.0,
     delivery_timeout=10.0,
 )

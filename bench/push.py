@@ -523,6 +523,21 @@ class Published:
 Publisher = Callable[[int], Awaitable[Published]]
 
 
+async def connect_fleet(fleet: SubscriberFleet, count: int, connect_timeout: float) -> float:
+    """Wait until every subscriber of a started fleet is ready; seconds it took."""
+    started = time.monotonic()
+    while fleet.ready() + fleet.failed() < count:
+        if time.monotonic() - started > connect_timeout or not fleet.alive():
+            raise RuntimeError(
+                f"{fleet.ready()} of {count} subscribers ready after "
+                f"{time.monotonic() - started:.0f} s ({fleet.failed()} failed)"
+            )
+        await asyncio.sleep(0.1)
+    if fleet.failed():
+        raise RuntimeError(f"{fleet.failed()} of {count} subscribers could not connect")
+    return time.monotonic() - started
+
+
 async def run_push(
     fleet: SubscriberFleet,
     count: int,
@@ -544,19 +559,9 @@ async def run_push(
     instance ids that received each version (subscribers that name themselves).
     """
     rss_before = rss_bytes(rss_pid) if rss_pid is not None else None
-    started = time.monotonic()
     fleet.start()
     try:
-        while fleet.ready() + fleet.failed() < count:
-            if time.monotonic() - started > connect_timeout or not fleet.alive():
-                raise RuntimeError(
-                    f"{fleet.ready()} of {count} subscribers ready after "
-                    f"{time.monotonic() - started:.0f} s ({fleet.failed()} failed)"
-                )
-            await asyncio.sleep(0.1)
-        connect_seconds = time.monotonic() - started
-        if fleet.failed():
-            raise RuntimeError(f"{fleet.failed()} of {count} subscribers could not connect")
+        connect_seconds = await connect_fleet(fleet, count, connect_timeout)
         await asyncio.sleep(1.0)  # let the server settle before reading its memory
         rss_idle = rss_bytes(rss_pid) if rss_pid is not None else None
 

@@ -110,6 +110,28 @@ def limit_side(server_pct: float, client_pct: float) -> str:
     return "neither (machine shared or latency-bound)"
 
 
+def instance_reads_lua(ids: int) -> str:
+    """A wrk script whose reads name themselves, rotating over `ids` instance ids, each with
+    labels of its own; with ids 0 the same script sends the same requests without them.
+
+    Both sides run this one script, so wrk does the same work per request on both.
+    """
+    return f"""local ids = {ids}
+local n = 0
+request = function()
+  local headers = {{}}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  if ids > 0 then
+    local i = n % ids
+    headers["X-Config-Instance"] = "bench-read-" .. i
+    headers["X-Config-Labels"] = "zone=z" .. (i % 3) .. ", bench=read"
+  end
+  n = n + 1
+  return wrk.format(nil, nil, headers)
+end
+"""
+
+
 def etcd_range_lua(key: bytes) -> str:
     """A wrk script POSTing a v3 range request for key."""
     body = json.dumps({"key": base64.b64encode(key).decode()})

@@ -9,6 +9,8 @@ READ_RATIO_TARGET = 2.0
 PUSH_P99_TARGETS_MS = {1_000: 50.0, 10_000: 250.0}
 PUBLISH_P50_TARGET_MS = 15.0
 MEMORY_TARGET_KB = 30.0
+INSTANCE_READ_RATIO_TARGET = 0.9  # named reads: at most 10% fewer req/s than anonymous ones
+SUMMARY_WRITES_TARGET = 5.0  # etcd puts of instance summaries per second while churning
 
 
 def _n(value: Any, digits: int = 0) -> str:
@@ -82,6 +84,53 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             "met": kb <= MEMORY_TARGET_KB if kb is not None else None,
         }
     )
+    found += _rollout_targets(results)
+    return found
+
+
+def _rollout_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    gray = results.get("gray")
+    found: list[dict[str, Any]] = [
+        {
+            "name": "gray p99 <= full push p99"
+            + (
+                f" at {gray['subscribers']:,} subscribers ({gray['percent']}% gray), "
+                "none outside the rule got it"
+                if gray
+                else ""
+            ),
+            "value": gray["ratio_p99"] if gray else None,
+            "unit": "x",
+            "met": (
+                gray["gray"]["p99_ms"] <= gray["full"]["p99_ms"]
+                and gray["outside_got_gray"] == 0
+                and gray["matched_missed"] == 0
+            )
+            if gray
+            else None,
+        }
+    ]
+    reads = results.get("instance_read") or [None]
+    for row in reads:
+        found.append(
+            {
+                "name": f"named reads >= {INSTANCE_READ_RATIO_TARGET:g}x anonymous req/s"
+                + (f" ({row['target']})" if row else ""),
+                "value": row["ratio"] if row else None,
+                "unit": "x",
+                "met": row["ratio"] >= INSTANCE_READ_RATIO_TARGET if row else None,
+            }
+        )
+    churn = results.get("instance_churn")
+    found.append(
+        {
+            "name": f"instance summary writes <= {SUMMARY_WRITES_TARGET:g}/s to etcd"
+            + (f" while {churn['subscribers']:,} subscribers churn" if churn else ""),
+            "value": churn["puts_per_second"] if churn else None,
+            "unit": "/s",
+            "met": churn["puts_per_second"] <= SUMMARY_WRITES_TARGET if churn else None,
+        }
+    )
     return found
 
 
@@ -135,6 +184,7 @@ def render(results: dict[str, Any]) -> str:
             )
         if scaling:
             out += ["", *_publish_table(scaling)]
+    out += _rollout_sections(results)
     for name, error in (results.get("errors") or {}).items():
         out += ["", f"{name.upper()} FAILED: {error}"]
     for note in results.get("unavailable", []):
@@ -202,6 +252,78 @@ def _push_section(push: list[dict[str, Any]]) -> list[str]:
         "server or client (CPU µs per delivery, server / client)",
         *_table(header, rows),
     ]
+
+
+def _rollout_sections(results: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    gray = results.get("gray")
+    if gray:
+        rows = []
+        for name, key, receivers in (
+            ("full push", "full", gray["subscribers"]),
+            (f"gray {gray['percent']}%", "gray", gray["matched"]),
+            ("abandon", "abandon", gray["subscribers"]),
+        ):
+            series = gray[key]
+            rows.append(
+                [
+                    name,
+                    _n(receivers),
+                    _ms(series, "p50_ms", "p99_ms", "max_ms"),
+                    f"{series['delivered']}/{series['expected']}",
+                    _n(series["rounds"]),
+                ]
+            )
+        out += [
+            "",
+            f"GRAY: publish-to-delivery ms on one fleet of {gray['subscribers']:,} named "
+            "WebSocket subscribers, in cycles of a plain publish, a gray release "
+            f"(rule {{percent: {gray['percent']}}}) and its abandon",
+            *_table(["release", "receivers", "p50/p99/max", "delivered", "rounds"], rows),
+            f"gray / full: p50 {_n(gray['ratio_p50'], 2)}x, p99 {_n(gray['ratio_p99'], 2)}x; "
+            f"outside the rule: {gray['outside_got_gray']} of {gray['outside']:,} got a gray "
+            f"version; inside: {gray['matched_missed']} gray deliveries missing",
+        ]
+    reads = results.get("instance_read") or []
+    if reads:
+        rows = []
+        for r in reads:
+            anonymous, named = r["anonymous"], r["named"]
+            rows.append(
+                [
+                    r["target"],
+                    _n(anonymous["rps"]),
+                    _n(named["rps"]),
+                    f"{_n(r['ratio'], 2)}x",
+                    _ms(anonymous, "p50_ms", "p99_ms"),
+                    _ms(named, "p50_ms", "p99_ms"),
+                    f"{_n(anonymous['server_cpu_us_per_request'])} / "
+                    f"{_n(named['server_cpu_us_per_request'])} µs",
+                    _n(r["listed"]),
+                ]
+            )
+        header = ["target", "anon req/s", "named req/s", "ratio", "anon p50/p99"]
+        header += ["named p50/p99", "cpu/req anon / named", "listed"]
+        out += [
+            "",
+            f"INSTANCE READS: GET …/config, {reads[0]['connections']} connections (wrk, 1 "
+            f"thread, one script), named: X-Config-Instance rotating over "
+            f"{reads[0]['instance_ids']:,} ids with X-Config-Labels, anonymous: none; mean of "
+            f"{reads[0]['runs_per_side']} alternating runs per side",
+            *_table(header, rows),
+        ]
+    churn = results.get("instance_churn")
+    if churn:
+        out += [
+            "",
+            f"INSTANCE CHURN: {churn['subscribers']:,} named subscribers each reconnecting "
+            f"about every {churn['hold_seconds']:g} s ({_n(churn['connects_per_second'])} "
+            f"connects/s) for {churn['seconds']} s on {churn['target']}: "
+            f"{churn['etcd_puts']} etcd puts of the instance summary "
+            f"({_n(churn['puts_per_second'], 2)}/s, etcd watch; the server counted "
+            f"{churn['server_summary_writes']}); server CPU {churn['server_cpu_pct']}%",
+        ]
+    return out
 
 
 def _publish_table(rows_in: list[dict[str, Any]]) -> list[str]:

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -32,7 +33,7 @@ from bench.stats import machine, raise_nofile_limit
 log = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("read", "push", "publish")
+PHASES = ("read", "push", "publish", "gray", "instance-read", "instance-churn")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -52,28 +53,38 @@ async def _run(
             f"with etcd and 3 replicas: {missing}; the harness runs them (targets 'etcd', "
             "'cluster') once it exists"
         )
-    if "read" in only:
+    phase_runs: dict[str, Callable[[], Awaitable[Any]]] = {
+        "read": lambda: phases.read_phase(stack, plan, profile_dir),
+        "push": lambda: phases.push_phase(stack, plan, cluster_targets, profile_dir),
+        "publish": lambda: phases.publish_phase(
+            stack, plan, ["sqlite", "mariadb", *cluster_targets], profile_dir
+        ),
+        "gray": lambda: phases.gray_phase(stack, plan),
+        "instance-read": lambda: phases.instance_read_phase(
+            stack, plan, ["sqlite", *cluster_targets[:1]]
+        ),
+    }
+    if cluster_targets:
+        phase_runs["instance-churn"] = lambda: phases.instance_churn_phase(stack, plan)
+    # Where each phase's figures go (push and publish give two parts each).
+    keys = {
+        "push": ("push", "memory"),
+        "publish": ("publish", "scaling"),
+        "instance-read": ("instance_read",),
+        "instance-churn": ("instance_churn",),
+    }
+    for name in PHASES:
+        if name not in only or name not in phase_runs:
+            continue
         try:
-            results["read"] = await phases.read_phase(stack, plan, profile_dir)
+            measured = await phase_runs[name]()
         except Exception as exc:
-            log.exception("read phase failed")
-            results["errors"]["read"] = f"{type(exc).__name__}: {exc}"
-    if "push" in only:
-        try:
-            results["push"], results["memory"] = await phases.push_phase(
-                stack, plan, cluster_targets, profile_dir
-            )
-        except Exception as exc:
-            log.exception("push phase failed")
-            results["errors"]["push"] = f"{type(exc).__name__}: {exc}"
-    if "publish" in only:
-        try:
-            results["publish"], results["scaling"] = await phases.publish_phase(
-                stack, plan, ["sqlite", "mariadb", *cluster_targets], profile_dir
-            )
-        except Exception as exc:
-            log.exception("publish phase failed")
-            results["errors"]["publish"] = f"{type(exc).__name__}: {exc}"
+            log.exception("%s phase failed", name)
+            results["errors"][name] = f"{type(exc).__name__}: {exc}"
+            continue
+        parts = keys.get(name, (name,))
+        for key, part in zip(parts, measured if len(parts) > 1 else (measured,), strict=True):
+            results[key] = part
     return results
 
 
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test's run)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     parser.add_argument(
-        "--only", default=",".join(PHASES), help="comma-separated: read,push,publish"
+        "--only", default=",".join(PHASES), help=f"comma-separated: {','.join(PHASES)}"
     )
     parser.add_argument(
         "--profile", action="store_true", help="attach py-spy (perturbs figures; bench/profiles/)"

@@ -93,7 +93,7 @@ class Stack:
                 # 10,000 subscribers plus the load generators' own connections: above the
                 # default cap of 10,000 open connections.
                 env={
-                    "CONFIGCENTER_ETCD_PREFIX": f"/configcenter-{name}",
+                    "CONFIGCENTER_ETCD_PREFIX": etcd_prefix(name),
                     "CONFIGCENTER_SERVER_MAX_CONNECTIONS": "19000",
                 },
                 admin_password=self.password,
@@ -110,6 +110,11 @@ class Stack:
         """Stop a target early (its stop callback is then a no-op)."""
         for process in self.servers.pop(name, []):
             process.stop()
+
+
+def etcd_prefix(target: str) -> str:
+    """The etcd prefix of a target's deployment (targets share the one etcd)."""
+    return f"/configcenter-{target}"
 
 
 def pid_of_etcd(base_dir: Path) -> int | None:

@@ -57,7 +57,10 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
     assert code == 0, output[-3000:]
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["errors"] == {}
-    for heading in ("READ:", "PUSH:", "MEMORY:", "PUBLISH:", "SCALING:", "TARGETS"):
+    headings = ["READ:", "PUSH:", "MEMORY:", "PUBLISH:", "SCALING:", "GRAY:", "INSTANCE READS:"]
+    if cluster_mode_available() is None:
+        headings.append("INSTANCE CHURN:")
+    for heading in [*headings, "TARGETS"]:
         assert heading in output
 
     # read: every size, with and without If-None-Match, etcd beside it
@@ -103,8 +106,42 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         (target, size) for target in ("sqlite", "mariadb") for size in QUICK.item_sizes
     }
 
+    # gray: the rule's subscribers got every gray version, nobody else any; a plain publish
+    # and the abandon reached everyone
+    gray = results["gray"]
+    assert 0 < gray["matched"] < QUICK.gray_subscribers
+    assert gray["outside_got_gray"] == gray["matched_missed"] == 0
+    assert gray["outside"] == QUICK.gray_subscribers - gray["matched"]
+    for series, receivers in (
+        ("gray", gray["matched"]),
+        ("full", QUICK.gray_subscribers),
+        ("abandon", QUICK.gray_subscribers),
+    ):
+        result = gray[series]
+        assert result["rounds"] == QUICK.gray_cycles
+        assert result["delivered"] == result["expected"] == receivers * QUICK.gray_cycles
+        _latencies_sane(result)
+    assert _positive(gray["ratio_p99"])
+
+    # instance reads: both sides measured; every rotating id was listed
+    reads = results["instance_read"]
+    assert [row["target"] for row in reads] == ["sqlite", *expected_targets[2:3]]  # +etcd
+    for row in reads:
+        assert _positive(row["anonymous"]["rps"])
+        assert _positive(row["named"]["rps"])
+        assert _positive(row["ratio"])
+        assert row["listed"] == QUICK.instance_read_ids
+
+    # instance churn: subscribers reconnected, and the summary puts were counted both ways
+    churn = results.get("instance_churn")
+    if cluster_mode_available() is None:
+        assert churn is not None
+        assert _positive(churn["connects_per_second"])
+        assert churn["etcd_puts"] > 0
+        assert churn["server_summary_writes"] > 0
+
     # targets: each printed as met, not met or not measured (the quick sizes miss some)
-    assert len(results["targets"]) == 5
+    assert len(results["targets"]) == 5 + 1 + len(reads) + 1
     for target in results["targets"]:
         state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
         assert f"[{state}] {target['name']}" in output
