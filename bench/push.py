@@ -269,7 +269,6 @@ async def _lean_main(
     semaphore = asyncio.Semaphore(job.connect_concurrency)
     loop = asyncio.get_running_loop()
     protocols: dict[int, _LeanSubscriber] = {}
-    connects = 0
 
     def record(index: int, payload: bytes, stamp: float) -> None:
         if not payload.startswith(b'{"type":"release"'):
@@ -285,7 +284,6 @@ async def _lean_main(
         shared.received.value += 1
 
     async def connect(index: int, first: bool) -> _LeanSubscriber | None:
-        nonlocal connects
         parts = urlsplit(subscriber_url(job, index))
         key = base64.b64encode(os.urandom(16))
         request = (
@@ -316,7 +314,6 @@ async def _lean_main(
             shared.failed.value += 1
             errors.append(f"{type(exc).__name__}: {exc}")
             return None
-        connects += 1
         protocols[index] = protocol
         return protocol
 
@@ -340,7 +337,6 @@ async def _lean_main(
         "stamps": stamps.tobytes(),
         "subscribers": subscribers.tobytes(),
         "instance_prefix": job.instance_prefix,
-        "connects": connects,
         "errors": errors[:20],
     }
 
