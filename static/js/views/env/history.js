@@ -6,7 +6,7 @@ import { h, replace, timeEl } from "../../dom.js";
 import { envHref, releaseHref } from "../../links.js";
 import { badge, button, card, emptyState, loadMore, table } from "../../ui.js";
 import { compareBar } from "./compare.js";
-import { rollbackDialog } from "./publish.js";
+import { rollbackDialog } from "./rollback.js";
 
 const HISTORY_PAGE = 50;
 

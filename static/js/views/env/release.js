@@ -4,7 +4,7 @@ import { api, me } from "../../api.js";
 import { exactTime, h, replace } from "../../dom.js";
 import { compareHref, envHref } from "../../links.js";
 import { badge, button, emptyState, secretBadge, secretValue, table } from "../../ui.js";
-import { rollbackDialog } from "./publish.js";
+import { rollbackDialog } from "./rollback.js";
 import { secretKeys } from "./secrets.js";
 
 function details(release) {
