@@ -33,7 +33,7 @@ function parseHash() {
 const isVersion = (text) => /^\d+$/.test(text || "");
 
 /**
- * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /requests | /settings]: a section of
+ * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /instances | /requests | /settings]: a section of
  * the env view.
  */
 function resolveEnv(app, env, [section, a, b]) {
@@ -45,6 +45,7 @@ function resolveEnv(app, env, [section, a, b]) {
   });
   if (!section) return at({ section: "draft" }, "");
   if (section === "history" && !a) return at({ section: "history" }, "History · ");
+  if (section === "instances" && !a) return at({ section: "instances" }, "Instances · ");
   if (section === "requests" && !a) return at({ section: "requests" }, "Requests · ");
   if (section === "settings" && !a) return at({ section: "settings" }, "Settings · ");
   if (section === "releases" && isVersion(a) && !b)

@@ -1,6 +1,7 @@
 // One env: the page around its sections (views/env/: draft, history, release, compare,
-// requests, settings), and the live channel that keeps the page current when someone
-// publishes elsewhere.
+// instances, requests, settings), the rollout (which version the instances run, the active
+// gray release), and the live channel that keeps the page current when someone publishes
+// elsewhere.
 
 import { ApiError, api, envPath, me, seg } from "../api.js";
 import { h, replace } from "../dom.js";
@@ -9,14 +10,17 @@ import { live } from "../live.js";
 import { badge, flash, pageHead } from "../ui.js";
 import { compareSection } from "./env/compare.js";
 import { draftSection } from "./env/draft.js";
+import { grayPanel } from "./env/gray.js";
 import { historySection } from "./env/history.js";
+import { instancesSection } from "./env/instances.js";
 import { isOwnRelease } from "./env/publish.js";
 import { releaseSection } from "./env/release.js";
 import { PENDING_LIMIT, requestsSection } from "./env/requests.js";
+import { rolloutBar, rolloutWatch } from "./env/rollout.js";
 import { settingsSection } from "./env/settings.js";
 
 // The sections an env tab keeps when switching to another env of the app.
-const KEPT_SECTIONS = new Set(["history", "requests", "settings"]);
+const KEPT_SECTIONS = new Set(["history", "instances", "requests", "settings"]);
 
 function liveIndicator() {
   const dot = h("span", { class: "live-dot", "aria-hidden": "true" });
@@ -69,7 +73,7 @@ async function announce(ctx, frame) {
 }
 
 /**
- * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /requests | /settings]. Each
+ * #/apps/APP/ENV[/history | /releases/V | /compare/A/B | /instances | /requests | /settings]. Each
  * section sets ctx.refresh (run when a release arrives) and keeps ctx.latest, the newest
  * version it knows. ctx.settings is the env as `GET …/envs/{env}` shows it.
  */
@@ -97,6 +101,8 @@ export async function envView(main, params) {
     pendingCount: pending.requests.length,
     latest: firstDiff.base_version,
     refresh: async () => {},
+    /** Run when the active gray release changed (started, widened or ended, here or elsewhere). */
+    onGray: () => {},
     stop: () => {},
     /** Show a new number of pending requests on the Requests tab. */
     setPendingCount(count) {
@@ -152,6 +158,7 @@ export async function envView(main, params) {
             envHref(app, env, "history"),
             ["history", "release", "compare"].includes(section),
           ],
+          ["Instances", envHref(app, env, "instances"), section === "instances"],
           showRequests
             ? [requestsLabel, envHref(app, env, "requests"), section === "requests"]
             : null,
@@ -162,6 +169,24 @@ export async function envView(main, params) {
       ),
     );
   }
+
+  ctx.rollout = rolloutWatch(ctx);
+  const bar = rolloutBar(ctx.rollout);
+  const gray = grayPanel(ctx);
+  const rolloutCard = h(
+    "section",
+    { class: "card rollout-card", "aria-label": "Rollout" },
+    bar.el,
+    gray.el,
+  );
+  const showRollout = () => {
+    rolloutCard.hidden = bar.el.hidden && gray.el.hidden;
+  };
+  showRollout();
+  ctx.rollout.onChange((_state, { grayChanged }) => {
+    showRollout();
+    if (grayChanged) ctx.onGray();
+  });
 
   replace(
     main,
@@ -175,6 +200,7 @@ export async function envView(main, params) {
       extra: indicator.el,
     }),
     tabBox,
+    rolloutCard,
     sectionBody,
   );
   renderTabs();
@@ -186,10 +212,14 @@ export async function envView(main, params) {
   else if (section === "release") await releaseSection(sectionBody, ctx, Number(params.a));
   else if (section === "compare")
     await compareSection(sectionBody, ctx, Number(params.a), Number(params.b));
+  else if (section === "instances") await instancesSection(sectionBody, ctx);
   else if (section === "requests") await requestsSection(sectionBody, ctx);
   else if (section === "settings") await settingsSection(sectionBody, ctx);
 
+  ctx.rollout.start();
+
   return () => {
+    ctx.rollout.stop();
     ctx.stop();
     stopWatch();
     indicator.stop();

@@ -150,6 +150,17 @@ export async function draftSection(root, ctx, firstDiff) {
   /** Publish, or in an env with approvals request a release (admins: also an emergency publish). */
   function releaseActions(standing) {
     const actions = (...buttons) => h("div", { class: "draft-status-actions" }, buttons);
+    const gray = ctx.rollout.state.gray;
+    if (gray && mayPublish) {
+      // A publish is refused (gray_active) until the gray release is promoted or abandoned.
+      return actions(
+        h("span", {
+          class: "muted draft-status-note",
+          text: `Gray release v${gray.version} is active: promote or abandon it before publishing again.`,
+        }),
+        button("Publish", null, { kind: "primary", disabled: true }),
+      );
+    }
     if (ctx.settings.approval_required) {
       if (!mayEdit)
         return h("span", { class: "muted draft-status-note", text: "You may view this draft." });
@@ -233,6 +244,7 @@ export async function draftSection(root, ctx, firstDiff) {
   };
 
   ctx.refresh = reload;
+  ctx.onGray = () => renderStatus();
   await load();
   replace(
     root,

@@ -1,5 +1,5 @@
-// The releases of one env, newest first, with compare and roll back (or, in an env with
-// approvals, request a rollback).
+// The releases of one env, newest first (gray releases with their rule and status), with
+// compare and roll back (or, in an env with approvals, request a rollback).
 
 import { api, me } from "../../api.js";
 import { h, replace, timeEl } from "../../dom.js";
@@ -7,8 +7,10 @@ import { envHref, releaseHref } from "../../links.js";
 import { badge, button, card, emptyState, loadMore, table } from "../../ui.js";
 import { compareBar } from "./compare.js";
 import { rollbackDialog } from "./rollback.js";
+import { ruleText } from "./rollout.js";
 
 const HISTORY_PAGE = 50;
+const GRAY_KIND = { active: "warn", promoted: "ok", abandoned: "muted" };
 
 /** #/apps/APP/ENV/history */
 export async function historySection(root, ctx) {
@@ -43,14 +45,19 @@ export async function historySection(root, ctx) {
           }),
           r.version === latest ? badge("latest", "ok") : null,
           r.rollback_of ? badge(`rollback of v${r.rollback_of}`, "muted") : null,
+          r.gray ? badge(`gray ${r.gray.status}`, GRAY_KIND[r.gray.status] || "muted") : null,
         ),
     },
     {
       label: "Comment",
-      cell: (r) =>
+      cell: (r) => [
         r.comment
           ? h("span", { text: r.comment })
           : h("span", { class: "muted", text: "No comment" }),
+        r.gray
+          ? h("span", { class: "gray-rule-line", text: `Gray to ${ruleText(r.gray.rule)}` })
+          : null,
+      ],
     },
     { label: "Author", cell: (r) => h("span", { text: r.author }) },
     { label: "Published", cell: (r) => timeEl(r.created_at) },
@@ -121,6 +128,7 @@ export async function historySection(root, ctx) {
     render();
   }
   ctx.refresh = reload;
+  ctx.onGray = reload;
 
   await reload();
   replace(root, card("Releases", [bar.el], listBox));

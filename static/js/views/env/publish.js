@@ -18,6 +18,8 @@ import {
   setAlert,
   setFieldError,
 } from "../../ui.js";
+import { grayChoice } from "./gray-rule.js";
+import { ruleText } from "./rollout.js";
 
 // The frame of our own release can arrive before the HTTP answer, so a release in flight is
 // awaited before deciding whose it was.
@@ -110,7 +112,9 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
       const alert = dialogAlert();
       const show = () => {
         const next = (current.diff.base_version || 0) + 1;
-        intro.textContent = m.intro(current.diff, next);
+        intro.textContent = target?.gray()
+          ? `Changes since v${current.diff.base_version} (${diffSummary(current.diff)}). Only the instances the rule takes get them, as v${next}; everyone else keeps v${current.diff.base_version} until you promote it.`
+          : m.intro(current.diff, next);
         replace(
           diffBox,
           diffView(current.diff, {
@@ -128,6 +132,14 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
       });
       comment.input.addEventListener("input", () => setFieldError(comment, null));
       const ok = button(m.confirm, null, { kind: m.danger ? "danger" : "primary", type: "submit" });
+      // A gray release needs a release for everyone else to keep, and no release request.
+      const target =
+        mode !== "request" && current.diff.base_version
+          ? grayChoice(ctx, (gray) => {
+              ok.textContent = gray ? "Start gray release" : m.confirm;
+              show();
+            })
+          : null;
       const form = h(
         "form",
         { class: "stack", novalidate: true },
@@ -139,6 +151,7 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
           : null,
         intro,
         diffBox,
+        target ? target.el : null,
         comment.wrap,
         alert,
         h(
@@ -158,15 +171,20 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
         }
         setAlert(alert, null);
         const body = { comment: comment.input.value, draft_revision: current.revision };
+        const emergency = mode === "emergency" ? { emergency: true } : {};
+        const rule = target?.gray() ? target.editor().rule() : null;
+        if (rule && !Object.keys(rule).length) {
+          setAlert(alert, "Choose who gets the gray release: labels, instances or a percent.");
+          return;
+        }
         try {
           const made = await busy(ok, () =>
             mode === "request"
               ? api("POST", `${base}/release-requests`, body)
               : ownRelease(app, env, () =>
-                  api("POST", `${base}/releases`, {
-                    ...body,
-                    ...(mode === "emergency" ? { emergency: true } : {}),
-                  }),
+                  rule
+                    ? api("POST", `${base}/gray`, { ...body, rule, ...emergency })
+                    : api("POST", `${base}/releases`, { ...body, ...emergency }),
                 ),
           );
           close(made);
@@ -200,6 +218,11 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
   if (result && mode === "request") {
     flash(
       `Release request #${result.id} for ${app}/${env} sent. A publisher of ${app} approves it under Requests.`,
+      "success",
+    );
+  } else if (result?.gray) {
+    flash(
+      `Started gray release v${result.version} of ${app}/${env} to ${ruleText(result.gray.rule)}.`,
       "success",
     );
   } else if (result) {
