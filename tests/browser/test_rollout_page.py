@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.browser.helpers import Server, shot, sign_in
+from tests.browser.helpers import DESKTOP, PHONE, Server, shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -145,6 +145,14 @@ def start_fleet(fleet: Fleet) -> None:
         fleet.add(name, {"track": "stable", "zone": "eu-1"})
     fleet.add("pod-lazy", {"track": "stable", "zone": "us-2"}, ack=False)
     fleet.wait_for_version(1, *CANARIES, *STABLE, "pod-lazy")
+
+
+def assert_fits(page: Page) -> None:
+    """The layout fits the viewport width."""
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"the page is {overflow}px wider than the viewport"
 
 
 def rollout(page: Page) -> Locator:
@@ -350,6 +358,15 @@ def test_an_abandoned_gray_release_and_what_a_viewer_sees(
     for name in ("Widen", "Promote", "Abandon"):
         expect(other.get_by_role("button", name=name)).to_have_count(0)
     other.close()
+
+    # At phone width the rollout, the gray release and the instance list fit.
+    page.set_viewport_size(PHONE)
+    section_tab(page, "Instances").click()
+    expect(page.locator("tr[data-instance]")).to_have_count(6)
+    shot(page, "rollout-phone-instances")
+    assert_fits(page)
+    section_tab(page, "Draft").click()
+    page.set_viewport_size(DESKTOP)
 
     # Abandon: the diff of what the gray instances see change, then v3 with v1's items.
     page.get_by_role("button", name="Abandon").click()

@@ -63,7 +63,9 @@ async function announce(ctx, frame) {
   const who = detail ? detail.author : "someone";
   const what = detail?.rollback_of
     ? `rolled back ${app}/${env} to v${detail.rollback_of}`
-    : `published ${app}/${env}`;
+    : detail?.gray?.status === "promoted"
+      ? `promoted the gray release of ${app}/${env} to everyone`
+      : `published ${app}/${env}`;
   const note = detail?.comment ? `: “${detail.comment}”.` : ".";
   flash(`${who} ${what} as v${frame.version}${note} The page is up to date.`, "live", {
     title: `New release v${frame.version}.`,

@@ -14,7 +14,7 @@ import { releaseDialog, reviewDraft } from "./publish.js";
 import { rememberSecrets } from "./secrets.js";
 
 /** The badge and the sentence that say how the draft stands against the latest release. */
-function draftStanding(diff, approvals) {
+function draftStanding(diff, approvals, gray) {
   const c = diffCounts(diff);
   const dirty = c.added + c.changed + c.removed > 0;
   if (!diff.base_version) {
@@ -30,7 +30,16 @@ function draftStanding(diff, approvals) {
     return {
       dirty,
       badge: badge("Unpublished changes", "warn"),
-      text: `${diffSummary(diff)} since v${diff.base_version}. Clients still get v${diff.base_version} until ${approvals ? "a release request is approved" : "you publish"}.`,
+      text: gray
+        ? `${diffSummary(diff)} since gray release v${diff.base_version}, which only its rule's instances get.`
+        : `${diffSummary(diff)} since v${diff.base_version}. Clients still get v${diff.base_version} until ${approvals ? "a release request is approved" : "you publish"}.`,
+    };
+  }
+  if (gray && gray.version === diff.base_version) {
+    return {
+      dirty,
+      badge: badge(`Matches gray v${diff.base_version}`, "warn"),
+      text: `The draft equals gray release v${diff.base_version}: the instances its rule takes have it, everyone else keeps v${gray.main_version}.`,
     };
   }
   return {
@@ -116,7 +125,7 @@ export async function draftSection(root, ctx, firstDiff) {
 
   function renderStatus() {
     const approvals = ctx.settings.approval_required;
-    const standing = draftStanding(state.diff, approvals);
+    const standing = draftStanding(state.diff, approvals, ctx.rollout.state.gray);
     replace(
       statusBox,
       h(

@@ -202,7 +202,7 @@ export function ruleEditor(ctx, { initial = {}, widen = false } = {}) {
     ),
     group(
       "Instances",
-      widen ? "Instances already in stay in." : null,
+      widen && kept.size ? "Instances already in stay in." : null,
       ids.length
         ? h("ul", { class: "gray-instances" }, boxes)
         : h("p", { class: "muted", text: "No identified instances are connected." }),

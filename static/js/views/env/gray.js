@@ -94,7 +94,7 @@ async function promoteDialog(ctx, gray) {
       "div",
       { class: "stack" },
       h("p", {
-        text: `Every instance gets v${gray.version}, as the gray release's instances have it now (${plural(others, "instance")} run v${gray.main_version}). No new version is made.`,
+        text: `Every instance and reader gets v${gray.version}, as the gray release's instances have it now${others ? ` (${plural(others, "live instance")} still run v${gray.main_version})` : ""}. No new version is made.`,
       }),
       h("h3", {
         class: "sub-title",
@@ -224,6 +224,10 @@ export function grayPanel(ctx) {
       }
     }
     if (!gray) return;
+    if (!state.loaded) {
+      counts.textContent = `Everyone else keeps v${gray.main_version}.`;
+      return;
+    }
     const running = state.summary.by_version?.[gray.version] || 0;
     counts.textContent = `Its rule takes ${state.matched.size} of ${plural(state.summary.total || 0, "live instance")}; ${running} run v${gray.version}. Everyone else keeps v${gray.main_version}.`;
     counts.dataset.matched = state.matched.size;
