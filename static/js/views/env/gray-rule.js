@@ -259,9 +259,13 @@ export function grayChoice(ctx, onToggle) {
     box,
   );
   const gray = () => el.querySelector(`input[name="${name}"]:checked`)?.value === "gray";
-  el.addEventListener("change", (event) => {
+  el.addEventListener("change", async (event) => {
     if (event.target.name !== name) return;
     if (gray() && !editor) {
+      // The labels and instances to pick from are the live ones: read them first if the
+      // rollout has not been read yet.
+      if (!ctx.rollout.state.loaded) await ctx.rollout.refresh().catch(() => null);
+      if (editor) return;
       editor = ruleEditor(ctx);
       box.append(editor.el);
     }

@@ -172,7 +172,7 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
         setAlert(alert, null);
         const body = { comment: comment.input.value, draft_revision: current.revision };
         const emergency = mode === "emergency" ? { emergency: true } : {};
-        const rule = target?.gray() ? target.editor().rule() : null;
+        const rule = target?.gray() ? (target.editor()?.rule() ?? {}) : null;
         if (rule && !Object.keys(rule).length) {
           setAlert(alert, "Choose who gets the gray release: labels, instances or a percent.");
           return;
