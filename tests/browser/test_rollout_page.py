@@ -317,6 +317,8 @@ def test_a_gray_release_by_label_is_started_widened_and_promoted_from_the_page(
     expect(row).to_contain_text("Gray to track=canary · 100 %")
     expect(page.locator('tr[data-version="1"] .gray-rule-line')).to_have_count(0)
     shot(page, "rollout-history")
+    row.get_by_role("link", name="View v2").click()
+    expect(page.locator(".meta")).to_contain_text("Gray releasepromoted, to track=canary · 100 %")
 
 
 def test_an_abandoned_gray_release_and_what_a_viewer_sees(

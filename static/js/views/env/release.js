@@ -5,6 +5,7 @@ import { exactTime, h, replace } from "../../dom.js";
 import { compareHref, envHref } from "../../links.js";
 import { badge, button, emptyState, secretBadge, secretValue, table } from "../../ui.js";
 import { rollbackDialog } from "./rollback.js";
+import { ruleText } from "./rollout.js";
 import { secretKeys } from "./secrets.js";
 
 function details(release) {
@@ -15,6 +16,9 @@ function details(release) {
     entry("Author", release.author),
     entry("Published", exactTime(release.created_at)),
     entry("Comment", release.comment || "No comment"),
+    release.gray
+      ? entry("Gray release", `${release.gray.status}, to ${ruleText(release.gray.rule)}`)
+      : null,
     entry("Checksum", h("code", { class: "checksum", text: release.checksum })),
   );
 }
