@@ -392,3 +392,59 @@ def test_an_abandoned_gray_release_and_what_a_viewer_sees(
     # v3 is a plain release (its default comment names the gray release it ended).
     expect(page.locator('tr[data-version="3"] .gray-rule-line')).to_have_count(0)
     expect(page.locator('tr[data-version="3"]')).not_to_contain_text("gray abandoned")
+
+
+def test_in_an_env_with_approvals_an_editor_requests_a_gray_release_that_a_publisher_approves(
+    signed_in: Page,
+    other_context: BrowserContext,
+    server: Server,
+    fleet_factory: Callable[[str, str], Fleet],
+) -> None:
+    page = signed_in
+    server.app("mail", ["prod"], {"sender": "a"})
+    assert server.publish("mail", "prod", "first") == 1
+    server.ok("PATCH", "/api/v1/apps/mail/envs/prod", {"approval_required": True})
+    server.ok(
+        "POST",
+        "/api/v1/users",
+        {"name": "eddie", "password": PASSWORD, "roles": {"mail": "editor"}},
+    )
+    fleet = fleet_factory("mail", "prod")
+    start_fleet(fleet)
+    server.ok("PUT", "/api/v1/apps/mail/envs/prod/items/sender", {"value": "b"})
+
+    # The editor's release request carries a rule: one instance picked from the live list.
+    editor = other_context.new_page()
+    sign_in(editor, server, "eddie", PASSWORD)
+    editor.goto("/#/apps/mail/prod")
+    editor.get_by_role("button", name="Request release").click()
+    ask = editor.get_by_role("dialog")
+    ask.get_by_label("Only some instances first (gray release)").check()
+    ask.get_by_label("pod-4").check()
+    expect(ask.locator(".gray-preview")).to_have_text("Would match 1 of 6 live instances")
+    ask.get_by_label("Why (the approver reads this)").fill("try b on one")
+    ask.get_by_role("button", name="Request gray release").click()
+    expect(editor.get_by_role("dialog")).to_have_count(0)
+    (request,) = server.ok("GET", "/api/v1/apps/mail/envs/prod/release-requests")["requests"]
+    assert request["gray"] == {"instances": ["pod-4"]}
+    editor.close()
+
+    # The publisher sees what approving starts, approves, and the one instance gets v2.
+    page.goto("/#/apps/mail/prod/requests")
+    card = page.get_by_role("article", name=re.compile(rf"^Request #{request['id']}\b"))
+    expect(card).to_contain_text("gray release")
+    expect(card).to_contain_text("Approving starts a gray release to pod-4")
+    card.get_by_role("button", name=f"Approve request #{request['id']}").click()
+    approve = page.get_by_role("dialog")
+    expect(approve).to_contain_text("This starts gray release mail/prod v2")
+    shot(page, "rollout-approve-gray-request", full_page=False)
+    approve.get_by_role("button", name="Approve and publish").click()
+    expect(page.get_by_role("status")).to_contain_text(
+        f"Approved request #{request['id']}: started gray release mail/prod v2."
+    )
+    fleet.wait_for_version(2, "pod-4")
+    assert fleet.received["pod-4"][-1] == (2, True)
+    for name in (*CANARIES, "pod-3", "pod-5", "pod-lazy"):
+        assert fleet.versions(name) == [1]
+    expect(legend(page, 2)).to_have_text("v2 (gray) · 1")
+    expect(page.locator(".gray-panel")).to_contain_text("to pod-4")

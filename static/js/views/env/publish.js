@@ -112,8 +112,11 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
       const alert = dialogAlert();
       const show = () => {
         const next = (current.diff.base_version || 0) + 1;
+        const from = current.diff.base_version;
         intro.textContent = target?.gray()
-          ? `Changes since v${current.diff.base_version} (${diffSummary(current.diff)}). Only the instances the rule takes get them, as v${next}; everyone else keeps v${current.diff.base_version} until you promote it.`
+          ? mode === "request"
+            ? `Changes since v${from} (${diffSummary(current.diff)}). Another publisher of the app reviews them and the rule; once approved only the instances the rule takes get them, everyone else keeps v${from} until it is promoted.`
+            : `Changes since v${from} (${diffSummary(current.diff)}). Only the instances the rule takes get them, as v${next}; everyone else keeps v${from} until you promote it.`
           : m.intro(current.diff, next);
         replace(
           diffBox,
@@ -132,14 +135,17 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
       });
       comment.input.addEventListener("input", () => setFieldError(comment, null));
       const ok = button(m.confirm, null, { kind: m.danger ? "danger" : "primary", type: "submit" });
-      // A gray release needs a release for everyone else to keep, and no release request.
-      const target =
-        mode !== "request" && current.diff.base_version
-          ? grayChoice(ctx, (gray) => {
-              ok.textContent = gray ? "Start gray release" : m.confirm;
-              show();
-            })
-          : null;
+      // A gray release needs a release for everyone else to keep.
+      const target = current.diff.base_version
+        ? grayChoice(ctx, (gray) => {
+            ok.textContent = !gray
+              ? m.confirm
+              : mode === "request"
+                ? "Request gray release"
+                : "Start gray release";
+            show();
+          })
+        : null;
       const form = h(
         "form",
         { class: "stack", novalidate: true },
@@ -180,7 +186,7 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
         try {
           const made = await busy(ok, () =>
             mode === "request"
-              ? api("POST", `${base}/release-requests`, body)
+              ? api("POST", `${base}/release-requests`, rule ? { ...body, gray: rule } : body)
               : ownRelease(app, env, () =>
                   rule
                     ? api("POST", `${base}/gray`, { ...body, rule, ...emergency })

@@ -18,6 +18,7 @@ import {
   table,
 } from "../../ui.js";
 import { approveRequest } from "./publish.js";
+import { ruleText } from "./rollout.js";
 import { secretKeys } from "./secrets.js";
 
 /** At most this many pending requests are listed (and counted on the tab). */
@@ -103,7 +104,9 @@ export async function requestsSection(root, ctx) {
     const result = await confirmAction({
       title: `Approve request #${request.id}?`,
       body: h("p", {
-        text: `This publishes ${app}/${env} v${next} as you, with the changes of the request (${diffSummary(request.diff)}). Clients get it right away; the release's comment is the request's.`,
+        text: request.gray
+          ? `This starts gray release ${app}/${env} v${next} as you, with the changes of the request (${diffSummary(request.diff)}), to ${ruleText(request.gray)}: those instances get it right away, everyone else keeps the current release until it is promoted.`
+          : `This publishes ${app}/${env} v${next} as you, with the changes of the request (${diffSummary(request.diff)}). Clients get it right away; the release's comment is the request's.`,
       }),
       comment: { label: "Approval comment (optional)", placeholder: "Checked and fine" },
       confirmText: "Approve and publish",
@@ -111,7 +114,8 @@ export async function requestsSection(root, ctx) {
     });
     await afterDecision(
       result,
-      (release) => `Approved request #${request.id}: published ${app}/${env} v${release.version}.`,
+      (release) =>
+        `Approved request #${request.id}: ${release.gray ? "started gray release" : "published"} ${app}/${env} v${release.version}.`,
     );
   };
 
@@ -178,6 +182,7 @@ export async function requestsSection(root, ctx) {
           { class: "request-title", id: titleId },
           `Request #${request.id}`,
           request.rollback_to ? badge(`rollback to v${request.rollback_to}`, "muted") : null,
+          request.gray ? badge("gray release", "warn") : null,
         ),
         h(
           "p",
@@ -192,6 +197,12 @@ export async function requestsSection(root, ctx) {
         ),
       ),
       h("p", { class: "request-comment", text: request.comment || "No comment" }),
+      request.gray
+        ? h("p", {
+            class: "gray-rule-line",
+            text: `Approving starts a gray release to ${ruleText(request.gray)}; everyone else keeps the current release.`,
+          })
+        : null,
       h(
         "div",
         { class: "request-diff" },
@@ -228,6 +239,7 @@ export async function requestsSection(root, ctx) {
           { class: "version-cell" },
           h("span", { class: "strong", text: `#${r.id}` }),
           r.rollback_to ? badge(`rollback to v${r.rollback_to}`, "muted") : null,
+          r.gray ? badge("gray release", "warn", { title: `To ${ruleText(r.gray)}` }) : null,
         ),
     },
     { label: "Status", cell: (r) => badge(r.status, STATUS_BADGES[r.status] || "muted") },
