@@ -34,19 +34,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _at_least(name: str, value: float | None, target: float) -> dict[str, Any]:
+    """A ratio target: met when the measured ratio reaches it."""
+    met = value >= target if value is not None else None
+    return {"name": name, "value": value, "unit": "x", "met": met}
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target with its measured value and whether it is met (None: not measured)."""
     found: list[dict[str, Any]] = []
     read = results.get("read") or []
     first = read[0] if read else None
     found.append(
-        {
-            "name": f"read >= {READ_RATIO_TARGET:g}x etcd gateway"
+        _at_least(
+            f"read >= {READ_RATIO_TARGET:g}x etcd gateway"
             + (f" ({first['items']} items)" if first else ""),
-            "value": first["ratio"] if first else None,
-            "unit": "x",
-            "met": first["ratio"] >= READ_RATIO_TARGET if first else None,
-        }
+            first["ratio"] if first else None,
+            READ_RATIO_TARGET,
+        )
     )
     push = {r["subscribers"]: r for r in results.get("push") or [] if r["target"] == "sqlite"}
     for count, limit in PUSH_P99_TARGETS_MS.items():
@@ -113,13 +118,12 @@ def _rollout_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     reads = results.get("instance_read") or [None]
     for row in reads:
         found.append(
-            {
-                "name": f"named reads >= {INSTANCE_READ_RATIO_TARGET:g}x anonymous req/s"
+            _at_least(
+                f"named reads >= {INSTANCE_READ_RATIO_TARGET:g}x anonymous req/s"
                 + (f" ({row['target']})" if row else ""),
-                "value": row["ratio"] if row else None,
-                "unit": "x",
-                "met": row["ratio"] >= INSTANCE_READ_RATIO_TARGET if row else None,
-            }
+                row["ratio"] if row else None,
+                INSTANCE_READ_RATIO_TARGET,
+            )
         )
     churn = results.get("instance_churn")
     found.append(

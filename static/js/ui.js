@@ -582,3 +582,13 @@ export function table(columns, rows, { caption, rowAttrs } = {}) {
 }
 
 export { plural };
+
+/** A dialog's buttons: Cancel (closes it with null) and the given ones. */
+export function dialogActions(close, ...buttons) {
+  return h(
+    "div",
+    { class: "dialog-actions" },
+    button("Cancel", () => close(null)),
+    ...buttons,
+  );
+}

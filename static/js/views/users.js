@@ -8,6 +8,7 @@ import {
   busy,
   button,
   confirmAction,
+  dialogActions,
   dialogAlert,
   emptyState,
   field,
@@ -214,12 +215,7 @@ function editRolesDialog(user, apps) {
         admin.wrap,
         roles.wrap,
         alert,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          save,
-        ),
+        dialogActions(close, save),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
@@ -262,12 +258,7 @@ function resetPasswordDialog(user) {
         { class: "stack", novalidate: true },
         password.wrap,
         alert,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          save,
-        ),
+        dialogActions(close, save),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();

@@ -7,6 +7,7 @@ import {
   busy,
   button,
   confirmAction,
+  dialogActions,
   dialogAlert,
   diffMaps,
   diffView,
@@ -49,12 +50,7 @@ async function widenDialog(ctx, gray) {
         }),
         editor.el,
         alert,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          ok,
-        ),
+        dialogActions(close, ok),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();

@@ -5,6 +5,7 @@ import { h, replace, uid } from "../../dom.js";
 import {
   busy,
   button,
+  dialogActions,
   dialogAlert,
   field,
   flash,
@@ -305,13 +306,7 @@ export function importDialog(ctx, state) {
         ),
         alert,
         previewBox,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          previewBtn,
-          applyBtn,
-        ),
+        dialogActions(close, previewBtn, applyBtn),
       );
       root.append(form);
     },

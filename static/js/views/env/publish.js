@@ -8,6 +8,7 @@ import { live } from "../../live.js";
 import {
   busy,
   button,
+  dialogActions,
   dialogAlert,
   diffCounts,
   diffSummary,
@@ -160,12 +161,7 @@ export async function releaseDialog(ctx, mode, review, { onDraftMoved } = {}) {
         target ? target.el : null,
         comment.wrap,
         alert,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          ok,
-        ),
+        dialogActions(close, ok),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();

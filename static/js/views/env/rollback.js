@@ -7,6 +7,7 @@ import {
   busy,
   button,
   confirmAction,
+  dialogActions,
   dialogAlert,
   diffCounts,
   diffMaps,
@@ -166,12 +167,7 @@ async function requestRollbackDialog(ctx, target) {
             )
           : null,
         alert,
-        h(
-          "div",
-          { class: "dialog-actions" },
-          button("Cancel", () => close(null)),
-          ok,
-        ),
+        dialogActions(close, ok),
       );
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
