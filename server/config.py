@@ -118,6 +118,18 @@ class InstancesSection:
 
 
 @dataclass(frozen=True)
+class CompatSection:
+    """The APIs existing clients read through unchanged (Apollo, Spring Cloud Config, Nacos):
+    each on or off, and how long an Apollo notifications long poll is held before its 304
+    (under the Java client's 90 s read timeout and common proxies' 60 s)."""
+
+    apollo: bool = True
+    spring: bool = True
+    nacos: bool = True
+    apollo_hold_seconds: float = 55.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -128,6 +140,7 @@ class Config:
     auth: AuthSection = field(default_factory=AuthSection)
     secrets: SecretsSection = field(default_factory=SecretsSection)
     instances: InstancesSection = field(default_factory=InstancesSection)
+    compat: CompatSection = field(default_factory=CompatSection)
     base_dir: Path = field(default_factory=Path.cwd)
 
     @property
@@ -183,6 +196,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "auth": AuthSection,
     "secrets": SecretsSection,
     "instances": InstancesSection,
+    "compat": CompatSection,
 }
 
 
@@ -208,6 +222,15 @@ def _coerce(section: str, key: str, kind: Any, value: Any, from_env: bool) -> An
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{where}: expected a positive number, got {value!r}")
         return float(value)
+    if kind in (bool, "bool"):
+        if from_env:
+            words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+            if str(value).lower() not in words:
+                raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            value = words[str(value).lower()]
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
     if kind in (str, "str"):
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -40,6 +40,20 @@ def test_environment_overrides() -> None:
     assert not config.standalone
 
 
+def test_the_compatible_apis_are_on_by_default_and_switched_off_by_name() -> None:
+    shipped = load_config(ROOT / "config.toml", environ={}).compat
+    assert (shipped.apollo, shipped.spring, shipped.nacos) == (True, True, True)
+    assert shipped.apollo_hold_seconds == 55.0
+    off = load_config(
+        ROOT / "config.toml",
+        environ={
+            "CONFIGCENTER_COMPAT_SPRING": "false",
+            "CONFIGCENTER_COMPAT_APOLLO_HOLD_SECONDS": "5",
+        },
+    ).compat
+    assert (off.apollo, off.spring, off.apollo_hold_seconds) == (True, False, 5.0)
+
+
 def test_serve_flags_override_the_file_and_the_environment() -> None:
     config = load_config(ROOT / "config.toml", environ={"CONFIGCENTER_SERVER_PORT": "9000"})
     assert with_server_address(config, None, None) == config
@@ -63,6 +77,8 @@ def test_serve_flags_override_the_file_and_the_environment() -> None:
         ("", {"CONFIGCENTER_ETCD_ENDPOINTS": "nohostport"}, "expected host:port"),
         ("", {"CONFIGCENTER_LIMITS_MAX_VALUE_BYTES": "-5"}, "must be positive"),
         ("", {"CONFIGCENTER_ETCD_LOCK_TTL": "1"}, "lock_ttl"),
+        ("", {"CONFIGCENTER_COMPAT_NACOS": "maybe"}, "[compat] nacos: expected true or false"),
+        ("[compat]\napollo = 1\n", {}, "[compat] apollo: expected true or false"),
     ],
 )
 def test_bad_config_is_one_clear_error(
