@@ -77,6 +77,12 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "api": (("server.api.*",), ("leaf", "published", "domain", "keys", "http-entry")),
     "watch": (("server.watch.*",), ("leaf", "published", "domain", "keys", "http-entry")),
     "pages": (("server.pages",), ("leaf", "published", "domain", "keys", "http-entry")),
+    # server.compat: the Apollo, Spring and Nacos protocols, an edge beside the JSON API that
+    # reuses its answers (server.api.answers) and credentials.
+    "compat": (
+        ("server.compat.*",),
+        ("leaf", "published", "domain", "keys", "http-entry", "api"),
+    ),
     # server.forwarded: the public side of a request behind a trusted proxy (a middleware).
     "middleware": (
         ("server.middleware", "server.forwarded"),
@@ -84,7 +90,18 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "keys": (
         ("server.keys",),
-        ("leaf", "published", "store", "coord", "domain", "api", "watch", "pages", "middleware"),
+        (
+            "leaf",
+            "published",
+            "store",
+            "coord",
+            "domain",
+            "api",
+            "watch",
+            "pages",
+            "middleware",
+            "compat",
+        ),
     ),
     "wiring": (("server.app", "server.__main__", "server.admin_commands", "server"), ("*",)),
     "client": (("server.client", "server.remote_cli"), ("client",)),
