@@ -6,7 +6,9 @@ instance headers gets the gray release on any replica."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -44,6 +46,30 @@ async def subscribe(
     return sockets
 
 
+@contextlib.asynccontextmanager
+async def published_fleet(
+    replicas: list[Replica], app: str, count: int = SUBSCRIBERS
+) -> AsyncIterator[tuple[int, list[Socket]]]:
+    """The app published once and `count` labelled subscribers spread over the replicas,
+    each holding that first version; closed after."""
+    a = replicas[0]
+    await a.create_app(app)
+    await a.set_items(app, {"k": "blue"})
+    status, body = await a.publish(app)
+    assert status == 201, body
+    main = int(body["version"])
+    # Sockets of their own: a session's connector holds 100 connections by default.
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    sockets: list[Socket] = []
+    try:
+        sockets = await subscribe(session, replicas, app, count)
+        await asyncio.gather(*(last_version(ws, main) for _, _, ws in sockets))
+        yield main, sockets
+    finally:
+        await asyncio.gather(*(ws.close() for _, _, ws in sockets))
+        await session.close()
+
+
 async def next_release(ws: aiohttp.ClientWebSocketResponse, within: float) -> dict[str, Any]:
     message = await ws.receive(timeout=within)
     assert message.type == aiohttp.WSMsgType.TEXT, message
@@ -79,16 +105,7 @@ async def test_a_gray_release_reaches_exactly_its_instances_on_every_replica(
     replicas: list[Replica], app_name: str
 ) -> None:
     a, b, c = replicas
-    await a.create_app(app_name)
-    await a.set_items(app_name, {"k": "blue"})
-    status, body = await a.publish(app_name)
-    assert status == 201, body
-    main = body["version"]
-    # Sockets of their own: a session's connector holds 100 connections by default.
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    sockets = await subscribe(session, replicas, app_name)
-    try:
-        await asyncio.gather(*(last_version(ws, main) for _, _, ws in sockets))
+    async with published_fleet(replicas, app_name) as (main, sockets):
         env = f"/api/v1/apps/{app_name}/envs/prod"
 
         # By label, started on A: the canaries on A, B and C get V, nobody else anything.
@@ -161,9 +178,6 @@ async def test_a_gray_release_reaches_exactly_its_instances_on_every_replica(
         await reached(sockets, second + 1, False)
         for replica in replicas:
             assert await replica.config_version(app_name) == second + 1
-    finally:
-        await asyncio.gather(*(ws.close() for _, _, ws in sockets))
-        await session.close()
 
 
 async def killed_mid_promote(doomed: Replica, app: str, marker: str) -> None:
@@ -185,16 +199,8 @@ async def test_a_replica_killed_during_promote_promotes_once_or_not_at_all(
     cluster: Cluster, replicas: list[Replica], app_name: str
 ) -> None:
     a, b, c = replicas
-    await a.create_app(app_name)
-    await a.set_items(app_name, {"k": "blue"})
-    status, body = await a.publish(app_name)
-    assert status == 201, body
-    main = body["version"]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    sockets = await subscribe(session, replicas, app_name, 30)
     env = f"/api/v1/apps/{app_name}/envs/prod"
-    try:
-        await asyncio.gather(*(last_version(ws, main) for _, _, ws in sockets))
+    async with published_fleet(replicas, app_name, 30) as (_, sockets):
         await a.set_items(app_name, {"k": "green"})
         status, body = await a.call(
             "POST", f"{env}/gray", {"rule": {"labels": {"track": "canary"}}}
@@ -236,6 +242,3 @@ async def test_a_replica_killed_during_promote_promotes_once_or_not_at_all(
             assert (status, body["error"]["code"]) == (404, "no_gray"), body
         status, body = await b.call("POST", f"{env}/gray/promote", {})
         assert (status, body["error"]["code"]) == (404, "no_gray"), body
-    finally:
-        await asyncio.gather(*(ws.close() for _, _, ws in sockets))
-        await session.close()
