@@ -45,6 +45,22 @@ async function rollbackChange(ctx, target) {
  * Show what rolling back to target changes for clients and in the draft, then roll back. In
  * an env with approvals this makes a release request instead (an admin may roll back at once).
  */
+
+/** What clients will see change when v`next` copies v`target`: a heading and the diff. */
+function clientChange(ctx, next, target, change, secrets) {
+  return [
+    h("h3", {
+      class: "sub-title",
+      text: `What clients will see change (v${ctx.latest} → v${next})`,
+    }),
+    h(
+      "div",
+      { class: "dialog-diff" },
+      diffView(change, { emptyText: `v${target} has the same items as v${ctx.latest}.`, secrets }),
+    ),
+  ];
+}
+
 export async function rollbackDialog(ctx, target) {
   if (ctx.settings?.approval_required) return requestRollbackDialog(ctx, target);
   const { app, env, base } = ctx;
@@ -64,18 +80,7 @@ export async function rollbackDialog(ctx, target) {
             text: `The draft has unpublished changes (${diffSummary(draftDiff)}); rolling back discards them.`,
           })
         : null,
-      h("h3", {
-        class: "sub-title",
-        text: `What clients will see change (v${ctx.latest} → v${next})`,
-      }),
-      h(
-        "div",
-        { class: "dialog-diff" },
-        diffView(change, {
-          emptyText: `v${target} has the same items as v${ctx.latest}.`,
-          secrets,
-        }),
-      ),
+      ...clientChange(ctx, next, target, change, secrets),
     ),
     comment: { label: "Comment", placeholder: `Roll back to v${target}` },
     confirmText: "Roll back",
@@ -140,18 +145,7 @@ async function requestRollbackDialog(ctx, target) {
               text: `The draft has unpublished changes (${diffSummary(draftDiff)}); the rollback discards them when it is released.`,
             })
           : null,
-        h("h3", {
-          class: "sub-title",
-          text: `What clients will see change (v${ctx.latest} → v${next})`,
-        }),
-        h(
-          "div",
-          { class: "dialog-diff" },
-          diffView(change, {
-            emptyText: `v${target} has the same items as v${ctx.latest}.`,
-            secrets,
-          }),
-        ),
+        ...clientChange(ctx, next, target, change, secrets),
         comment.wrap,
         emergency
           ? h(
