@@ -11,7 +11,7 @@ import aetcd
 import pytest
 
 from devservices import EtcdCluster, MariaDBServer, ServerProcess, children_of, free_port
-from devservices.process import Process
+from devservices.process import Process, wait_until
 from tests.types import ServerProcessFactory
 
 
@@ -142,7 +142,9 @@ def test_children_of_finds_what_this_process_started_and_its_mark_has_no_digits(
     try:
         pid = process.pid
         assert pid is not None
-        assert pid in children_of(os.getpid())
+        # Polled: psutil lists a process it has just seen start on its next pass; a child that
+        # died meanwhile fails here with its exit code instead.
+        wait_until("the child listed", lambda: pid in children_of(os.getpid()), [process], 5.0)
         # Another process's at-exit cleanup looks for its pid in the marks: ours hold none.
         mark = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         (value,) = [e.split(b"=", 1)[1] for e in mark if e.startswith(b"mirakuru_uuid=")]
