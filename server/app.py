@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 
 from server.api.answers import ConfigAnswers
 from server.api.routes import add_routes
+from server.compat import add_compat_routes
 from server.config import Config
 from server.coord import create_coordinator
 from server.domain.auth import (
@@ -87,6 +88,7 @@ def create_app(config: Config) -> web.Application:
     app[TASKS] = BackgroundTasks()
 
     add_routes(app)
+    add_compat_routes(app, config.compat)
     _add_pages(app)
 
     app.cleanup_ctx.append(_store_ctx)

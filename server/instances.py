@@ -45,6 +45,10 @@ class Transport(StrEnum):
     WEBSOCKET = "websocket"
     LONGPOLL = "longpoll"
     HTTP = "http"
+    # The compatible APIs' readers (server/compat/), plain reads and long polls alike.
+    APOLLO = "apollo"
+    SPRING = "spring"
+    NACOS = "nacos"
 
 
 _TRANSPORTS = {t.value: t for t in Transport}

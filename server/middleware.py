@@ -44,6 +44,9 @@ class Access(enum.Enum):
     """Anyone: the handler itself checks what it needs (sign-in forms, health)."""
     CALLER = "caller"
     """A bearer token, or the admin page's session cookie (with its CSRF token on writes)."""
+    PROTOCOL = "protocol"
+    """A compatible API (server/compat/): its handler reads the protocol's own credentials
+    and answers a missing or wrong one as that protocol does; never the session cookie."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,7 @@ CALLER = Policy()
 PUBLIC = Policy(Access.PUBLIC)
 WEBSOCKET = Policy(query_token=True, same_origin=True)
 PAGE = Policy(Access.PUBLIC, page=True)
+PROTOCOL = Policy(Access.PROTOCOL)
 # Unmatched requests (404, 405) under /api/v1 need a caller first: without one, nothing
 # tells which routes exist. Elsewhere they are answered as they are.
 _UNMATCHED_API = CALLER
@@ -205,7 +209,7 @@ def _bearer(request: web.Request, policy: Policy) -> str | None:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the caller where the route's policy asks: bearer token, or session cookie."""
     policy = policy_of(request)
-    if policy.access is Access.PUBLIC:
+    if policy.access is not Access.CALLER:
         return await handler(request)
     auth = services(request).auth
     secret = _bearer(request, policy)

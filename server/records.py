@@ -30,6 +30,8 @@ class App:
     description: str
     envs: tuple[str, ...]
     created_at: str
+    # The compatible APIs (Apollo, Spring, Nacos) read it without a credential.
+    anonymous_read: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The API shape."""
@@ -38,6 +40,7 @@ class App:
             "description": self.description,
             "envs": list(self.envs),
             "created_at": self.created_at,
+            "anonymous_read": self.anonymous_read,
         }
 
 

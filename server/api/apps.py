@@ -48,7 +48,7 @@ async def update_app(request: web.Request) -> web.Response:
     """PATCH /api/v1/apps/{app}."""
     body = await read_body(request, PatchAppBody)
     app = await services(request).apps.update_app(
-        principal(request), request.match_info["app"], body.description
+        principal(request), request.match_info["app"], body.description, body.anonymous_read
     )
     return json_response(app.to_json())
 

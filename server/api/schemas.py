@@ -201,9 +201,11 @@ class PasswordBody(RequestBody):
 
 
 class PatchAppBody(RequestBody):
-    """PATCH /api/v1/apps/{app}; `anonymous_read` comes with the compatible APIs (unknown now)."""
+    """PATCH /api/v1/apps/{app}: only the fields sent change."""
 
     description: str | None = None
+    anonymous_read: bool | None = None
+    """The compatible APIs (Apollo, Spring, Nacos) read the app without a credential."""
 
 
 class ExportItemBody(RequestBody):

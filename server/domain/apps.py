@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from server.domain.context import DomainContext
 from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_app_name, validate_description, validate_env_name
@@ -124,8 +126,15 @@ class AppService:
             )
         await self.ctx.coordinator.announce(AppDeleted(name))
 
-    async def update_app(self, principal: Principal, name: str, description: str | None) -> App:
-        """Change an app's description (owner); nothing given, or nothing new, writes nothing."""
+    async def update_app(
+        self,
+        principal: Principal,
+        name: str,
+        description: str | None,
+        anonymous_read: bool | None = None,
+    ) -> App:
+        """Change an app's description or anonymous_read (owner); nothing given, or nothing
+        new, writes nothing."""
         principal.require(name, Permission.MANAGE)
         if description is not None:
             description = validate_description(description)
@@ -136,18 +145,26 @@ class AppService:
                 raise not_found(f"app {name!r}")
             current = await q.get_app(name)
             assert current is not None
-            if description is None or description == current.description:
+            changed = replace(
+                current,
+                description=current.description if description is None else description,
+                anonymous_read=(
+                    current.anonymous_read if anonymous_read is None else anonymous_read
+                ),
+            )
+            if changed == current:
                 return current
-            await q.update_app_description(app_id, description)
+            await q.update_app(app_id, changed.description, changed.anonymous_read)
             await q.add_audit(
                 now,
                 principal.actor,
                 AuditAction.APP_UPDATE,
                 name,
-                f"description changed ({len(description)} characters)",
+                _app_changes(current, changed),
                 app=name,
             )
-        return App(current.name, description, current.envs, current.created_at)
+        self.ctx.anonymous_reads.forget()
+        return changed
 
     async def delete_env(self, principal: Principal, app: str, env: str) -> None:
         """One env with its draft and releases, on every replica; never an app's last env.
@@ -185,3 +202,17 @@ class AppService:
                     env,
                 )
             await self.ctx.coordinator.announce(EnvDeleted(app, env))
+
+
+def _app_changes(before: App, after: App) -> str:
+    """The audit detail of an app's change: what changed, never more."""
+    changes = []
+    if after.description != before.description:
+        changes.append(f"description changed ({len(after.description)} characters)")
+    if after.anonymous_read != before.anonymous_read:
+        changes.append(
+            "anonymous_read on: the compatible APIs read it without a credential"
+            if after.anonymous_read
+            else "anonymous_read off"
+        )
+    return "; ".join(changes)

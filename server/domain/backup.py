@@ -44,6 +44,8 @@ FORMAT_VERSION = 1
 # (tests/domain/test_backup.py checks the list against both schemas).
 TABLES: tuple[str, ...] = (
     "apps",
+    # Sealed like secret values, with the same key.
+    "access_keys",
     "envs",
     "items",
     "releases",

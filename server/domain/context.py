@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from server.config import InstancesSection, LimitsSection
 from server.coord.base import Coordinator
+from server.domain.anonymous import AnonymousReads
 from server.instances import InstanceRegistry
 from server.published import PublishedConfigs
 from server.secretbox import Keyring
@@ -24,6 +25,8 @@ class DomainContext:
     instances: InstanceRegistry = field(
         default_factory=lambda: InstanceRegistry("local", InstancesSection().ttl_seconds)
     )
+    # Which apps the compatible APIs read without a credential (read through, briefly held).
+    anonymous_reads: AnonymousReads = field(default_factory=AnonymousReads)
 
     @property
     def keyring(self) -> Keyring:

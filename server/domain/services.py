@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from server.config import AuthSection
 from server.domain.apps import AppService
 from server.domain.auth import AuthService
+from server.domain.compat import CompatReads
 from server.domain.context import DomainContext
 from server.domain.drafts import DraftService
 from server.domain.envs import EnvService
@@ -43,6 +44,7 @@ class Services:
     requests: RequestService
     instances: InstanceService
     gray: GrayService
+    compat: CompatReads
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -50,23 +52,25 @@ class Services:
         passwords = PasswordPool(auth.password_workers, auth.password_queue)
         releases = ReleaseService(ctx)
         gray = GrayService(ctx, releases)
+        auth_service = AuthService(
+            ctx,
+            auth.session_ttl,
+            passwords,
+            SignInThrottle(ctx.store, auth.failures_per_address),
+        )
         return cls(
             ctx,
             AppService(ctx),
             DraftService(ctx),
             releases,
-            AuthService(
-                ctx,
-                auth.session_ttl,
-                passwords,
-                SignInThrottle(ctx.store, auth.failures_per_address),
-            ),
+            auth_service,
             UserService(ctx, passwords),
             TransferService(ctx),
             EnvService(ctx),
             RequestService(ctx, releases, gray),
             InstanceService(ctx),
             gray,
+            CompatReads(ctx, auth_service),
         )
 
     def close(self) -> None:

@@ -75,27 +75,27 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
     async def list_apps(self) -> list[App]:
         """All apps with their envs, by name."""
         rows = await self.conn.fetchall(
-            "SELECT a.name, a.description, a.created_at, e.name FROM apps a "
+            "SELECT a.name, a.description, a.created_at, a.anonymous_read, e.name FROM apps a "
             "LEFT JOIN envs e ON e.app_id = a.id ORDER BY a.name, e.id"
         )
-        apps: dict[str, tuple[str, str, list[str]]] = {}
-        for name, description, created_at, env in rows:
-            entry = apps.setdefault(name, (description, created_at, []))
+        apps: dict[str, tuple[str, str, bool, list[str]]] = {}
+        for name, description, created_at, anonymous_read, env in rows:
+            entry = apps.setdefault(name, (description, created_at, bool(anonymous_read), []))
             if env is not None:
-                entry[2].append(env)
-        return [App(n, d, tuple(envs), c) for n, (d, c, envs) in apps.items()]
+                entry[3].append(env)
+        return [App(n, d, tuple(envs), c, a) for n, (d, c, a, envs) in apps.items()]
 
     async def get_app(self, name: str) -> App | None:
         """One app with its envs."""
         rows = await self.conn.fetchall(
-            "SELECT a.name, a.description, a.created_at, e.name FROM apps a "
+            "SELECT a.name, a.description, a.created_at, a.anonymous_read, e.name FROM apps a "
             "LEFT JOIN envs e ON e.app_id = a.id WHERE a.name = ? ORDER BY e.id",
             (name,),
         )
         if not rows:
             return None
-        envs = tuple(row[3] for row in rows if row[3] is not None)
-        return App(rows[0][0], rows[0][1], envs, rows[0][2])
+        envs = tuple(row[4] for row in rows if row[4] is not None)
+        return App(rows[0][0], rows[0][1], envs, rows[0][2], bool(rows[0][3]))
 
     async def app_id(self, name: str, lock: bool = False) -> int | None:
         """The id of an app, optionally locking its row."""
@@ -147,6 +147,7 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
         await self.conn.execute(f"DELETE FROM releases WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute(f"DELETE FROM items WHERE env_id IN ({env_ids})", (app_id,))
         await self.conn.execute("DELETE FROM envs WHERE app_id = ?", (app_id,))
+        await self.conn.execute("DELETE FROM access_keys WHERE app_id = ?", (app_id,))
         await self.conn.execute("DELETE FROM apps WHERE id = ?", (app_id,))
 
     async def delete_env(self, env_id: int) -> None:
@@ -174,11 +175,17 @@ class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
         await self.conn.execute("DELETE FROM items WHERE env_id = ?", (env_id,))
         await self.conn.execute("DELETE FROM envs WHERE id = ?", (env_id,))
 
-    async def update_app_description(self, app_id: int, description: str) -> None:
-        """Set an app's description."""
+    async def update_app(self, app_id: int, description: str, anonymous_read: bool) -> None:
+        """Set an app's description and whether the compatible APIs read it without a credential."""
         await self.conn.execute(
-            "UPDATE apps SET description = ? WHERE id = ?", (description, app_id)
+            "UPDATE apps SET description = ?, anonymous_read = ? WHERE id = ?",
+            (description, int(anonymous_read), app_id),
         )
+
+    async def anonymous_read_apps(self) -> set[str]:
+        """The apps whose owner let the compatible APIs read them without a credential."""
+        rows = await self.conn.fetchall("SELECT name FROM apps WHERE anonymous_read <> 0")
+        return {row[0] for row in rows}
 
     async def env(self, app: str, env: str, lock: bool = False) -> EnvRef | None:
         """One env of an app; with lock, its row is held until the transaction ends."""

@@ -50,7 +50,9 @@ async def test_an_owner_edits_the_description_once(api: Api) -> None:
     [
         ({"description": "x" * 1001}, 400, "invalid_description"),
         ({"description": 7}, 400, "invalid_request"),
-        ({"anonymous_read": True}, 400, "invalid_request"),
+        ({"anonymous_read": "yes"}, 400, "invalid_request"),
+        ({"anonymous_read": 1}, 400, "invalid_request"),
+        ({"anonymous_read": None, "description": "x" * 1001}, 400, "invalid_description"),
         ({"name": "other"}, 400, "invalid_request"),
     ],
 )
@@ -61,6 +63,35 @@ async def test_bad_app_edits_change_nothing(
     before = await api.snapshot()
     answer = await api.call("PATCH", APP, body)
     assert (answer.status, answer.body["error"]["code"]) == (status, code), answer.text
+    assert await api.snapshot() == before
+
+
+async def test_an_owner_turns_anonymous_read_on_and_off_audited(api: Api) -> None:
+    await shop(api)
+    assert (await api.call("GET", APP)).body["anonymous_read"] is False
+    on = await api.call("PATCH", APP, {"anonymous_read": True})
+    assert (on.status, on.body["anonymous_read"]) == (200, True), on.text
+    assert (await api.call("GET", APP)).body["anonymous_read"] is True
+    listed = await api.call("GET", "/api/v1/apps")
+    assert [a["anonymous_read"] for a in listed.body["apps"] if a["name"] == "shop"] == [True]
+    before = await api.snapshot()
+    assert (await api.call("PATCH", APP, {"anonymous_read": True})).status == 200
+    assert await api.snapshot() == before
+    both = await api.call("PATCH", APP, {"anonymous_read": False, "description": "d"})
+    assert (both.body["anonymous_read"], both.body["description"]) == (False, "d")
+    entries = (await api.call("GET", "/api/v1/audit?app=shop&action=app.update")).body["entries"]
+    details = [entry["summary"] for entry in entries]
+    assert len(details) == 2
+    assert any("anonymous_read on" in d for d in details)
+    assert any("anonymous_read off" in d and "description changed" in d for d in details)
+
+
+async def test_only_an_owner_turns_anonymous_read_on(api: Api) -> None:
+    await shop(api)
+    _, publisher = await api.token_for("write:shop")
+    before = await api.snapshot()
+    answer = await api.call("PATCH", APP, {"anonymous_read": True}, token=publisher)
+    assert (answer.status, answer.body["error"]["code"]) == (403, "forbidden")
     assert await api.snapshot() == before
 
 
