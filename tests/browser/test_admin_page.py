@@ -196,6 +196,34 @@ def test_create_an_app_filter_add_an_env_and_delete_it(signed_in: Page, server: 
     assert server.call("GET", "/api/v1/apps/web-shop")[0] == 404
 
 
+def test_an_owner_turns_anonymous_read_on_with_a_warning_and_off(
+    signed_in: Page, server: Server
+) -> None:
+    page = signed_in
+    server.app("legacy", ["prod"])
+    page.goto("/#/apps/legacy")
+    expect(page.get_by_test_id("anonymous-read-state")).to_have_text("credential required")
+    expect(page.get_by_test_id("anonymous-read-warning")).to_have_count(0)
+    page.get_by_role("button", name="Allow anonymous read…").click()
+    confirm = dialog(page)
+    expect(confirm).to_contain_text("secret items are never sent")
+    confirm.get_by_role("button", name="Turn on anonymous read").click()
+    expect(page.get_by_test_id("anonymous-read-warning")).to_contain_text("without a credential")
+    expect(page.get_by_test_id("anonymous-read-state")).to_have_text("anonymous read on")
+    assert server.ok("GET", "/api/v1/apps/legacy")["anonymous_read"] is True
+    assert_accessible(page)
+    shot(page, "02-app-anonymous-read-on")
+    page.get_by_role("link", name="Apps", exact=True).first.click()
+    expect(page.get_by_text("anonymous read", exact=True)).to_be_visible()
+
+    page.goto("/#/apps/legacy")
+    page.get_by_role("button", name="Require a credential").click()
+    dialog(page).get_by_role("button", name="Require a credential").click()
+    expect(page.get_by_test_id("anonymous-read-state")).to_have_text("credential required")
+    expect(page.get_by_test_id("anonymous-read-warning")).to_have_count(0)
+    assert server.ok("GET", "/api/v1/apps/legacy")["anonymous_read"] is False
+
+
 # ------------------------------------------------------------------ draft
 
 
@@ -712,6 +740,9 @@ def test_an_operator_without_admin_sees_only_their_apps(
     page.goto("/#/apps/team-a")
     expect(page.get_by_role("heading", name="Envs (1)")).to_be_visible()
     expect(page.get_by_role("button", name="Delete app")).to_have_count(0)
+    # A publisher sees whether clients need a credential; only an owner changes it.
+    expect(page.get_by_test_id("anonymous-read-state")).to_have_text("credential required")
+    expect(page.get_by_role("button", name="Allow anonymous read…")).to_have_count(0)
     page.goto(env_url("team-a", "prod"))
     expect(row(page, "k")).to_be_visible()
     page.goto("/#/audit")

@@ -20,6 +20,7 @@ import {
   setFieldError,
   showError,
 } from "../ui.js";
+import { anonymousReadWarning, clientsCard } from "./app-clients.js";
 
 function splitEnvs(text) {
   return text
@@ -361,6 +362,11 @@ export async function appsView(main) {
               "div",
               { class: "app-card-head" },
               h("a", { class: "app-name", href: envHref(a.name, a.envs[0]), text: a.name }),
+              a.anonymous_read
+                ? badge("anonymous read", "warn", {
+                    title: "Read without a credential through the Apollo, Spring and Nacos APIs",
+                  })
+                : null,
               h("a", {
                 class: "btn btn-ghost btn-small",
                 href: `#/apps/${seg(a.name)}`,
@@ -493,7 +499,9 @@ export async function appView(main, { app }) {
       subtitle: info.description || "No description.",
       extra: badge(`created ${new Date(info.created_at).toLocaleDateString()}`, "muted"),
     }),
+    anonymousReadWarning(info),
     card(`Envs (${info.envs.length})`, [], envList, me.may(app, "manage") ? addForm : null),
+    clientsCard(app, info, () => appView(main, { app })),
     me.may(app, "manage") ? exportCard(app) : null,
     me.admin
       ? h(
