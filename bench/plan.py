@@ -42,6 +42,16 @@ class Plan:
     churn_subscribers: int = 1_000
     churn_seconds: float = 10.0
     churn_hold_seconds: float = 1.0
+    # compatible APIs and long polls: (protocol, clients waiting) per run, publishes per run,
+    # clients per load-generator process, the pause for waits to park before a publish
+    longpoll_counts: tuple[tuple[str, int], ...] = (
+        ("config", 10_000),
+        ("apollo", 1_000),
+        ("nacos", 1_000),
+    )
+    longpoll_rounds: int = 10
+    longpolls_per_process: int = 2_500
+    longpoll_settle_seconds: float = 2.0
     # bounds
     connect_timeout: float = 180.0
     delivery_timeout: float = 15.0
@@ -74,6 +84,10 @@ QUICK = Plan(
     churn_subscribers=10,
     churn_seconds=2.0,
     churn_hold_seconds=0.5,
+    longpoll_counts=(("config", 5), ("apollo", 5), ("nacos", 5)),
+    longpoll_rounds=2,
+    longpolls_per_process=10,
+    longpoll_settle_seconds=0.5,
     connect_timeout=60.0,
     delivery_timeout=10.0,
 )

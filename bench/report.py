@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.compat import compat_sections, compat_targets
+
 READ_RATIO_TARGET = 2.0
 PUSH_P99_TARGETS_MS = {1_000: 50.0, 10_000: 250.0}
 PUBLISH_P50_TARGET_MS = 15.0
@@ -90,6 +92,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         }
     )
     found += _rollout_targets(results)
+    found += compat_targets(results)
     return found
 
 
@@ -189,6 +192,7 @@ def render(results: dict[str, Any]) -> str:
         if scaling:
             out += ["", *_publish_table(scaling)]
     out += _rollout_sections(results)
+    out += compat_sections(results, _table)
     for name, error in (results.get("errors") or {}).items():
         out += ["", f"{name.upper()} FAILED: {error}"]
     for note in results.get("unavailable", []):

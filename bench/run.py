@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import phases
+from bench import compat, phases
 from bench.plan import FULL, QUICK, Plan
 from bench.report import render, targets
 from bench.stack import Stack, cluster_mode_available
@@ -33,7 +33,16 @@ from bench.stats import machine, raise_nofile_limit
 log = logging.getLogger("bench")
 
 HERE = Path(__file__).resolve().parent
-PHASES = ("read", "push", "publish", "gray", "instance-read", "instance-churn")
+PHASES = (
+    "read",
+    "push",
+    "publish",
+    "gray",
+    "instance-read",
+    "instance-churn",
+    "compat-read",
+    "longpoll",
+)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -60,6 +69,8 @@ async def _run(
             stack, plan, ["sqlite", "mariadb", *cluster_targets], profile_dir
         ),
         "gray": lambda: phases.gray_phase(stack, plan),
+        "compat-read": lambda: compat.compat_read_phase(stack, plan),
+        "longpoll": lambda: compat.longpoll_phase(stack, plan),
         "instance-read": lambda: phases.instance_read_phase(
             stack, plan, ["sqlite", *cluster_targets[:1]]
         ),
@@ -72,6 +83,7 @@ async def _run(
         "publish": ("publish", "scaling"),
         "instance-read": ("instance_read",),
         "instance-churn": ("instance_churn",),
+        "compat-read": ("compat_read",),
     }
     for name in PHASES:
         if name not in only or name not in phase_runs:

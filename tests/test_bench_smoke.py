@@ -58,6 +58,7 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["errors"] == {}
     headings = ["READ:", "PUSH:", "MEMORY:", "PUBLISH:", "SCALING:", "GRAY:", "INSTANCE READS:"]
+    headings += ["COMPAT READ:", "LONG POLL:"]
     if cluster_mode_available() is None:
         headings.append("INSTANCE CHURN:")
     for heading in [*headings, "TARGETS"]:
@@ -140,8 +141,25 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         assert churn["etcd_puts"] > 0
         assert churn["server_summary_writes"] > 0
 
+    # compatible reads: each protocol's read of the same env beside etcd's gateway
+    compat_reads = results["compat_read"]
+    assert [row["protocol"] for row in compat_reads] == ["api", "apollo", "spring", "nacos"]
+    for row in compat_reads:
+        assert row["body_bytes"] > 0
+        for side in ("configcenter", "etcd"):
+            assert _positive(row[side]["rps"]), row
+            assert row[side]["socket_errors"] == row[side]["bad_status"] == 0
+        assert _positive(row["ratio"])
+
+    # long polls: every waiting client of each protocol notified of every publish
+    polls = results["longpoll"]
+    assert [(row["protocol"], row["waiting"]) for row in polls] == list(QUICK.longpoll_counts)
+    for row in polls:
+        assert row["delivered"] == row["expected"] == row["waiting"] * QUICK.longpoll_rounds
+        _latencies_sane(row["notify"])
+
     # targets: each printed as met, not met or not measured (the quick sizes miss some)
-    assert len(results["targets"]) == 5 + 1 + len(reads) + 1
+    assert len(results["targets"]) == 5 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
     for target in results["targets"]:
         state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
         assert f"[{state}] {target['name']}" in output

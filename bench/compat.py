@@ -1,0 +1,356 @@
+"""The compatible APIs and long polls: read req/s of Apollo's /configs, Spring's /spring/…
+and Nacos's /nacos/v1/cs/configs beside /api/v1's read and etcd's gateway; notify latency of
+waiting long polls (/config?after=, Apollo /notifications/v2, the Nacos listener) after a
+publish, with the server's memory per waiting client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from bench.api import Api, make_items, seed_app
+from bench.longpoll import LongPollJob
+from bench.plan import Plan
+from bench.push import source_ips
+from bench.read import etcd_put, etcd_range_lua, etcd_range_size, run_wrk
+from bench.stack import Stack
+from bench.stats import rss_bytes, summary_ms
+
+log = logging.getLogger("bench")
+
+APP = "legacy"
+ENV = "prod"
+
+# What each protocol's client reads: one env of 10 items, as the headline /config read.
+READ_PATHS: dict[str, str] = {
+    "api": f"/api/v1/apps/{APP}/envs/{ENV}/config",
+    "apollo": f"/configs/{APP}/{ENV}/application",
+    "spring": f"/spring/{APP}/{ENV}",
+    "nacos": f"/nacos/v1/cs/configs?dataId={APP}&group={ENV}",
+}
+
+
+def _ratio(ours: float, theirs: float) -> float:
+    if not theirs or ours != ours or theirs != theirs:
+        return float("nan")
+    return round(ours / theirs, 2)
+
+
+async def compat_read_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
+    """wrk on each protocol's read of the same env, and on etcd's gateway (same bytes)."""
+    server = stack.start_server("sqlite")[0]
+    assert server.pid is not None
+    api = await Api.login(server.url, stack.password)
+    try:
+        await seed_app(api, APP, make_items(plan.item_sizes[0], plan.value_bytes))
+        token = await api.create_token("bench-compat", [f"read:{APP}"])
+    finally:
+        await api.close()
+    etcd_host, etcd_port = stack.etcd_endpoint
+    etcd_pid = stack.etcd_pid
+    wrk: dict[str, Any] = {"seconds": plan.read_seconds, "connections": plan.read_connections}
+    rows = []
+    for protocol, path in READ_PATHS.items():
+        body = await _read_once(server.url + path, token)
+        log.info("compat read: %s (%d bytes)", protocol, len(body))
+        ours = await asyncio.to_thread(
+            run_wrk,
+            server.url + path,
+            headers={"Authorization": f"Bearer {token}"},
+            server_pids=[server.pid],
+            **wrk,
+        )
+        key = f"/bench/compat/{protocol}".encode()
+        etcd_put(etcd_port, key, b"x" * len(body))
+        if etcd_range_size(etcd_port, key) != len(body):
+            raise RuntimeError("etcd returned a value of another size")
+        etcd = await asyncio.to_thread(
+            run_wrk,
+            f"http://{etcd_host}:{etcd_port}/v3/kv/range",
+            lua=etcd_range_lua(key),
+            server_pids=[etcd_pid] if etcd_pid else [],
+            **wrk,
+        )
+        for name, result in (("configcenter", ours), ("etcd", etcd)):
+            if result["socket_errors"] or result["bad_status"]:
+                raise RuntimeError(f"compat read {protocol} ({name}) had errors: {result}")
+        rows.append(
+            {
+                "protocol": protocol,
+                "path": path,
+                "body_bytes": len(body),
+                "connections": plan.read_connections,
+                "configcenter": ours,
+                "etcd": etcd,
+                "ratio": _ratio(ours["rps"], etcd["rps"]),
+            }
+        )
+    return rows
+
+
+async def _read_once(url: str, token: str) -> bytes:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+            body = await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {url}: HTTP {response.status} {body[:200]!r}")
+            return body
+
+
+async def longpoll_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
+    """Per protocol: N clients wait; each publish's notify latency at every one of them."""
+    server = stack.start_server("sqlite")[0]
+    assert server.pid is not None
+    api = await Api.login(server.url, stack.password)
+    rows = []
+    try:
+        for protocol, count in plan.longpoll_counts:
+            app = f"poll-{protocol}"
+            await seed_app(api, app, make_items(plan.item_sizes[0], plan.value_bytes))
+            token = await api.create_token(f"bench-poll-{protocol}", [f"read:{app}"])
+            rows.append(
+                await _longpoll_run(api, server.pid, server.url, token, app, protocol, count, plan)
+            )
+    finally:
+        await api.close()
+    return rows
+
+
+class _Fleet:
+    """The long-poll client processes of one run and what they report."""
+
+    def __init__(self, processes: list[asyncio.subprocess.Process]) -> None:
+        self.processes = processes
+        self.lines: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
+        self.readers = [asyncio.create_task(self._read(i, p)) for i, p in enumerate(processes)]
+
+    async def _read(self, index: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            await self.lines.put((index, json.loads(raw)))
+
+    async def until(self, key: str, value: int | None, within: float) -> list[dict[str, Any]]:
+        """One message with `key` (equal to value, when given) from every process."""
+        got: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + within
+        while len(got) < len(self.processes):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(
+                    f"long polls: {len(got)} of {len(self.processes)} processes said {key}"
+                )
+            index, message = await asyncio.wait_for(self.lines.get(), left)
+            if "error" in message:
+                raise RuntimeError(f"long-poll client failed: {message['error']}")
+            if key in message and (value is None or message[key] == value):
+                got[index] = message
+        return list(got.values())
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+        for reader in self.readers:
+            reader.cancel()
+
+
+async def _longpoll_run(
+    api: Api, server_pid: int, url: str, token: str, app: str, protocol: str, count: int, plan: Plan
+) -> dict[str, Any]:
+    per_process = plan.longpolls_per_process
+    processes = max(1, -(-count // per_process))
+    ips = source_ips(processes)
+    rss_before = rss_bytes(server_pid)
+    children = []
+    timeout = plan.connect_timeout + plan.longpoll_rounds * (plan.delivery_timeout + 2)
+    for i in range(processes):
+        job = LongPollJob(
+            protocol=protocol,
+            base_url=url,
+            token=token,
+            app=app,
+            env=ENV,
+            count=min(per_process, count - i * per_process),
+            rounds=plan.longpoll_rounds,
+            timeout=timeout,
+            source_ip=ips[i],
+        )
+        children.append(
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.longpoll",
+                job.to_json(),
+                stdout=asyncio.subprocess.PIPE,
+            )
+        )
+    fleet = _Fleet(children)
+    latencies: list[float] = []
+    try:
+        await fleet.until("ready", None, plan.connect_timeout)
+        log.info("long polls: %d %s clients waiting", count, protocol)
+        # The last waits to leave the client reach the server and park.
+        await asyncio.sleep(plan.longpoll_settle_seconds)
+        rss_waiting = rss_bytes(server_pid)
+        for round_no in range(1, plan.longpoll_rounds + 1):
+            await api.put_item(app, ENV, "round", str(round_no))
+            sent = time.monotonic()
+            await api.publish(app, ENV)
+            reports = await fleet.until("round", round_no, plan.delivery_timeout)
+            latencies += [stamp - sent for report in reports for stamp in report["stamps"]]
+            # Everyone polls again with what it now holds before the next publish.
+            await asyncio.sleep(plan.longpoll_settle_seconds)
+    finally:
+        await fleet.close()
+    return {
+        "protocol": protocol,
+        "waiting": count,
+        "rounds": plan.longpoll_rounds,
+        "notify": summary_ms(latencies),
+        "delivered": len(latencies),
+        "expected": count * plan.longpoll_rounds,
+        "server_rss_bytes_per_waiting": round((rss_waiting - rss_before) / count),
+    }
+
+
+# --- the printed rows and the targets ----------------------------------------------------
+
+COMPAT_READ_TARGET = 1.5  # each compatible read: at least this many times etcd's gateway
+LONGPOLL_P99_TARGET = 2.0  # /config long polls: p99 at most this times the WebSocket p99
+LONGPOLL_KB_TARGET = 10.0  # server RSS per waiting client
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else str(value)
+
+
+def _websocket_p99(results: dict[str, Any], count: int) -> float | None:
+    for row in results.get("push") or []:
+        if row["target"] == "sqlite" and row["subscribers"] == count:
+            return float(row["configcenter"]["p99_ms"])
+    return None
+
+
+def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
+    """COMPAT READ and LONG POLL sections (`table` is report._table)."""
+    out: list[str] = []
+    reads = results.get("compat_read") or []
+    if reads:
+        out += [
+            "",
+            f"COMPAT READ: each protocol's read of one env ({reads[0]['body_bytes']} bytes on "
+            f"/api/v1), {reads[0]['connections']} connections, a read token; etcd: gateway range "
+            "of a value of the same size",
+            *table(
+                ["protocol", "path", "bytes", "req/s", "etcd req/s", "ratio", "p99 ms", "bound by"],
+                [
+                    [
+                        r["protocol"],
+                        r["path"],
+                        _n(r["body_bytes"]),
+                        _n(r["configcenter"]["rps"]),
+                        _n(r["etcd"]["rps"]),
+                        f"{_n(r['ratio'], 2)}x",
+                        _n(r["configcenter"].get("p99_ms"), 2),
+                        f"{r['configcenter']['limit']} (server "
+                        f"{r['configcenter']['server_cpu_pct']}%, wrk "
+                        f"{r['configcenter']['client_cpu_pct']}%)",
+                    ]
+                    for r in reads
+                ],
+            ),
+        ]
+    polls = results.get("longpoll") or []
+    if polls:
+        rows = []
+        for r in polls:
+            ws = _websocket_p99(results, r["waiting"])
+            rows.append(
+                [
+                    r["protocol"],
+                    _n(r["waiting"]),
+                    f"{r['delivered']:,}/{r['expected']:,}",
+                    " / ".join(_n(r["notify"][k], 1) for k in ("p50_ms", "p99_ms", "max_ms")),
+                    _n(ws, 1),
+                    f"{_n(r['notify']['p99_ms'] / ws if ws else None, 2)}x",
+                    f"{_n(r['server_rss_bytes_per_waiting'] / 1024, 1)} KB",
+                ]
+            )
+        out += [
+            "",
+            "LONG POLL: clients waiting on one env, notify latency after each publish "
+            "(publish request sent -> answer at the client), SQLite",
+            *table(
+                [
+                    "protocol",
+                    "waiting",
+                    "delivered",
+                    "p50/p99/max ms",
+                    "ws p99 ms",
+                    "p99/ws",
+                    "RSS/waiting",
+                ],
+                rows,
+            ),
+        ]
+    return out
+
+
+def compat_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The compatible reads' and long polls' targets (None: not measured)."""
+    found: list[dict[str, Any]] = []
+    reads = {r["protocol"]: r for r in results.get("compat_read") or []}
+    for protocol in ("apollo", "spring", "nacos"):
+        row = reads.get(protocol)
+        value = row["ratio"] if row else None
+        found.append(
+            {
+                "name": f"{protocol} read >= {COMPAT_READ_TARGET:g}x etcd gateway",
+                "value": value,
+                "unit": "x",
+                "met": value >= COMPAT_READ_TARGET if value is not None else None,
+            }
+        )
+    polls = {r["protocol"]: r for r in results.get("longpoll") or []}
+    for protocol, row in polls.items():
+        everyone = row["delivered"] == row["expected"]
+        ws = _websocket_p99(results, row["waiting"])
+        if protocol == "config":
+            value = row["notify"]["p99_ms"] / ws if ws else None
+            found.append(
+                {
+                    "name": f"/config long polls at {row['waiting']:,}: p99 <= "
+                    f"{LONGPOLL_P99_TARGET:g}x WebSocket p99, all delivered",
+                    "value": value,
+                    "unit": "x",
+                    "met": everyone and value <= LONGPOLL_P99_TARGET if value is not None else None,
+                }
+            )
+            kb = row["server_rss_bytes_per_waiting"] / 1024
+            found.append(
+                {
+                    "name": f"<= {LONGPOLL_KB_TARGET:g} KB RSS per waiting long poll",
+                    "value": kb,
+                    "unit": "KB",
+                    "met": kb <= LONGPOLL_KB_TARGET,
+                }
+            )
+        else:
+            found.append(
+                {
+                    "name": f"{protocol} long polls at {row['waiting']:,}: every publish notified",
+                    "value": row["notify"]["p99_ms"],
+                    "unit": "ms p99",
+                    "met": everyone,
+                }
+            )
+    return found
