@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import Api, bounded, make_items, seed_app
+from bench.ceiling import ceiling_push, ceiling_read
 from bench.etcdload import EtcdPublisher, txn_publishes
 from bench.plan import Plan
 from bench.profiling import Profiler
@@ -90,6 +91,9 @@ async def read_phase(
                 server_pids=[etcd_pid] if etcd_pid else [],
                 **wrk,
             )
+            ceiling = stack.start_ceiling(f"read-{size}", body)
+            bare = await asyncio.to_thread(ceiling_read, ceiling, **wrk)
+            ceiling.stop()
             for name, result in (
                 ("configcenter", plain),
                 ("if_none_match", not_modified),  # 304s count as 3xx: not "bad" for wrk
@@ -110,8 +114,10 @@ async def read_phase(
                     "configcenter": plain,
                     "if_none_match": not_modified,
                     "etcd": etcd,
+                    "ceiling": bare,
                     "ratio": ratio(plain["rps"], etcd["rps"]),
                     "ratio_if_none_match": ratio(not_modified["rps"], etcd["rps"]),
+                    "ratio_ceiling": ratio(plain["rps"], bare["rps"]),
                 }
             )
             if profile is not None:
@@ -161,11 +167,29 @@ async def push_phase(
                 "rss_after_pushes_mb": ours["rss_after_pushes_mb"],
                 "kb_per_subscriber": ours["rss_kb_per_subscriber"],
             }
+        body = ours.pop("body")
         theirs = await _push_etcd(
             plan, etcd_host, etcd_port, etcd_pid, count, ours.pop("frame_bytes")
         )
         etcd_by_count[count] = theirs
-        rows.append(_push_row("sqlite", count, ours, theirs))
+        row = _push_row("sqlite", count, ours, theirs)
+        ceiling = stack.start_ceiling(f"push-{count}", body)
+        log.info("push: %d WebSocket subscribers on the bare aiohttp ceiling", count)
+        try:
+            bare = await ceiling_push(
+                ceiling,
+                count,
+                rounds=plan.push_rounds,
+                per_process=plan.subscribers_per_process,
+                connect_timeout=plan.connect_timeout,
+                delivery_timeout=plan.delivery_timeout,
+            )
+        finally:
+            ceiling.stop()
+        row["ceiling"] = bare
+        row["ceiling_ratio_p50"] = ratio(ours["p50_ms"], bare["p50_ms"])
+        row["ceiling_ratio_p99"] = ratio(ours["p99_ms"], bare["p99_ms"])
+        rows.append(row)
 
     async def etcd_for(count: int, frame_bytes: int) -> dict[str, Any]:
         # The etcd side does not depend on the configcenter target: measured once per count.
@@ -179,12 +203,14 @@ async def push_phase(
     # to show how much of a figure is the client's.
     count = plan.cluster_push_count
     ours = await _push_ws(stack, plan, "sqlite-push", [server], count, rss=False, client="ws")
+    ours.pop("body")
     theirs = await etcd_for(count, ours.pop("frame_bytes"))
     rows.append(_push_row("sqlite, aiohttp client", count, ours, theirs))
     for target in cluster_targets:
         replicas = 3 if target == "cluster" else 1
         servers = stack.start_server(target, replicas)
         ours = await _push_ws(stack, plan, target, servers, count, rss=False)
+        ours.pop("body")
         theirs = await etcd_for(count, ours.pop("frame_bytes"))
         rows.append(_push_row(target, count, ours, theirs))
     return rows, memory
@@ -267,6 +293,7 @@ async def _push_ws(
         await api.close()
     # the frame a subscriber gets: {"type":"release", …} is the body plus 17 bytes
     result["frame_bytes"] = len(body) + len('"type":"release",')
+    result["body"] = body
     return result
 
 
@@ -540,6 +567,7 @@ async def gray_phase(stack: Stack, plan: Plan) -> dict[str, Any]:
         receivers_of=receivers_of,
     )
     result.pop("frame_bytes")
+    result.pop("body")
     gray_versions = rounds[0].gray_versions
     got_gray = set().union(*(receivers_of.get(v, set()) for v in gray_versions))
     missed = sum(len(matched - receivers_of.get(v, set())) for v in gray_versions)

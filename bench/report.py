@@ -8,6 +8,8 @@ from typing import Any
 from bench.compat import compat_sections, compat_targets
 
 READ_RATIO_TARGET = 2.0
+READ_CEILING_TARGET = 0.6  # the read: at least this share of the bare aiohttp handler's req/s
+PUSH_CEILING_TARGET = 1.3  # push p99: at most this times the bare broadcast's p99
 PUSH_P99_TARGETS_MS = {1_000: 50.0, 10_000: 250.0}
 PUBLISH_P50_TARGET_MS = 15.0
 MEMORY_TARGET_KB = 30.0
@@ -55,7 +57,24 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             READ_RATIO_TARGET,
         )
     )
+    found.append(
+        _at_least(
+            f"read >= {READ_CEILING_TARGET:g}x the bare aiohttp ceiling",
+            first.get("ratio_ceiling") if first else None,
+            READ_CEILING_TARGET,
+        )
+    )
     push = {r["subscribers"]: r for r in results.get("push") or [] if r["target"] == "sqlite"}
+    for count in PUSH_P99_TARGETS_MS:
+        value = push[count].get("ceiling_ratio_p99") if count in push else None
+        found.append(
+            {
+                "name": f"push p99 <= {PUSH_CEILING_TARGET:g}x the bare broadcast's at {count:,}",
+                "value": value,
+                "unit": "x",
+                "met": value <= PUSH_CEILING_TARGET if value is not None else None,
+            }
+        )
     for count, limit in PUSH_P99_TARGETS_MS.items():
         row = push.get(count)
         ours = row["configcenter"] if row else None
@@ -218,6 +237,8 @@ def _read_section(read: list[dict[str, Any]]) -> list[str]:
                 _n(r["etcd"]["rps"]),
                 f"{_n(r['ratio'], 2)}x",
                 f"{_n(r['ratio_if_none_match'], 2)}x",
+                _n(r["ceiling"]["rps"]) if "ceiling" in r else "n/a",
+                f"{_n(r.get('ratio_ceiling'), 2)}x",
                 f"{_n(ours['server_cpu_us_per_request'])} µs",
                 f"{ours['limit']} (server {ours['server_cpu_pct']}%, "
                 f"wrk {ours['client_cpu_pct']}%)",
@@ -226,10 +247,11 @@ def _read_section(read: list[dict[str, Any]]) -> list[str]:
             ]
         )
     header = ["items", "bytes", "req/s", "req/s 304", "etcd req/s", "ratio", "ratio 304"]
-    header += ["cpu/req", "bound by (ours)", "bound by (etcd)"]
+    header += ["ceiling req/s", "/ceiling", "cpu/req", "bound by (ours)", "bound by (etcd)"]
     return [
         f"READ: authenticated GET …/config, {read[0]['connections']} connections "
-        "(wrk, 1 thread); etcd: gateway range of a value of the same size; % = of one core",
+        "(wrk, 1 thread); etcd: gateway range of a value of the same size; ceiling: bare "
+        "aiohttp (uvloop) returning the same bytes; % = of one core",
         *_table(header, rows),
     ]
 
@@ -247,6 +269,8 @@ def _push_section(push: list[dict[str, Any]]) -> list[str]:
                 _ms(theirs, "p50_ms", "p99_ms", "max_ms"),
                 f"{theirs['clients']}x{theirs['watchers_per_client']}",
                 f"{_n(r['ratio_p99'], 2)}x",
+                _ms(r["ceiling"], "p50_ms", "p99_ms") if "ceiling" in r else "",
+                f"{_n(r['ceiling_ratio_p99'], 2)}x" if "ceiling" in r else "",
                 f"{ours['limit']} ({ours['server_cpu_us_per_delivery']} / "
                 f"{ours['client_cpu_us_per_delivery']})",
                 f"{theirs['limit']} ({theirs['server_cpu_us_per_delivery']} / "
@@ -254,10 +278,12 @@ def _push_section(push: list[dict[str, Any]]) -> list[str]:
             ]
         )
     header = ["target", "subs", "ours p50/p99/max", "delivered", "etcd p50/p99/max"]
-    header += ["etcd clients x watches", "p99 ratio", "bound by (ours)", "bound by (etcd)"]
+    header += ["etcd clients x watches", "p99 ratio", "ceiling p50/p99", "p99/ceiling"]
+    header += ["bound by (ours)", "bound by (etcd)"]
     return [
-        "PUSH: publish-to-delivery ms, WebSocket subscribers vs aetcd watchers; bound by: "
-        "server or client (CPU µs per delivery, server / client)",
+        "PUSH: publish-to-delivery ms, WebSocket subscribers vs aetcd watchers; ceiling: bare "
+        "aiohttp (uvloop) writing one prebuilt frame to as many sockets, same client; bound "
+        "by: server or client (CPU µs per delivery, server / client)",
         *_table(header, rows),
     ]
 

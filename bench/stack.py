@@ -7,6 +7,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
+from bench.ceiling import CeilingServer
 from devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
 
 log = logging.getLogger("bench")
@@ -105,6 +106,12 @@ class Stack:
         self.servers[name] = processes
         log.info("started %s: %s", name, ", ".join(p.url for p in processes))
         return processes
+
+    def start_ceiling(self, name: str, body: bytes) -> CeilingServer:
+        """A bare aiohttp server serving `body` (the read and push ceilings), stopped at close."""
+        ceiling = CeilingServer(self.base_dir / f"ceiling-{name}", body).start()
+        self._stack.callback(ceiling.stop)
+        return ceiling
 
     def stop_server(self, name: str) -> None:
         """Stop a target early (its stop callback is then a no-op)."""

@@ -74,6 +74,9 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         assert row["configcenter"]["bad_status"] == 0
         assert _positive(row["ratio"])
         assert _positive(row["ratio_if_none_match"])
+        # the bare aiohttp ceiling, measured by the same wrk
+        assert _positive(row["ceiling"]["rps"]), row
+        assert _positive(row["ratio_ceiling"])
 
     # push: every count delivered in full to subscribers and to etcd watchers
     counts = [r["subscribers"] for r in results["push"] if r["target"] == "sqlite"]
@@ -86,6 +89,16 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
             )
             _latencies_sane(result)
         assert _positive(row["ratio_p99"])
+        if row["target"] == "sqlite":
+            # the bare broadcast, to the same lean subscribers
+            ceiling = row["ceiling"]
+            assert (
+                ceiling["delivered"]
+                == ceiling["expected"]
+                == row["subscribers"] * QUICK.push_rounds
+            )
+            _latencies_sane(ceiling)
+            assert _positive(row["ceiling_ratio_p99"])
     assert _positive(results["memory"]["kb_per_subscriber"])
 
     # publish: SQLite and MariaDB (and etcd, 3 replicas when cluster mode exists), etcd beside
@@ -159,7 +172,7 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         _latencies_sane(row["notify"])
 
     # targets: each printed as met, not met or not measured (the quick sizes miss some)
-    assert len(results["targets"]) == 5 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
+    assert len(results["targets"]) == 5 + 3 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
     for target in results["targets"]:
         state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
         assert f"[{state}] {target['name']}" in output
