@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import gowatcher
 from bench.api import Api, bounded, make_items, seed_app
 from bench.ceiling import ceiling_push, ceiling_read
 from bench.etcdload import EtcdPublisher, txn_publishes
@@ -152,6 +153,9 @@ async def push_phase(
     etcd_host, etcd_port = stack.etcd_endpoint
     etcd_pid = stack.etcd_pid
     etcd_by_count: dict[int, dict[str, Any]] = {}
+    go_missing = gowatcher.unavailable()
+    if go_missing is None:
+        await asyncio.to_thread(gowatcher.build)
     for count in sorted(plan.push_counts, reverse=True):
         profile = None
         if profile_dir is not None and count == max(plan.push_counts):
@@ -189,6 +193,14 @@ async def push_phase(
         row["ceiling"] = bare
         row["ceiling_ratio_p50"] = ratio(ours["p50_ms"], bare["p50_ms"])
         row["ceiling_ratio_p99"] = ratio(ours["p99_ms"], bare["p99_ms"])
+        if go_missing is None:
+            go = await _push_etcd(
+                plan, etcd_host, etcd_port, etcd_pid, count, len(body) + 17, kind="go-etcd"
+            )
+            row["etcd_go"] = go
+            row["ratio_p99_go"] = ratio(ours["p99_ms"], go["p99_ms"])
+        else:
+            row["etcd_go_unavailable"] = go_missing
         rows.append(row)
 
     async def etcd_for(count: int, frame_bytes: int) -> dict[str, Any]:
@@ -311,15 +323,22 @@ def plain_publisher(
 
 
 async def _push_etcd(
-    plan: Plan, host: str, port: int, etcd_pid: int | None, count: int, frame_bytes: int
+    plan: Plan,
+    host: str,
+    port: int,
+    etcd_pid: int | None,
+    count: int,
+    frame_bytes: int,
+    kind: str = "etcd",
 ) -> dict[str, Any]:
+    """etcd watch fan-out; kind "etcd" watches with aetcd, "go-etcd" with etcd's Go client."""
     key = f"/bench/push/{count}/{time.monotonic_ns()}".encode()
     jobs = plan_jobs(
         "etcd",
         count,
         plan.watchers_per_process,
         lambda i, n: SubscriberJob(
-            kind="etcd",
+            kind=kind,
             count=n,
             timeout=plan.connect_timeout + plan.push_rounds * (plan.delivery_timeout + 1),
             etcd_host=host,
@@ -329,7 +348,7 @@ async def _push_etcd(
         ),
     )
     publisher = EtcdPublisher(host, port, key, frame_bytes)
-    log.info("push: %d etcd watchers", count)
+    log.info("push: %d etcd watchers (%s)", count, kind)
     try:
         result = await run_push(
             SubscriberFleet(jobs),

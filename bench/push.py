@@ -20,6 +20,9 @@ import os
 import queue
 import random
 import signal
+import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -40,7 +43,9 @@ _source_block = iter(range(1, 250))
 class SubscriberJob:
     """What one subscriber process does."""
 
-    kind: str  # "lean" (a minimal WebSocket client), "ws" (aiohttp's client) or "etcd"
+    # "lean" (a minimal WebSocket client), "ws" (aiohttp's client), "etcd" (aetcd watches)
+    # or "go-etcd" (etcd's own Go client: bench/gowatcher, built beforehand)
+    kind: str
     count: int
     timeout: float
     # ws: subscriber i connects to urls[i % len(urls)]
@@ -90,6 +95,8 @@ def subscriber_process(
         import uvloop
 
         outcome = uvloop.run(_lean_main(job, shared, stop))
+    elif job.kind == "go-etcd":
+        outcome = _go_etcd_main(job, shared, stop)
     else:
         outcome = asyncio.run(_etcd_main(job, shared, stop))
     results.put(outcome)
@@ -402,6 +409,64 @@ async def _etcd_main(
         with contextlib.suppress(Exception):
             async with asyncio.timeout(10):
                 await client.close()
+    return {"versions": versions.tobytes(), "stamps": stamps.tobytes(), "errors": errors[:20]}
+
+
+def _go_etcd_main(
+    job: SubscriberJob, shared: _Shared, stop: multiprocessing.synchronize.Event
+) -> dict[str, Any]:
+    """The Go watcher as a child: it stamps each event itself; this process only relays."""
+    from bench.gowatcher import BINARY
+
+    versions = array.array("q")
+    stamps = array.array("d")
+    errors: list[str] = []
+    # A file, not a pipe: nobody reads the child's stderr while it runs.
+    stderr = tempfile.TemporaryFile()
+    child = subprocess.Popen(
+        [
+            str(BINARY),
+            f"-endpoint={job.etcd_host}:{job.etcd_port}",
+            f"-key={job.key.decode()}",
+            f"-watchers={job.count}",
+            f"-per-client={job.watchers_per_client}",
+            f"-timeout={job.timeout:.0f}s",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+    )
+    assert child.stdout is not None
+    assert child.stdin is not None
+
+    def relay() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            first, _, second = line.partition(b" ")
+            if first == b"ready":
+                shared.ready.value += int(second)
+                continue
+            versions.append(int(first))
+            stamps.append(float(second))
+            shared.received.value += 1
+
+    reader = threading.Thread(target=relay, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + job.timeout
+    while not stop.is_set() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    if child.poll() is not None and child.returncode != 0:
+        stderr.seek(0)
+        errors.append(stderr.read().decode(errors="replace")[-500:])
+        shared.failed.value += job.count - shared.ready.value
+    child.stdin.close()  # the watcher ends when its stdin closes
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+    reader.join(timeout=10)
+    stderr.close()
     return {"versions": versions.tobytes(), "stamps": stamps.tobytes(), "errors": errors[:20]}
 
 

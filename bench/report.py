@@ -10,6 +10,7 @@ from bench.compat import compat_sections, compat_targets
 READ_RATIO_TARGET = 2.0
 READ_CEILING_TARGET = 0.6  # the read: at least this share of the bare aiohttp handler's req/s
 PUSH_CEILING_TARGET = 1.3  # push p99: at most this times the bare broadcast's p99
+PUSH_GO_TARGET = 0.5  # push p99: at most this times etcd's fan-out p99 to Go watchers
 PUSH_P99_TARGETS_MS = {1_000: 50.0, 10_000: 250.0}
 PUBLISH_P50_TARGET_MS = 15.0
 MEMORY_TARGET_KB = 30.0
@@ -73,6 +74,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "value": value,
                 "unit": "x",
                 "met": value <= PUSH_CEILING_TARGET if value is not None else None,
+            }
+        )
+        go = push[count].get("ratio_p99_go") if count in push else None
+        found.append(
+            {
+                "name": f"push p99 <= {PUSH_GO_TARGET:g}x etcd's to Go watchers at {count:,}",
+                "value": go,
+                "unit": "x",
+                "met": go <= PUSH_GO_TARGET if go is not None else None,
             }
         )
     for count, limit in PUSH_P99_TARGETS_MS.items():
@@ -271,6 +281,8 @@ def _push_section(push: list[dict[str, Any]]) -> list[str]:
                 f"{_n(r['ratio_p99'], 2)}x",
                 _ms(r["ceiling"], "p50_ms", "p99_ms") if "ceiling" in r else "",
                 f"{_n(r['ceiling_ratio_p99'], 2)}x" if "ceiling" in r else "",
+                _ms(r["etcd_go"], "p50_ms", "p99_ms") if "etcd_go" in r else "",
+                f"{_n(r['ratio_p99_go'], 2)}x" if "etcd_go" in r else "",
                 f"{ours['limit']} ({ours['server_cpu_us_per_delivery']} / "
                 f"{ours['client_cpu_us_per_delivery']})",
                 f"{theirs['limit']} ({theirs['server_cpu_us_per_delivery']} / "
@@ -279,11 +291,13 @@ def _push_section(push: list[dict[str, Any]]) -> list[str]:
         )
     header = ["target", "subs", "ours p50/p99/max", "delivered", "etcd p50/p99/max"]
     header += ["etcd clients x watches", "p99 ratio", "ceiling p50/p99", "p99/ceiling"]
+    header += ["etcd Go p50/p99", "p99/Go"]
     header += ["bound by (ours)", "bound by (etcd)"]
     return [
         "PUSH: publish-to-delivery ms, WebSocket subscribers vs aetcd watchers; ceiling: bare "
-        "aiohttp (uvloop) writing one prebuilt frame to as many sockets, same client; bound "
-        "by: server or client (CPU µs per delivery, server / client)",
+        "aiohttp (uvloop) writing one prebuilt frame to as many sockets, same client; etcd Go: "
+        "the same watches with etcd's own Go client (clientv3); bound by: server or client "
+        "(CPU µs per delivery, server / client)",
         *_table(header, rows),
     ]
 

@@ -99,6 +99,11 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
             )
             _latencies_sane(ceiling)
             assert _positive(row["ceiling_ratio_p99"])
+            # and etcd's fan-out to watchers on its own Go client (scripts/setup installs Go)
+            go = row["etcd_go"]
+            assert go["delivered"] == go["expected"] == row["subscribers"] * QUICK.push_rounds
+            _latencies_sane(go)
+            assert _positive(row["ratio_p99_go"])
     assert _positive(results["memory"]["kb_per_subscriber"])
 
     # publish: SQLite and MariaDB (and etcd, 3 replicas when cluster mode exists), etcd beside
@@ -172,7 +177,7 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         _latencies_sane(row["notify"])
 
     # targets: each printed as met, not met or not measured (the quick sizes miss some)
-    assert len(results["targets"]) == 5 + 3 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
+    assert len(results["targets"]) == 5 + 3 + 2 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
     for target in results["targets"]:
         state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
         assert f"[{state}] {target['name']}" in output
