@@ -30,7 +30,7 @@ class Api:
         )
 
     @classmethod
-    async def login(cls, base_url: str, password: str) -> Api:
+    async def login(cls, base_url: str, password: str, connections: int = 100) -> Api:
         """Sign in as admin."""
         async with aiohttp.ClientSession() as session:
             async with session.post(
@@ -39,7 +39,7 @@ class Api:
                 body = await response.json()
                 if response.status != 200:
                     raise ApiError(f"login: HTTP {response.status} {body}")
-        return cls(base_url, body["token"])
+        return cls(base_url, body["token"], connections)
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -244,6 +244,8 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
     """COMPAT READ and LONG POLL sections (`table` is report._table)."""
     out: list[str] = []
     reads = results.get("compat_read") or []
+    first_read = (results.get("read") or [{}])[0]
+    ceiling = first_read.get("ceiling", {}).get("rps")
     if reads:
         out += [
             "",
@@ -251,7 +253,17 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
             f"/api/v1), {reads[0]['connections']} connections, a read token; etcd: gateway range "
             "of a value of the same size",
             *table(
-                ["protocol", "path", "bytes", "req/s", "etcd req/s", "ratio", "p99 ms", "bound by"],
+                [
+                    "protocol",
+                    "path",
+                    "bytes",
+                    "req/s",
+                    "etcd req/s",
+                    "ratio",
+                    "/ceiling",
+                    "p99 ms",
+                    "bound by",
+                ],
                 [
                     [
                         r["protocol"],
@@ -260,6 +272,7 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
                         _n(r["configcenter"]["rps"]),
                         _n(r["etcd"]["rps"]),
                         f"{_n(r['ratio'], 2)}x",
+                        f"{_n(r['configcenter']['rps'] / ceiling if ceiling else None, 2)}x",
                         _n(r["configcenter"].get("p99_ms"), 2),
                         f"{r['configcenter']['limit']} (server "
                         f"{r['configcenter']['server_cpu_pct']}%, wrk "

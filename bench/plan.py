@@ -52,6 +52,18 @@ class Plan:
     longpoll_rounds: int = 10
     longpolls_per_process: int = 2_500
     longpoll_settle_seconds: float = 2.0
+    # scale: subscribers over 3 replicas, publishes
+    scale_subscribers: int = 30_000
+    scale_rounds: int = 10
+    # many envs: apps x envs x items, seeded this many at once; after the restart, a pause,
+    # then the scheduled refresh measured over this many intervals (the server's setting)
+    many_apps: int = 500
+    many_envs: int = 20
+    many_items: int = 20
+    many_concurrency: int = 20
+    many_settle_seconds: float = 5.0
+    many_refresh_interval: float = 10.0
+    many_refresh_intervals: int = 3
     # bounds
     connect_timeout: float = 180.0
     delivery_timeout: float = 15.0
@@ -88,6 +100,15 @@ QUICK = Plan(
     longpoll_rounds=2,
     longpolls_per_process=10,
     longpoll_settle_seconds=0.5,
+    scale_subscribers=30,
+    scale_rounds=2,
+    many_apps=3,
+    many_envs=2,
+    many_items=5,
+    many_concurrency=3,
+    many_settle_seconds=0.5,
+    many_refresh_interval=1.0,
+    many_refresh_intervals=2,
     connect_timeout=60.0,
     delivery_timeout=10.0,
 )

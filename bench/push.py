@@ -612,8 +612,11 @@ async def run_push(
     rss_pid: int | None = None,
     profile: Callable[[], Callable[[], dict[str, Any]]] | None = None,
     receivers_of: dict[int, set[str]] | None = None,
+    on_idle: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Connect the fleet, publish `rounds` times waiting for full delivery, measure latency.
+
+    on_idle, when given, runs once every subscriber is connected, before the first publish.
 
     initial_messages: messages each subscriber gets on connecting (1 for WebSocket: the
     current release; 0 for etcd watches). receivers_of, when given, is filled with the
@@ -625,6 +628,8 @@ async def run_push(
         connect_seconds = await connect_fleet(fleet, count, connect_timeout)
         await asyncio.sleep(1.0)  # let the server settle before reading its memory
         rss_idle = rss_bytes(rss_pid) if rss_pid is not None else None
+        if on_idle is not None:
+            on_idle()
 
         sent: dict[int, Published] = {}
         expected = count * initial_messages

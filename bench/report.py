@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from bench.compat import compat_sections, compat_targets
+from bench.scale import scale_sections, scale_targets
 
 READ_RATIO_TARGET = 2.0
 READ_CEILING_TARGET = 0.6  # the read: at least this share of the bare aiohttp handler's req/s
@@ -122,6 +123,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     )
     found += _rollout_targets(results)
     found += compat_targets(results)
+    found += scale_targets(results)
     return found
 
 
@@ -222,6 +224,7 @@ def render(results: dict[str, Any]) -> str:
             out += ["", *_publish_table(scaling)]
     out += _rollout_sections(results)
     out += compat_sections(results, _table)
+    out += scale_sections(results)
     for name, error in (results.get("errors") or {}).items():
         out += ["", f"{name.upper()} FAILED: {error}"]
     for note in results.get("unavailable", []):

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import compat, phases
+from bench import compat, phases, scale
 from bench.plan import FULL, QUICK, Plan
 from bench.report import render, targets
 from bench.stack import Stack, cluster_mode_available
@@ -42,6 +42,8 @@ PHASES = (
     "instance-churn",
     "compat-read",
     "longpoll",
+    "scale",
+    "many-envs",
 )
 
 
@@ -71,12 +73,14 @@ async def _run(
         "gray": lambda: phases.gray_phase(stack, plan),
         "compat-read": lambda: compat.compat_read_phase(stack, plan),
         "longpoll": lambda: compat.longpoll_phase(stack, plan),
+        "many-envs": lambda: scale.many_envs_phase(stack, plan),
         "instance-read": lambda: phases.instance_read_phase(
             stack, plan, ["sqlite", *cluster_targets[:1]]
         ),
     }
     if cluster_targets:
         phase_runs["instance-churn"] = lambda: phases.instance_churn_phase(stack, plan)
+        phase_runs["scale"] = lambda: scale.scale_phase(stack, plan)
     # Where each phase's figures go (push and publish give two parts each).
     keys = {
         "push": ("push", "memory"),
@@ -84,6 +88,7 @@ async def _run(
         "instance-read": ("instance_read",),
         "instance-churn": ("instance_churn",),
         "compat-read": ("compat_read",),
+        "many-envs": ("many_envs",),
     }
     for name in PHASES:
         if name not in only or name not in phase_runs:

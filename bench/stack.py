@@ -72,7 +72,9 @@ class Stack:
             self._mariadb = server
         return self._mariadb
 
-    def start_server(self, name: str, replicas: int = 1) -> list[ServerProcess]:
+    def start_server(
+        self, name: str, replicas: int = 1, env: dict[str, str] | None = None
+    ) -> list[ServerProcess]:
         """Start a named target: sqlite, mariadb, etcd (MariaDB + etcd) or cluster (3 of them)."""
         if name in self.servers:
             return self.servers[name]
@@ -96,6 +98,7 @@ class Stack:
                 env={
                     "CONFIGCENTER_ETCD_PREFIX": etcd_prefix(name),
                     "CONFIGCENTER_SERVER_MAX_CONNECTIONS": "19000",
+                    **(env or {}),
                 },
                 admin_password=self.password,
                 startup_timeout=60.0,

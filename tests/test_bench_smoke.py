@@ -58,9 +58,9 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["errors"] == {}
     headings = ["READ:", "PUSH:", "MEMORY:", "PUBLISH:", "SCALING:", "GRAY:", "INSTANCE READS:"]
-    headings += ["COMPAT READ:", "LONG POLL:"]
+    headings += ["COMPAT READ:", "LONG POLL:", "MANY ENVS:"]
     if cluster_mode_available() is None:
-        headings.append("INSTANCE CHURN:")
+        headings += ["INSTANCE CHURN:", "SCALE:"]
     for heading in [*headings, "TARGETS"]:
         assert heading in output
 
@@ -176,8 +176,23 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
         assert row["delivered"] == row["expected"] == row["waiting"] * QUICK.longpoll_rounds
         _latencies_sane(row["notify"])
 
+    # scale: every release reached every subscriber over the 3 replicas
+    if cluster_mode_available() is None:
+        scaled = results["scale"]
+        assert scaled["delivered"] == scaled["expected"]
+        assert scaled["expected"] == QUICK.scale_subscribers * QUICK.scale_rounds
+        assert scaled["replicas"] == 3
+        _latencies_sane(scaled)
+
+    # many envs: seeded, restarted, the refresh measured
+    many = results["many_envs"]
+    assert many["envs"] == QUICK.many_apps * QUICK.many_envs
+    assert 0 < many["startup_seconds"] < 60
+    assert many["rss_mb"] > 0
+    assert many["etcd_bytes_sent_per_interval"] >= 0
+
     # targets: each printed as met, not met or not measured (the quick sizes miss some)
-    assert len(results["targets"]) == 5 + 3 + 2 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2
+    assert len(results["targets"]) == 5 + 3 + 2 + 1 + len(reads) + 1 + 3 + 1 + 1 + 2 + 6 + 2
     for target in results["targets"]:
         state = {True: "met", False: "NOT MET", None: "not measured"}[target["met"]]
         assert f"[{state}] {target['name']}" in output
