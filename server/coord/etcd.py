@@ -153,6 +153,7 @@ class EtcdCoordinator:
 
     async def close(self) -> None:
         await self.tasks.close()
+        await self.locks.close()
         await self.membership.close()
         await self.conn.close()
 

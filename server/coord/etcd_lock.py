@@ -1,11 +1,14 @@
-"""The publish lock of one (app, env) on etcd: a lease, a claim key and a fencing token.
+"""The publish lock of one (app, env) on etcd: a session lease, a claim key and a fencing token.
 
-Modelled on etcd's concurrency.Mutex, with the two things aetcd's `Lock` lacks:
+Modelled on etcd's concurrency.Session and concurrency.Mutex, with the two things aetcd's
+`Lock` lacks:
 
-- **Keep-alive.** Each hold grants its own lease (TTL `lock_ttl`) and refreshes it every
-  TTL/3 while waiting and while held. A holder that dies or stops refreshing (kill -9, a GC
-  pause, SIGSTOP, a partition) loses the lease; etcd deletes its claim and the next waiter
-  proceeds at most `lock_ttl` (+ etcd's 0.5 s expiry tick) later.
+- **Keep-alive.** A replica holds one session lease (TTL `lock_ttl`, granted on its first
+  publish) and refreshes it every TTL/3; every claim it makes is on that lease, so a publish
+  costs no lease grant and no revoke, only its claim and its release (a delete). A replica
+  that dies or stops refreshing (kill -9, a GC pause, SIGSTOP, a partition) loses the session;
+  etcd deletes its claims and the next waiter proceeds at most `lock_ttl` (+ etcd's 0.5 s
+  expiry tick) later. A lost session is never reused: the next publish grants a new one.
 - **Fencing.** The claim `{prefix}/locks/{app}/{env}/{lease}` is created in a transaction
   (`create_revision == 0`). Its create_revision is the fencing token: etcd revisions only grow,
   so a later holder always has a larger token. The epoch is the etcd cluster id, so a wiped
@@ -24,7 +27,8 @@ What a publish is told when acquiring fails:
 - our own lease is gone before we hold the lock (it expired while this replica was paused or
   could not renew it, or someone revoked it): etcd answers and our claim is not there, or the
   keep-alive has given the lease up -> 409 `lock_lost`, as the store's fence check answers a
-  holder that lost its lease before writing.
+  holder that lost its lease before writing. (A session found gone when claiming is not a
+  lost lock: the claim is made once more on a new session.)
 - the claims ahead of ours are not gone within `wait_limit` -> 503 `lock_timeout`.
 
 Fault injection (tests only, off by default): when `CONFIGCENTER_FAULT_HOLD_LOCK_SECONDS` is
@@ -51,6 +55,7 @@ from typing import Any
 import aetcd
 import aetcd.exceptions
 import aetcd.rtypes
+import aetcd.utils
 import orjson
 from aetcd.rpc import AioRpcError, StatusCode
 
@@ -99,7 +104,7 @@ def epoch_of(cluster_id: int) -> str:
 
 @dataclass
 class Hold:
-    """One claim on a publish lock, from lease grant to release."""
+    """One claim on a publish lock, from claim to release."""
 
     app: str
     env: str
@@ -109,6 +114,16 @@ class Hold:
     token: int = 0
     epoch: str = ""
     acquired_at: float = 0.0
+    # Set when the lease the claim is on is gone (its session's event).
+    lost: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Session:
+    """This replica's lease for its claims, kept alive until lost or closed."""
+
+    lease_id: int
+    ttl: float
     lost: asyncio.Event = field(default_factory=asyncio.Event)
     keepalive: asyncio.Task[None] | None = None
 
@@ -134,6 +149,8 @@ class PublishLocks:
         self._local: dict[tuple[str, str], asyncio.Lock] = {}
         self._users: dict[tuple[str, str], int] = {}
         self._holds: dict[tuple[str, str], Hold] = {}
+        self._session: _Session | None = None
+        self._granting: asyncio.Lock = asyncio.Lock()
 
     def held(self, app: str, env: str) -> Hold | None:
         """This replica's current hold of an env's lock."""
@@ -177,35 +194,97 @@ class PublishLocks:
                 del self._users[env_key]
                 del self._local[env_key]
 
+    async def close(self) -> None:
+        """End the session: its claims go at once, not a TTL later (a clean shutdown)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await self._end(session, revoke=True)
+
+    async def _current_session(self) -> _Session:
+        """The live session, granted when there is none (one grant at a time)."""
+        async with self._granting:
+            session = self._session
+            if session is not None and not session.lost.is_set():
+                return session
+            try:
+                lease = await self.conn.call(lambda c: c.lease(self.ttl), within=ETCD_WITHIN)
+            except EtcdUnavailable as exc:
+                raise unavailable(exc) from None
+            session = _Session(int(lease.id), float(lease.ttl))
+            session.keepalive = asyncio.create_task(
+                self._keep_alive(session), name="lock-session-keepalive"
+            )
+            self._session = session
+            log.debug("lock session lease %x granted", session.lease_id)
+            return session
+
+    def _retire(self, session: _Session) -> None:
+        """Stop using a session whose lease is, or may be, gone; the next claim gets a new one."""
+        if self._session is session:
+            self._session = None
+        session.lost.set()
+        if session.keepalive is not None:
+            session.keepalive.cancel()
+
+    async def _end(self, session: _Session, *, revoke: bool) -> None:
+        self._retire(session)
+        if session.keepalive is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await session.keepalive
+        if not revoke:
+            return
+        try:
+            # Revoking the lease deletes every claim on it; waiters see the DELETEs.
+            await self.conn.call(lambda c: c.revoke_lease(session.lease_id), within=2.0)
+        except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:
+            log.info(
+                "could not revoke the lock session lease (%s); it expires in %d s",
+                exc,
+                int(session.ttl),
+            )
+
+    def _hold_on(self, session: _Session, app: str, env: str) -> Hold:
+        key = self.keys.lock(app, env, session.lease_id)
+        return Hold(app, env, key, session.lease_id, session.ttl, lost=session.lost)
+
     async def _acquire(self, app: str, env: str, deadline: float) -> Hold:
+        session = await self._current_session()
+        hold = self._hold_on(session, app, env)
         try:
-            lease = await self.conn.call(lambda c: c.lease(self.ttl), within=ETCD_WITHIN)
-        except EtcdUnavailable as exc:
-            raise unavailable(exc) from None
-        hold = Hold(app, env, self.keys.lock(app, env, lease.id), lease.id, float(lease.ttl))
-        hold.keepalive = asyncio.create_task(
-            self._keep_alive(hold), name=f"lock-keepalive-{app}/{env}"
-        )
+            claims = await self._claim(hold)
+        except AppError as exc:
+            if exc.error is not ErrorCode.LOCK_LOST:
+                raise
+            # The session's lease was gone before this claim (it expired while idle, or was
+            # revoked): nothing was held on it; claim once more on a new session.
+            self._retire(session)
+            session = await self._current_session()
+            hold = self._hold_on(session, app, env)
+            claims = await self._claim(hold)
         try:
-            await self._claim(hold)
-            await self._wait_turn(hold, deadline)
-        except BaseException:
+            await self._wait_turn(hold, deadline, claims)
+        except BaseException as exc:
+            if isinstance(exc, AppError) and exc.error is ErrorCode.LOCK_LOST:
+                self._retire(session)
             await self._release(hold)
             raise
         hold.acquired_at = time.time()
         log.debug("lock %s/%s acquired, token %d", app, env, hold.token)
         return hold
 
-    async def _claim(self, hold: Hold) -> None:
-        """Create the claim key on our lease; a retried create finds it already ours."""
+    async def _claim(self, hold: Hold) -> list[Any]:
+        """Create the claim key on our lease; a retried create finds it already ours. Returns
+        the env's claims as etcd had them then, oldest first (ours among them)."""
         info = orjson.dumps({"replica": self.replica_id, "since": time.time()})
+        directory = self.keys.lock_dir(hold.app, hold.env)
+        claims_range = (directory, aetcd.utils.prefix_range_end(directory))
 
         async def create(c: aetcd.Client) -> tuple[bool, list[Any]]:
             t = c.transactions
             result: tuple[bool, list[Any]] = await c.transaction(
                 compare=[t.create(hold.key) == 0],
-                success=[t.put(hold.key, info, lease=hold.lease_id), t.get(hold.key)],
-                failure=[t.get(hold.key)],
+                success=[t.put(hold.key, info, lease=hold.lease_id), t.get(*claims_range)],
+                failure=[t.get(*claims_range)],
             )
             return result
 
@@ -217,25 +296,34 @@ class PublishLocks:
             if _lease_not_found(exc):
                 raise lock_lost(hold.app, hold.env, "before it was claimed") from None
             raise
-        found = responses[-1]
-        if not found:
+        claims = sorted((meta for _, meta in responses[-1]), key=lambda m: m.create_revision)
+        ours = [meta for meta in claims if meta.key == hold.key]
+        if not ours:
             raise lock_lost(hold.app, hold.env, "while claiming")
-        claim = found[0][1]
-        hold.token = int(claim.create_revision)
-        hold.epoch = epoch_of(int(claim.header.cluster_id))
+        hold.token = int(ours[0].create_revision)
+        hold.epoch = epoch_of(int(ours[0].header.cluster_id))
+        return claims
 
-    async def _wait_turn(self, hold: Hold, deadline: float) -> None:
-        """Wait until no claim older than ours is left."""
+    async def _wait_turn(self, hold: Hold, deadline: float, claimed: list[Any]) -> None:
+        """Wait until no claim older than ours is left; `claimed` is what the claim saw."""
         directory = self.keys.lock_dir(hold.app, hold.env)
         loop = asyncio.get_running_loop()
+        claims: list[Any] | None = claimed
+        # The revision the claims were read at (the claim's transaction's, at first).
+        read_at = max(int(kv.header.revision) for kv in claimed)
         while True:
-            try:
-                claims = await self.conn.call(
-                    lambda c: c.get_prefix(directory, sort_order="ascend", sort_target="create"),
-                    within=ETCD_WITHIN,
-                )
-            except EtcdUnavailable as exc:
-                raise unavailable(exc) from None
+            if claims is None:
+                try:
+                    found = await self.conn.call(
+                        lambda c: c.get_prefix(
+                            directory, sort_order="ascend", sort_target="create"
+                        ),
+                        within=ETCD_WITHIN,
+                    )
+                except EtcdUnavailable as exc:
+                    raise unavailable(exc) from None
+                claims = list(found)
+                read_at = int(found.header.revision)
             # etcd answered: a claim it no longer has, or a lease our keep-alive gave up
             # (it could not renew in time, e.g. after a pause), is our lease lost, not etcd.
             if hold.lost.is_set() or not any(kv.key == hold.key for kv in claims):
@@ -246,9 +334,8 @@ class PublishLocks:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise _lock_timeout(hold.app, hold.env, self.wait_limit)
-            await self._wait_deleted(
-                ahead[-1].key, claims.header.revision + 1, min(WAIT_POLL, remaining)
-            )
+            claims = None
+            await self._wait_deleted(ahead[-1].key, read_at + 1, min(WAIT_POLL, remaining))
 
     async def _wait_deleted(self, key: bytes, from_revision: int, wait: float) -> None:
         """Return when key is deleted or after `wait` s (the caller looks again either way)."""
@@ -267,50 +354,53 @@ class PublishLocks:
         with contextlib.suppress(EtcdUnavailable):
             await self.conn.call(watch, within=wait + 1.0, attempt=wait + 1.0)
 
-    async def _keep_alive(self, hold: Hold) -> None:
+    async def _keep_alive(self, session: _Session) -> None:
         loop = asyncio.get_running_loop()
-        expires = loop.time() + hold.ttl
+        expires = loop.time() + session.ttl
         while True:
-            await asyncio.sleep(hold.ttl / 3)
+            await asyncio.sleep(session.ttl / 3)
             sent = loop.time()
             if sent >= expires:
                 break
             try:
                 reply = await self.conn.call(
-                    lambda c: c.refresh_lease(hold.lease_id), within=expires - sent
+                    lambda c: c.refresh_lease(session.lease_id), within=expires - sent
                 )
             except EtcdUnavailable:
                 continue
             except aetcd.exceptions.ClientError as exc:
-                log.warning("lock lease of %s/%s: %s", hold.app, hold.env, exc)
+                log.warning("lock session lease: %s", exc)
                 break
             if reply is None or reply.TTL <= 0:
                 break
             expires = sent + reply.TTL
-        hold.lost.set()
+        if self._session is session:
+            self._session = None
+        session.lost.set()
+        held = [f"{h.app}/{h.env} (token {h.token})" for h in self._holds.values()]
         log.warning(
-            "the lock lease of %s/%s (token %d) expired; a newer holder may publish",
-            hold.app,
-            hold.env,
-            hold.token,
+            "the lock session lease expired%s; a newer holder may publish",
+            f" holding {', '.join(held)}" if held else "",
         )
 
     async def _release(self, hold: Hold) -> None:
-        if hold.keepalive is not None:
-            hold.keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await hold.keepalive
         try:
-            # Revoking the lease deletes the claim; the next waiter sees the DELETE.
-            await self.conn.call(lambda c: c.revoke_lease(hold.lease_id), within=2.0)
+            # Deleting the claim lets the next waiter go (it watches the DELETE).
+            await self.conn.call(lambda c: c.delete(hold.key), within=2.0)
         except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:
+            # A claim left on a live session would block the env for as long as the session
+            # lives: end the session, so the claim goes with its lease (at most a TTL later).
             log.info(
-                "could not revoke the lock lease of %s/%s (%s); it expires in %d s",
+                "could not delete the lock claim of %s/%s (%s); ending the session, its "
+                "claims expire in %d s",
                 hold.app,
                 hold.env,
                 exc,
                 int(hold.ttl),
             )
+            session = self._session
+            if session is not None and session.lease_id == hold.lease_id:
+                await self._end(session, revoke=True)
 
     async def holders(self) -> list[dict[str, Any]]:
         """Every env whose lock is held, with its holder and how many wait."""

@@ -121,3 +121,28 @@ async def test_waiting_too_long_behind_a_holder_is_lock_timeout(
     # The waiter's claim is withdrawn; the holder still holds.
     (left,) = await claims(raw_etcd, waiter, 1)
     assert decode_json(left.value)["replica"] == holder.node.etcd.replica_id
+
+
+async def test_publishes_share_one_session_lease_and_a_lost_one_is_replaced(
+    node_factory: NodeFactory, raw_etcd: aetcd.Client
+) -> None:
+    node = await node_factory("etcd")
+    locks = node.etcd.locks
+    async with node.coordinator.publish_lock(APP, ENV):
+        held = locks.held(APP, ENV)
+        assert held is not None
+        session = held.lease_id
+    async with node.coordinator.publish_lock(APP, "other"):
+        other = locks.held(APP, "other")
+        assert other is not None
+        assert other.lease_id == session  # no lease granted per publish
+    # Each release deletes its claim; the session's lease lives on.
+    assert list(await raw_etcd.get_prefix(node.etcd.keys.lock_dir(APP, ENV))) == []
+    assert (await raw_etcd.get_lease_info(session)).TTL > 0
+    # A session lost while idle (here revoked) is replaced by the next publish, not reused.
+    await raw_etcd.revoke_lease(session)
+    async with node.coordinator.publish_lock(APP, ENV):
+        again = locks.held(APP, ENV)
+        assert again is not None
+        assert again.lease_id != session
+        assert again.token > 0
