@@ -7,9 +7,11 @@
   events still alive (their lease is 60 s) newer than `last_revision` are replayed.
 - **Refresh** (every `refresh_interval`), one named step each:
   1. `_catch_up_from_store`: while the watch is down, the cache takes the store's releases.
-  2. `_read_etcd`: one read of the prefix (release records, claimed locks); an etcd with
-     another cluster id or an older revision was replaced, so our revisions are forgotten
-     and the prefix reloaded.
+  2. `_read_etcd`: one keys-only read of the prefix (release records' revisions, claimed
+     locks), then the values of only the records whose mod_revision changed since the last
+     refresh (the others' stamps are remembered), and the instance summaries: an idle
+     interval reads revisions, not every release's items. An etcd with another cluster id or
+     an older revision was replaced, so our revisions are forgotten and the prefix reloaded.
   3. `_repair_etcd`: an env whose record is missing or older than the store, and whose lock
      nobody claims (no publish is in flight; a live holder distributes itself), is written
      with a compare-and-swap on the record's mod_revision (or absence), so a repair never
@@ -74,10 +76,32 @@ EnvKey = tuple[str, str]
 
 @dataclass(frozen=True)
 class _Entry:
-    """A release record as read from etcd, with the revision that last wrote it."""
+    """What the refresh knows of a release record: its stamp and the revision that last wrote
+    it; the decoded record itself only in the refresh that read its value."""
 
-    record: ReleaseRecord
+    key: bytes
+    stamp: Stamp
     mod_revision: int
+    record: ReleaseRecord | None = None
+
+    @property
+    def version(self) -> int:
+        """The record's release version."""
+        return self.stamp[0]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """One record read by key: what a prefix read's KeyValue gives the refresh."""
+
+    key: bytes
+    mod_revision: int
+    value: bytes
+
+
+# Records changed since the last refresh fetched one by one in a transaction up to this many;
+# more (the first refresh, a burst of publishes) are read with one read of the prefix.
+FETCH_ONE_BY_ONE = 64
 
 
 @dataclass
@@ -114,6 +138,9 @@ class ReleaseSync:
         self._need_reload = True
         self._watch: Any = None
         self._previous_snapshot = 0  # etcd revision read by the previous refresh
+        # The release records the last refresh read, by key: their stamps are reused while
+        # their mod_revision is unchanged.
+        self._known: dict[bytes, tuple[EnvKey, _Entry]] = {}
         # Where the other replicas' instance summaries go (set before start; None: nowhere).
         self.instances: InstanceRegistry | None = None
 
@@ -313,34 +340,82 @@ class ReleaseSync:
                 )
 
     async def _read_etcd(self) -> _EtcdState:
-        """Read the prefix once: release records, claimed locks; reload if etcd was replaced."""
+        """Read the prefix's revisions once, then what changed: release records, claimed
+        locks, instance summaries; reload if etcd was replaced."""
         seen = self.last_revision  # the watch may move on while we read
-        snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=ETCD_WITHIN)
+        snapshot = await self.conn.call(
+            lambda c: c.get_prefix(self.keys.root, keys_only=True), within=ETCD_WITHIN
+        )
         header = snapshot.header
         if self.cluster_id is not None and (
             header.cluster_id != self.cluster_id or header.revision < seen
         ):
             await self._forget_revisions(header.cluster_id, header.revision, seen)
         state = _EtcdState(header.revision)
-        summaries: dict[str, tuple[int, bytes]] = {}
+        known: dict[bytes, tuple[EnvKey, _Entry]] = {}
+        changed: dict[bytes, int] = {}
+        has_summaries = False
         for kv in snapshot:
-            if kv.key.startswith(self.keys.instances):
-                self._collect_summary(kv, summaries)
-            elif kv.key.startswith(self.keys.releases):
-                try:
-                    record = decode_release(kv.value)
-                except ValueError:
-                    continue
-                env_key = (record.release.app, record.release.env)
-                state.records[env_key] = _Entry(record, kv.mod_revision)
+            if kv.key.startswith(self.keys.releases):
+                held = self._known.get(kv.key)
+                if held is not None and held[1].mod_revision == kv.mod_revision:
+                    known[kv.key] = held
+                else:
+                    changed[kv.key] = kv.mod_revision
             elif kv.key.startswith(self.keys.locks):
                 locked = self.keys.env_of(kv.key, self.keys.locks)
                 if locked is not None:
                     state.claimed.add(locked)
+            elif kv.key.startswith(self.keys.instances):
+                has_summaries = True
+        for kv in await self._fetch_records(changed):
+            try:
+                record = decode_release(kv.value)
+            except ValueError:
+                continue
+            release = record.release
+            entry = _Entry(kv.key, release.stamp, kv.mod_revision, record)
+            known[kv.key] = ((release.app, release.env), entry)
+        self._known = known
+        state.records = dict(known.values())
         if self.instances is not None:
             # The watch may have missed a summary, or a lease's expiry deleting one.
+            summaries: dict[str, tuple[int, bytes]] = {}
+            if has_summaries:
+                found = await self.conn.call(
+                    lambda c: c.get_prefix(self.keys.instances), within=ETCD_WITHIN
+                )
+                for kv in found:
+                    self._collect_summary(kv, summaries)
             self.instances.peer_snapshot(header.revision, summaries)
         return state
+
+    async def _fetch_records(self, changed: dict[bytes, int]) -> list[Any]:
+        """The records of the keys given (with the revision the keys-only read saw), as they
+        are now: a record written again meanwhile comes with its newer revision."""
+        if not changed:
+            return []
+        if len(changed) > FETCH_ONE_BY_ONE:
+            found = await self.conn.call(
+                lambda c: c.get_prefix(self.keys.releases), within=ETCD_WITHIN
+            )
+            return [kv for kv in found if kv.key in changed]
+        keys = list(changed)
+
+        async def gets(c: aetcd.Client) -> list[_Fetched]:
+            t = c.transactions
+            _, responses = await c.transaction(
+                compare=[], success=[t.get(key) for key in keys], failure=[]
+            )
+            # Each get answers (value, metadata) pairs; a key deleted meanwhile answers none.
+            return [
+                _Fetched(meta.key, int(meta.mod_revision), value)
+                for response in responses
+                for value, meta in response
+            ]
+
+        fetched: list[_Fetched] = await self.conn.call(gets, within=ETCD_WITHIN)
+        return fetched
 
     async def _forget_revisions(self, cluster_id: int, revision: int, seen: int) -> None:
         """etcd was wiped, rebuilt or restored: our revisions mean nothing there; reload."""
@@ -354,6 +429,7 @@ class ReleaseSync:
         self.cluster_id = cluster_id
         self.last_revision = 0
         self._previous_snapshot = 0
+        self._known = {}
         self._need_reload = True
         if self.instances is not None:
             self.instances.forget_peers()  # the reload reads them again
@@ -368,12 +444,12 @@ class ReleaseSync:
             entry = state.records.get(env_key)
             if env_key in state.claimed:
                 continue
-            if entry is None or entry.record.release.stamp < stored_stamp:
+            if entry is None or entry.stamp < stored_stamp:
                 release = await self.source.latest_release(*env_key)
                 if release is not None:
                     await self._repair_record(release, entry)
-            elif entry.record.version > stored_stamp[0]:
-                await self._store_behind(env_key, stored_stamp[0], entry.record.version)
+            elif entry.version > stored_stamp[0]:
+                await self._store_behind(env_key, stored_stamp[0], entry.version)
 
     async def _store_behind(self, env_key: EnvKey, stored_version: int, seen: int) -> None:
         """etcd holds a version the store lacks: clients may hold it too, so the store's
@@ -398,7 +474,7 @@ class ReleaseSync:
         """Apply records the watch should have brought by now; whether there were any."""
         missed = False
         for env_key, entry in state.records.items():
-            stamp = entry.record.release.stamp
+            stamp = entry.stamp
             if (
                 # in etcd for a whole interval: the watch should have brought it long ago
                 entry.mod_revision <= self._previous_snapshot
@@ -408,8 +484,11 @@ class ReleaseSync:
                 and env_key in stored  # a record the store lacks is stale, not missed
                 and stamp <= stored[env_key]
             ):
+                record = entry.record or await self._record_at(entry)
+                if record is None:
+                    continue  # written again since: the watch, or the next refresh, has it
                 missed = True
-                await self._apply_record(entry.record)
+                await self._apply_record(record)
                 self.count(
                     "cache_missed",
                     "%s/%s version %d (gray step %d) was not delivered by the watch "
@@ -419,6 +498,16 @@ class ReleaseSync:
                     self.last_revision,
                 )
         return missed
+
+    async def _record_at(self, entry: _Entry) -> ReleaseRecord | None:
+        """The decoded record of an entry the refresh remembered, if etcd still has it as then."""
+        found = await self.conn.call(lambda c: c.get(entry.key), within=ETCD_WITHIN)
+        if found is None or int(found.mod_revision) != entry.mod_revision:
+            return None
+        try:
+            return decode_release(found.value)
+        except ValueError:
+            return None
 
     async def _repair_record(self, release: Release, entry: _Entry | None) -> None:
         """Write one release to etcd, unless its record changed since we read it (CAS)."""
@@ -439,7 +528,7 @@ class ReleaseSync:
                 release.app,
                 release.env,
                 release.version,
-                entry.record.version if entry else "nothing",
+                entry.version if entry else "nothing",
             )
             self.published.apply(release)
 
@@ -483,7 +572,7 @@ class ReleaseSync:
             for env_key, version in cached_before.items()
             if env_key in stored
             and version > stored[env_key][0]
-            and (env_key not in records or records[env_key].record.version <= stored[env_key][0])
+            and (env_key not in records or records[env_key].version <= stored[env_key][0])
             and self.published.version(*env_key) > stored[env_key][0]
         }
         for app in sorted(gone | recreated):

@@ -255,3 +255,38 @@ async def test_a_widen_and_a_promote_the_store_has_and_etcd_lacks_are_repaired(
     assert promoted.version == 2
     assert promoted.items == {"v": "gray"}
     assert await a.etcd.sync.refresh() == 0  # nothing left
+
+
+async def test_a_refresh_reads_the_values_of_changed_records_only(
+    node_factory: NodeFactory,
+    store: StoreReleases,
+    raw_etcd: aetcd.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = await node_factory("etcd")
+    sync = a.etcd.sync
+    fetched: list[set[bytes]] = []
+    fetch = sync._fetch_records
+
+    async def recording(changed: dict[bytes, int]) -> list[object]:
+        fetched.append(set(changed))
+        return await fetch(changed)
+
+    monkeypatch.setattr(sync, "_fetch_records", recording)
+    # More envs than are fetched one by one: the first refresh reads the prefix's values.
+    envs = [f"e{i:03d}" for i in range(70)]
+    for env in envs:
+        await publish(a, store, 1, env=env)
+    assert await sync.refresh() == 0
+    assert fetched[-1] == {a.etcd.keys.release("shop", env) for env in envs}
+    # Nothing written since: revisions only, no record's value.
+    assert await sync.refresh() == 0
+    assert fetched[-1] == set()
+    # One publish: that record's value, and the refresh still sees every record.
+    await publish(a, store, 2, env="e007")
+    assert await sync.refresh() == 0
+    assert fetched[-1] == {a.etcd.keys.release("shop", "e007")}
+    # A record etcd lost is still repaired from the store (its stamp was remembered).
+    await raw_etcd.delete(a.etcd.keys.release("shop", "e008"))
+    assert await sync.refresh() == 1
+    assert sync.repairs["etcd_missing"] == 1
