@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from server.access_log import FLUSH_SECONDS, AccessLog
 from server.api.answers import ConfigAnswers
 from server.api.routes import add_routes
 from server.compat import add_compat_routes
@@ -28,6 +29,7 @@ from server.events import AppDeleted, EnvDeleted, TokenRevoked, UserChanged
 from server.forwarded import behind_proxy
 from server.instances import InstanceRegistry
 from server.keys import (
+    ACCESS_LOG,
     ANSWERS,
     CONFIG,
     COORDINATOR,
@@ -85,6 +87,7 @@ def create_app(config: Config) -> web.Application:
     app[HUB] = hub
     app[INSTANCES] = instances
     app[METRICS] = Metrics()
+    app[ACCESS_LOG] = AccessLog()
     app[TASKS] = BackgroundTasks()
 
     add_routes(app)
@@ -168,6 +171,7 @@ async def _end_open_requests(app: web.Application) -> None:
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = app[TASKS]
+    tasks.every("access-log", FLUSH_SECONDS, app[ACCESS_LOG].flush)
     tasks.every("ws-heartbeat", app[CONFIG].server.heartbeat_seconds, app[HUB].heartbeat)
     tasks.every("session-sweep", SESSION_SWEEP_SECONDS, app[SERVICES].auth.sweep_expired_sessions)
     # HTTP readers leave the list ttl after their last read (listings also skip them lazily).
@@ -183,6 +187,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await tasks.close()
+        app[ACCESS_LOG].flush()  # the reads counted since the last flush
         # The store closes after this: the uses noted since the last write are kept. Best
         # effort: a store gone by now must not turn a clean shutdown into a failed one.
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server.access_log import AccessLog
 from server.api.answers import ConfigAnswers
 from server.config import Config
 from server.coord.base import Coordinator
@@ -24,4 +25,5 @@ SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
 INSTANCES = web.AppKey("instances", InstanceRegistry)
 METRICS = web.AppKey("metrics", Metrics)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 TASKS = web.AppKey("tasks", BackgroundTasks)

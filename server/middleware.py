@@ -19,7 +19,7 @@ from yarl import URL
 from server.api.common import PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
 from server.errors import AppError, ErrorCode, error_envelope
-from server.keys import METRICS
+from server.keys import ACCESS_LOG, METRICS
 
 log = logging.getLogger("server.http")
 
@@ -181,14 +181,13 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[METRICS].observe_request(request.method, route_name, response.status, elapsed)
     # The path only: a query string may carry ?token=. The client is the peer, or the
     # forwarded address when the peer is a trusted proxy (server.forwarded).
-    log.info(
-        "rid=%s %s %s %d %.1fms from %s",
+    request.app[ACCESS_LOG].request(
         request_id,
         request.method,
         loggable(request.path),
         response.status,
         elapsed * 1000,
-        request.remote,
+        str(request.remote),
     )
     return response
 

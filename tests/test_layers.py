@@ -52,6 +52,7 @@ LEAVES = (
     "server.errors",
     "server.config",
     "server.metrics",
+    "server.access_log",
     "server.tasks",
     "server.connections",
     # AES-GCM sealing of secret values: the published configs open releases with it.

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from server.keys import PUBLISHED, STORE
+from server.keys import ACCESS_LOG, PUBLISHED, STORE
 from tests.api.helpers import ADMIN_PASSWORD, Api
 from tests.client.helpers import wait_until
 
@@ -153,3 +153,27 @@ async def test_logs_one_line_per_request_without_secrets(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert api.token not in text
     assert ADMIN_PASSWORD not in text
+
+
+async def test_quick_successful_reads_are_counted_into_one_line_a_second(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server")
+    for _ in range(5):
+        assert (await api.call("GET", "/api/v1/apps")).status == 200
+    missing = await api.call("GET", "/api/v1/apps/nope")
+    assert missing.status == 404
+    api.app[ACCESS_LOG].flush()
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.http"]
+    # The reads: one line with their count; the failed read: a line of its own, with its id.
+    (counted,) = [line for line in lines if line.startswith("GET /api/v1/apps 200 ")]
+    assert re.match(
+        r"GET /api/v1/apps 200 x5 in [\d.]+ s, mean [\d.]+ms, max [\d.]+ms from ", counted
+    )
+    rid = missing.headers["X-Request-Id"]
+    assert any(line.startswith(f"rid={rid} GET /api/v1/apps/nope 404 ") for line in lines)
+    assert not any(line.startswith("rid=") and " GET /api/v1/apps 200 " in line for line in lines)
+    # Nothing counted since: a flush writes nothing.
+    before = len(caplog.records)
+    api.app[ACCESS_LOG].flush()
+    assert len(caplog.records) == before
