@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from config.spring import ConfigClient
+from config.spring import ConfigClient  # type: ignore[import-untyped]  # no type hints
 
 from devservices import ServerProcess
 from tests.types import ServerProcessFactory
