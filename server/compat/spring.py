@@ -7,8 +7,9 @@ are the routes, who reads, and answers built once per release and served from me
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from aiohttp import web
 
@@ -28,17 +29,40 @@ from server.records import Release
 HISTORY_BYTES = 32 * 1024 * 1024
 """How much of old releases (read by label) each server holds in memory."""
 
+Built = TypeVar("Built")
+
 _FLAT = "{ext:" + "|".join(spring.FLAT_EXTENSIONS) + "}"
 
 # What the Spring answers add to a latest release's answer (its property sources, whole
 # documents, the flat JSON), dropped with it: weakly keyed, so a new release, which replaces
 # the answer in server/api/answers.py, lets this go too. No app key, no listener to register.
-_BUILT: weakref.WeakKeyDictionary[ConfigAnswer, dict[tuple[object, ...], Any]] = (
+_BUILT: weakref.WeakKeyDictionary[ConfigAnswer, dict[tuple[object, ...], object]] = (
     weakref.WeakKeyDictionary()
 )
 _HISTORIES: weakref.WeakKeyDictionary[PublishedConfigs, spring.ReleaseHistory] = (
     weakref.WeakKeyDictionary()
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """What a request names: applications, profiles, and the release version (None: the
+    latest) of its label, shown as Spring shows it (`(_)` made `/`)."""
+
+    apps: tuple[str, ...]
+    envs: tuple[str, ...]
+    version: int | None
+    label: str | None
+
+    @classmethod
+    def of(cls, application: str, profiles: str, label: str | None) -> _Asked:
+        """Parse the path's parts: 400 for a name out of pattern, 404 for an unknown label."""
+        return cls(
+            spring.names(application, "application"),
+            spring.names(profiles, "profile"),
+            spring.label_version(label),
+            None if label is None else label.replace("(_)", "/"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +74,7 @@ class _Read:
     reveal: bool
     answer: ConfigAnswer | None
 
-    def built(self, key: tuple[object, ...], build: Any) -> Any:
+    def built(self, key: tuple[object, ...], build: Callable[[], Built]) -> Built:
         """build(), held with the current release's answer (built each time for an old one)."""
         if self.answer is None:
             return build()
@@ -58,14 +82,13 @@ class _Read:
         value = held.get(key)
         if value is None:
             value = held[key] = build()
-        return value
+        return cast(Built, value)
 
     def source(self, origins: bool) -> dict[str, Any]:
         """The property source of this read."""
-        source: dict[str, Any] = self.built(
+        return self.built(
             ("source", origins), lambda: spring.property_source(self.release, self.reveal, origins)
         )
-        return source
 
 
 def _history(request: web.Request) -> spring.ReleaseHistory:
@@ -84,14 +107,10 @@ def _reader(request: web.Request) -> Reader:
     return ANONYMOUS if instance is None else Reader(instance, headers.get(LABELS_HEADER))
 
 
-async def _reads(
-    request: web.Request, application: str, profiles: str, label: str | None
-) -> list[_Read]:
+async def _reads(request: web.Request, asked: _Asked) -> list[_Read]:
     """What the request reads, highest precedence first, after the access check of every
-    application it names (401, 403); 400 for a name out of pattern, 404 for an unknown label."""
-    apps = spring.names(application, "application")
-    envs = spring.names(profiles, "profile")
-    version = spring.label_version(label)
+    application it names (401, 403); 404 when no env has the release a label names."""
+    apps, envs, version = asked.apps, asked.envs, asked.version
     secret = spring.token_secret(request.headers.get("Authorization"))
     compat = services(request).compat
     reveal = {app: may_see(await compat.reader(app, secret), app) for app in apps}
@@ -127,7 +146,8 @@ async def _reads(
                 release.version,
             )
     if version is not None and not found:
-        raise AppError(ErrorCode.NOT_FOUND, f"no release {version} of {application}/{profiles}")
+        where = f"{','.join(apps)}/{','.join(envs)}"
+        raise AppError(ErrorCode.NOT_FOUND, f"no release {version} of {where}")
     return found
 
 
@@ -149,21 +169,19 @@ async def _environment(request: web.Request, label: str | None) -> web.Response:
     application, profiles = info["application"], info["profiles"]
     origins = spring.V2_MEDIA_TYPE in request.headers.get("Accept", "")
     try:
-        reads = await _reads(request, application, profiles, label)
+        asked = _Asked.of(application, profiles, label)
+        reads = await _reads(request, asked)
     except AppError as exc:
         return _error(request, exc)
-    shown_label = None if label is None else label.replace("(_)", "/")
-    envs = spring.names(profiles, "profile")
 
     def document() -> bytes:
         releases = [read.release for read in reads]
         sources = [read.source(origins) for read in reads]
-        return spring.environment(application, envs, shown_label, releases, sources)
+        return spring.environment(application, asked.envs, asked.label, releases, sources)
 
     if len(reads) == 1 and "," not in application + profiles:
-        body = reads[0].built(
-            ("environment", application, profiles, shown_label, origins), document
-        )
+        # One app and one env, as most services read: the whole document is held.
+        body = reads[0].built(("environment", application, asked.label, origins), document)
     else:
         body = document()
     content_type = spring.V2_MEDIA_TYPE if origins else "application/json"
@@ -174,7 +192,7 @@ async def _flat_file(request: web.Request, label: str | None) -> web.Response:
     info = request.match_info
     extension = info["ext"]
     try:
-        reads = await _reads(request, info["application"], info["profiles"], label)
+        reads = await _reads(request, _Asked.of(info["application"], info["profiles"], label))
         if len(reads) == 1 and reads[0].answer is not None and extension != "json":
             fmt = "properties" if extension == "properties" else "yaml"
             body, content_type = reads[0].answer.render(fmt)
