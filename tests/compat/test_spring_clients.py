@@ -103,6 +103,12 @@ def test_the_python_client_reads_profiles_labels_and_a_publish(server: ServerPro
     assert old.get("db.host") == "prod-db"
     assert python_client(server, token, label=str(second)).get("db.host") == "prod-db-2"
 
+    bearer = ConfigClient(
+        address=f"{server.url}/spring", app_name="shop", profile="prod", fail_fast=False
+    )
+    bearer.get_config(headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert bearer.get("db.host") == "prod-db-2"
+
 
 def test_the_python_client_fails_its_way_on_a_wrong_credential(server: ServerProcess) -> None:
     with pytest.raises(ConnectionError):
@@ -142,6 +148,8 @@ def test_the_node_client_reads_with_a_token_sees_a_publish_and_is_an_instance(
     assert seen["properties"] == {"db.host": "prod-db-2", "pool.size": "5"}
     old = node_client(server, profiles="prod", label=str(version - 1), auth=auth)
     assert old["properties"]["db.host"] == "prod-db"
+    bearer = node_client(server, profiles="prod", headers={"Authorization": f"Bearer {token}"})
+    assert bearer["properties"]["db.host"] == "prod-db-2", bearer
 
     listing = call(server, "GET", "/api/v1/apps/shop/envs/prod/instances")
     spring = {i["instance"]: i["transport"] for i in listing["instances"]}
