@@ -39,6 +39,7 @@ _FLAT = "{ext:" + "|".join(spring.FLAT_EXTENSIONS) + "}"
 _BUILT: weakref.WeakKeyDictionary[ConfigAnswer, dict[tuple[object, ...], object]] = (
     weakref.WeakKeyDictionary()
 )
+# Each server's old releases, made on its first labelled read, gone with its published configs.
 _HISTORIES: weakref.WeakKeyDictionary[PublishedConfigs, spring.ReleaseHistory] = (
     weakref.WeakKeyDictionary()
 )

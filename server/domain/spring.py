@@ -111,10 +111,10 @@ def label_version(label: str | None) -> int | None:
     label = label.replace("(_)", "/")
     if label in LATEST_LABELS:
         return None
+    # One spelling per version: no sign, no leading zero, no other digits than ASCII ones.
     if label.isascii() and label.isdigit() and len(label) <= _VERSION_LABEL_DIGITS:
-        version = int(label)
-        if version > 0:
-            return version
+        if label[0] != "0":
+            return int(label)
     raise AppError(
         ErrorCode.NOT_FOUND,
         f"no label {_show(label)}: a label is a release version, main or master",
