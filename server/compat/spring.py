@@ -233,6 +233,11 @@ async def get_spring_labelled_file(request: web.Request) -> web.Response:
     return await _flat_file(request, request.match_info["label"])
 
 
+async def get_spring_unknown(request: web.Request) -> web.Response:
+    """GET /spring/{path}: any other path, answered as Spring answers one it does not serve."""
+    return _error(request, AppError(ErrorCode.NOT_FOUND, "no such Spring Cloud Config path"))
+
+
 # The flat files first: `/spring/LABEL/APP-PROFILE.yml` also has the shape of an Environment
 # read with a label.
 ROUTES: tuple[Route, ...] = (
@@ -265,6 +270,14 @@ ROUTES: tuple[Route, ...] = (
         "/spring/{application}/{profiles}/{label}",
         get_spring_labelled_environment,
         "Spring Cloud Config: one release version (or main, master) as an Environment",
+        policy=PROTOCOL,
+        tag="compat",
+    ),
+    Route(
+        "GET",
+        "/spring/{path:.*}",
+        get_spring_unknown,
+        "Spring Cloud Config: a 404 in Spring's shape for any other path",
         policy=PROTOCOL,
         tag="compat",
     ),

@@ -436,3 +436,12 @@ async def test_every_spring_read_is_an_instance_by_its_headers_or_its_address(
     for record in found.values():
         assert (record["transport"], record["delivered_version"]) == ("spring", version)
         assert record["address"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "path", ["/spring/", "/spring/shop", "/spring/shop/prod/main/extra", "/spring/a/b/c/d.yml"]
+)
+async def test_any_other_path_under_spring_is_springs_404(api: Api, path: str) -> None:
+    answer = await get(api, path)
+    assert answer.status == 404, answer.text
+    assert (answer.body["status"], answer.body["path"]) == (404, path)
