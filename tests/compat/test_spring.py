@@ -219,6 +219,13 @@ async def test_a_label_that_names_no_release_is_a_404(api: Api, label: str) -> N
     "path",
     [
         "/spring/..%2F..%2Fetc%2Fpasswd/prod",
+        "/spring/x/../shop/prod",
+        "/spring/./shop/prod",
+        "/spring/shop/./prod",
+        "/spring/shop//prod",
+        "/spring/shop/prod/..",
+        "/spring/shop/dev/../prod",
+        "/spring/x/../shop-prod.yml",
         "/spring/%2e%2e/prod",
         "/spring/%2E%2E%2Fshop/prod",
         "/spring/..%252Fshop/prod",
