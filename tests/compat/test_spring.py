@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests.api.helpers import Api
+from devservices import MariaDBServer
+from tests.api.helpers import Api, AppFactory
 
 SPRING_V2 = "application/vnd.spring-cloud.config-server.v2+json"
 WITHIN = 5.0
@@ -452,3 +455,38 @@ async def test_any_other_path_under_spring_is_springs_404(api: Api, path: str) -
     answer = await get(api, path)
     assert answer.status == 404, answer.text
     assert (answer.body["status"], answer.body["path"]) == (404, path)
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[MariaDBServer]:
+    """A MariaDB of this test's own, to stop and start (the shared one serves other tests)."""
+    with MariaDBServer(tmp_path / "own-mariadb") as server:
+        yield server
+
+
+@pytest.mark.mariadb
+async def test_while_the_store_is_away_the_latest_and_held_labels_are_served_from_memory(
+    own_mariadb: MariaDBServer, api_factory: AppFactory
+) -> None:
+    api = await api_factory(own_mariadb.create_database("outage"))
+    await shop(api)
+    first = await publish(api, "shop", "prod", {"k": "1"})
+    second = await publish(api, "shop", "prod", {"k": "2"})
+    third = await publish(api, "shop", "prod", {"k": "3"})
+    _, token = await api.token_for("read:shop")
+    _, unseen = await api.token_for("read:shop")
+    assert (await get(api, f"/spring/shop/prod/{first}", secret=token)).status == 200
+    await asyncio.to_thread(own_mariadb.stop)
+
+    latest = await get(api, "/spring/shop/prod", secret=token)
+    assert (latest.status, latest.body["version"]) == (200, str(third))
+    held = await get(api, f"/spring/shop/prod/{first}", secret=token)
+    assert sources(held.body)[0][1] == {"k": "1"}
+    for path, secret in ((f"/spring/shop/prod/{second}", token), ("/spring/shop/prod", unseen)):
+        refused = await get(api, path, secret=secret)
+        assert refused.status == 503, refused.text
+        assert (refused.body["status"], refused.body["path"]) == (503, path)
+
+    await asyncio.to_thread(own_mariadb.start)
+    back = await get(api, f"/spring/shop/prod/{second}", secret=unseen)
+    assert sources(back.body)[0][1] == {"k": "2"}
