@@ -146,6 +146,11 @@ _PLACEHOLDERS = {
     "id": "1",
     "version": "1",
     "path": "app.css",
+    # the Spring Cloud Config routes (server/compat/spring.py)
+    "application": "shop",
+    "profiles": "prod",
+    "label": "main",
+    "ext": "properties",
 }
 
 
