@@ -1,0 +1,5 @@
+"""The compatible APIs' tests run on the API's fixtures: an app on SQLite and on MariaDB."""
+
+from tests.api.conftest import api, api_factory
+
+__all__ = ["api", "api_factory"]
