@@ -39,6 +39,7 @@ NO_HANGUP_HEADER = "Long-Pulling-Timeout-No-Hangup"
 MAX_LOGIN_BODY_BYTES = 4096
 _NO_CACHE = {"Pragma": "no-cache", "Cache-Control": "no-cache,no-store"}
 _TEXT = "text/plain"
+_NO_FORM: MultiMapping[Any] = MultiDictProxy(MultiDict())
 
 _files: weakref.WeakKeyDictionary[ConfigAnswer, dict[str, NacosFile]] = weakref.WeakKeyDictionary()
 
@@ -73,7 +74,7 @@ def _protocol_answers(handler: Handler) -> Handler:
 async def _form(request: web.Request) -> MultiMapping[Any]:
     """The form body (empty for any other body); ProtocolError when it cannot be decoded."""
     if not request.body_exists:
-        return MultiDictProxy(MultiDict())
+        return _NO_FORM
     try:
         return await request.post()
     except (ValueError, LookupError) as exc:  # a bad charset or a broken multipart body
@@ -155,7 +156,7 @@ async def get_nacos_config(request: web.Request) -> web.StreamResponse:
     ref = nacos.resolve(data_id, query.get("group") or nacos.DEFAULT_GROUP, query.get("tenant", ""))
     if ref is None:
         return _not_found()
-    who = await nacos.reader(services(request).compat, ref.app, await _caller(request, query))
+    who = await nacos.reader(services(request).compat, ref.app, await _caller(request, _NO_FORM))
     reader = _identity(request)
     answer = request.app[ANSWERS].current(ref.app, ref.env, may_see(who, ref.app), reader)
     if answer is None:
@@ -188,11 +189,12 @@ class _Listener:
 
     def md5(self, entry: Listened) -> str:
         """The MD5 of what this reader gets for entry; empty when there is nothing."""
-        answer = self.current(entry.ref) if entry.ref is not None else None
-        if answer is None or entry.ref is None:
+        ref = entry.ref
+        answer = self.current(ref) if ref is not None else None
+        if ref is None or answer is None:
             return ""
         try:
-            return _file(answer, entry.ref).md5
+            return _file(answer, ref).md5
         except AppError:  # a dotenv file two keys collide in: nothing to read
             return ""
 

@@ -24,6 +24,10 @@ def say(**event: Any) -> None:
     print(json.dumps(event), flush=True)
 
 
+def on_change(params: dict[str, Any]) -> None:
+    say(content=params["content"])
+
+
 def stop(signum: int, frame: FrameType | None) -> None:
     # Exiting runs multiprocessing's finalizers: the client's Manager process ends with us.
     sys.exit(0)
@@ -45,12 +49,16 @@ def main() -> int:
             snapshot_base=str(here / "snapshot"),
             failover_base=str(here / "failover"),
         )
-        say(content=client.get_config(data_id, group))
+        content = client.get_config(data_id, group)
     except Exception as exc:
         say(error=f"{type(exc).__name__}: {exc}")
         return 1
     if mode == "watch":
-        client.add_config_watcher(data_id, group, lambda params: say(content=params["content"]))
+        # Given what it read, the watcher counts a publish made from now on as a change (it
+        # would read again otherwise, and take a publish made meanwhile as its start).
+        client.add_config_watcher(data_id, group, on_change, content=content)
+    say(content=content)
+    if mode == "watch":
         threading.Event().wait()
     return 0
 

@@ -10,6 +10,9 @@ from urllib.parse import unquote_plus
 import orjson
 import pytest
 
+from server.domain.canonical import checksum
+from server.published import PublishedConfigs
+from server.records import Release, utc_now
 from tests.api.helpers import Answer, Api, AppFactory
 from tests.api.test_instances import until_listed
 from tests.api.test_users import PASSWORD, add_user
@@ -505,3 +508,33 @@ async def test_a_gray_release_reaches_the_readers_its_tag_matches(api: Api) -> N
     assert (
         changed(await listen(api, green, 30000, {**canary, **no_hangup}, accessToken=token)) == []
     )
+
+
+# the wait on many envs, in memory
+
+
+async def test_a_wait_on_many_envs_wakes_on_any_and_leaves_nothing_behind() -> None:
+    published = PublishedConfigs()
+    made_up = [(f"app{i}", "prod") for i in range(1_000)]
+    assert not await published.wait_change(made_up, 0.01)
+    waiting = asyncio.create_task(published.wait_change([*made_up, ("shop", "prod")], 5.0))
+    for _ in range(100):  # the task registers its wait on its first turn
+        if published.waiting:
+            break
+        await asyncio.sleep(0)
+    assert published.waiting == 1
+    values = {"k": "v"}
+    published.apply(Release("shop", "prod", 1, checksum(values), "t", "", utc_now(), values))
+    assert await asyncio.wait_for(waiting, WITHIN)
+    assert published.waiting == 0
+    assert published._changed == {}  # what the waits left behind: nothing
+
+
+async def test_an_oversized_listener_body_is_a_413_in_plain_text(
+    api_factory: AppFactory, sqlite_url: str
+) -> None:
+    api = await api_factory(sqlite_url, max_body_bytes=64 * 1024)
+    await shop(api)
+    big = "".join(entry(f"app{i}", "prod", "") for i in range(10_000))
+    answer = await listen(api, big, 30000, accessToken=api.token)
+    assert (answer.status, answer.text) == (413, "the request body is too large")
