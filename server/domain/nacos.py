@@ -33,6 +33,9 @@ NOT_FOUND_BODY = "config data not exist"
 MAX_LISTENED = 10_000
 TAG_LABEL = "nacos.tag"
 TOKEN_USERNAME = "token"  # noqa: S105 - the user name that says "the password is an API token"
+# As POST /api/v1/login takes them: a longer password is refused before it is hashed.
+MAX_USERNAME = 64
+MAX_PASSWORD = 1024
 TOKEN_TTL_SECONDS = 18_000  # what Nacos answers: clients sign in again before it runs out
 WORD_SEPARATOR = "\x02"
 LINE_SEPARATOR = "\x01"
@@ -263,8 +266,16 @@ class SignedIn:
         }
 
 
+def _check_fields(username: str, password: str) -> None:
+    if len(username) > MAX_USERNAME or len(password) > MAX_PASSWORD:
+        raise ProtocolError(
+            f"username is at most {MAX_USERNAME} characters, password at most {MAX_PASSWORD}"
+        )
+
+
 async def sign_in(auth: AuthService, username: str, password: str, address: str) -> SignedIn:
     """A user's session, or (user name `token`) the API token given as password itself."""
+    _check_fields(username, password)
     if username == TOKEN_USERNAME:
         principal = await auth.authenticate(password)
         ttl = TOKEN_TTL_SECONDS
@@ -282,6 +293,7 @@ async def caller(auth: AuthService, credential: Credential, address: str) -> Pri
     if credential.username is None:
         return None
     password = credential.password or ""
+    _check_fields(credential.username, password)
     if credential.username == TOKEN_USERNAME:
         # A token is 256 random bits: nothing to throttle, as for a bearer token.
         return await auth.authenticate(password)

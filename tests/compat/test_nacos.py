@@ -235,6 +235,10 @@ async def test_a_token_signs_in_as_itself_and_a_wrong_sign_in_is_a_403(api: Api)
         assert refused.headers["Content-Type"].startswith("text/plain")
     big = await nacos(api, "POST", LOGIN, form={"username": "x" * 5000, "password": "y"})
     assert big.status == 413
+    for name, password in (("x" * 65, "y"), ("admin", "y" * 1025)):
+        long = await nacos(api, "POST", LOGIN, params={"username": name, "password": password})
+        assert long.status == 400, long.text
+        assert (await get(api, username=name, password=password)).status == 400
     assert await api.snapshot() == before
     wrong = await nacos(api, "POST", LOGIN, params={"username": "admin", "password": "nope"})
     assert (wrong.status, wrong.text) == (403, "wrong user name or password")
