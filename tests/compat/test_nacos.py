@@ -10,10 +10,11 @@ from urllib.parse import unquote_plus
 import orjson
 import pytest
 
+from devservices import MariaDBServer
 from server.domain.canonical import checksum
 from server.published import PublishedConfigs
 from server.records import Release, utc_now
-from tests.api.helpers import Answer, Api, AppFactory
+from tests.api.helpers import ADMIN_PASSWORD, Answer, Api, AppFactory
 from tests.api.test_instances import until_listed
 from tests.api.test_users import PASSWORD, add_user
 
@@ -542,3 +543,30 @@ async def test_an_oversized_listener_body_is_a_413_in_plain_text(
     big = "".join(entry(f"app{i}", "prod", "") for i in range(10_000))
     answer = await listen(api, big, 30000, accessToken=api.token)
     assert (answer.status, answer.text) == (413, "the request body is too large")
+
+
+@pytest.mark.mariadb
+async def test_a_store_outage_is_a_503_in_plain_text_and_reads_go_on_from_memory(
+    own_mariadb: MariaDBServer, api_factory: AppFactory
+) -> None:
+    api = await api_factory(own_mariadb.create_database("outage"))
+    await shop(api)
+    unseen = await read_token(api)
+    assert (await get(api, accessToken=api.token)).status == 200
+    await asyncio.to_thread(own_mariadb.stop)
+
+    served = await get(api, accessToken=api.token)
+    assert (served.status, served.text) == (200, "a=1\nb=two\n")
+    held = entry("shop", "prod", md5(served.text))
+    no_hangup = {"Long-Pulling-Timeout-No-Hangup": "true"}
+    assert changed(await listen(api, held, 30000, no_hangup, accessToken=api.token)) == []
+    login = {"username": "admin", "password": ADMIN_PASSWORD}
+    for answer in (
+        await get(api, accessToken=unseen),
+        await get(api, username="admin", password=ADMIN_PASSWORD),
+        await nacos(api, "POST", LOGIN, params=login),
+    ):
+        assert answer.status == 503, answer.text
+        assert answer.headers["Content-Type"].startswith("text/plain")
+    await asyncio.to_thread(own_mariadb.start)
+    assert (await get(api, accessToken=unseen)).status == 200
