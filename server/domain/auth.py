@@ -270,7 +270,8 @@ class AuthService:
 
     async def verify_sign_in(self, username: str, password: str, address: str) -> Principal:
         """The user a name and password sign in as, without a session (a protocol that sends
-        them on every call, as Nacos clients may): throttled and audited like login."""
+        them on every call, as Nacos clients may). Failures are throttled and audited as
+        login's; a success is not audited: it would be an entry per call."""
         failures = await self.throttle.failures(username)
         user = await self._signed_in_user(username, password, address)
         if failures:
