@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, TypeVar
 
 from server.events import AppDeleted, EnvDeleted
@@ -42,15 +42,19 @@ class EnvRemoved(Exception):
 
 
 class _Signal:
-    """What wakes the long polls of one env: a newer release, or the env's removal."""
+    """What wakes the long polls of one env: a newer release, or the env's removal.
+
+    Each waiter is a future, resolved with whether the env was removed; a waiter on many envs
+    (a Nacos listener) puts its one future in each of their signals.
+    """
 
     def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.removed = False
+        self.waiters: set[asyncio.Future[bool]] = set()
 
     def fire(self, removed: bool = False) -> None:
-        self.removed = removed
-        self.event.set()
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(removed)
 
 
 def open_release(keyring: Keyring, release: Release) -> Release:
@@ -290,17 +294,39 @@ class PublishedConfigs:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closing:
                 return None
-            signal = self._changed.setdefault(key, _Signal())
-            self._waiting += 1
-            try:
-                async with asyncio.timeout(remaining):
-                    await signal.event.wait()
-            except TimeoutError:
+            woken = await self._wait((key,), remaining)
+            if woken is None:
                 return None
-            finally:
-                self._waiting -= 1
-            if signal.removed:
+            if woken:
                 raise EnvRemoved(app, env)
+
+    async def wait_change(self, keys: Iterable[EnvKey], within: float) -> bool:
+        """Wait until any of these envs gets a new state or is removed (True), or `within`
+        seconds pass (False; at once while shutting down). The caller reads what changed."""
+        if self._closing or within <= 0:
+            return False
+        return await self._wait(tuple(set(keys)), within) is not None
+
+    async def _wait(self, keys: tuple[EnvKey, ...], within: float) -> bool | None:
+        """Whether one of keys was removed once one fires, or None after within seconds."""
+        woken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        signals = [self._changed.setdefault(key, _Signal()) for key in keys]
+        for signal in signals:
+            signal.waiters.add(woken)
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(within):
+                return await woken
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting -= 1
+            for key, signal in zip(keys, signals, strict=True):
+                signal.waiters.discard(woken)
+                # An env nobody waits on any more holds nothing here: a listener naming envs
+                # that do not exist leaves no trace.
+                if not signal.waiters and self._changed.get(key) is signal:
+                    del self._changed[key]
 
 
 class PerRelease(Generic[Built]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.routes import Route, add_routes
-from server.compat import spring
+from server.compat import nacos, spring
 from server.config import CompatSection
 
 
@@ -21,6 +21,8 @@ def compat_routes(section: CompatSection) -> tuple[Route, ...]:
     # Each protocol adds its line here: `if section.NAME: routes += NAME.ROUTES`.
     if section.spring:
         routes += spring.ROUTES
+    if section.nacos:
+        routes += nacos.ROUTES
     return tuple(routes)
 
 

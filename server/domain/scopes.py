@@ -116,7 +116,7 @@ class Principal:
     name: str
     scopes: frozenset[str] = frozenset()
     token_id: int | None = None
-    kind: str = "api"  # "session", "api" (a token), "cli" or "system"
+    kind: str = "api"  # "session", "password" (a user on one call), "api", "cli" or "system"
     roles: Mapping[str, Role] = field(default_factory=lambda: MappingProxyType({}))
     admin: bool = False
     user: str | None = None  # the user behind a session; None for API tokens and the CLI

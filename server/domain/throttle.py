@@ -83,6 +83,12 @@ class SignInThrottle:
             states = [await q.login_attempts(name), await q.login_attempts(addr)]
         refuse_if_locked(states, time.time())
 
+    async def failures(self, username: str) -> int:
+        """The consecutive failures counted for a name."""
+        async with self.store.reader() as q:
+            state = await q.login_attempts(name_subject(username))
+        return state.failures if state is not None else 0
+
     async def failed(self, username: str, address: str) -> None:
         """Count one failure for both; audit it, and audit a lock when one begins."""
         name, addr = self._subjects(username, address)
