@@ -146,6 +146,7 @@ _PLACEHOLDERS = {
     "id": "1",
     "version": "1",
     "path": "app.css",
+    "namespace": "application",
 }
 
 
