@@ -260,6 +260,10 @@ async def get_apollo_notifications(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise ApolloRefusal(400, str(exc)) from None
     reader = _reader(request)
+    if "label" not in query and reader.instance is not None:
+        # Apollo clients send their label on config reads only: the labels it read with.
+        known = request.app[INSTANCES].labels_text(app, env, reader.instance)
+        reader = Reader(reader.instance, known)
     # Listed only when it names itself: Apollo clients identify on their config reads.
     listed = reader if "ip" in query else ANONYMOUS
     published = request.app[PUBLISHED]

@@ -398,6 +398,10 @@ async def test_a_gray_release_by_label_reaches_the_apollo_readers_with_that_labe
     assert told.body[0]["notificationId"] == gray
     untold = await api.call("GET", f"{base}&ip=pod-3", token=read)
     assert untold.status == 304
+    # Apollo clients send their label on config reads only: the label pod-1 read with counts.
+    remembered = await api.call("GET", f"{base}&ip=pod-1", token=read)
+    assert remembered.status == 200
+    assert remembered.body[0]["notificationId"] == gray
 
     listed = await api.call("GET", f"{ENV}/instances?transport=apollo")
     by_id = {i["instance"]: i for i in listed.body["instances"]}
