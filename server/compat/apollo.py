@@ -24,6 +24,7 @@ from server.api.common import services
 from server.api.routes import Route
 from server.api.spec import Declared, Reply
 from server.domain import apollo
+from server.domain.formats import JSON_TYPE
 from server.domain.scopes import Principal
 from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode
@@ -171,35 +172,21 @@ _rendered: weakref.WeakKeyDictionary[ConfigAnswer, dict[tuple[str, str], _Render
 )
 
 
-def _configurations(answer: ConfigAnswer, fmt: str | None) -> dict[str, str]:
-    items = answer.items_shown()
-    if fmt is None:
-        return items
-    if fmt == "json":
-        return {"content": apollo.flat_json(items).decode("utf-8")}
-    return {"content": answer.render(fmt)[0].decode("utf-8")}
-
-
 def _render(answer: ConfigAnswer, kind: str, namespace: str, fmt: str | None) -> _Rendered:
     bodies = _rendered.setdefault(answer, {})
     rendered = bodies.get((kind, namespace))
     if rendered is None:
-        release = answer.release
+        release, items = answer.release, answer.items_shown()
         key = apollo.release_key(release.version, release.checksum, answer.reveal)
         if kind == "configs":
-            body = apollo.config_body(
-                release.app, release.env, namespace, _configurations(answer, fmt), key
-            )
-            rendered = _Rendered(key, body, "application/json")
+            configurations = apollo.configurations(fmt, release, items)
+            body = apollo.config_body(release.app, release.env, namespace, configurations, key)
+            rendered = _Rendered(key, body, JSON_TYPE)
         elif kind == "json":
-            body = orjson.dumps(_configurations(answer, fmt))
-            rendered = _Rendered(key, body, "application/json")
-        elif fmt is None:
-            rendered = _Rendered(key, *answer.render("properties"))
-        elif fmt == "json":
-            rendered = _Rendered(key, apollo.flat_json(answer.items_shown()), "application/json")
+            body = orjson.dumps(apollo.configurations(fmt, release, items))
+            rendered = _Rendered(key, body, JSON_TYPE)
         else:
-            rendered = _Rendered(key, *answer.render(fmt))
+            rendered = _Rendered(key, *apollo.namespace_file(fmt, release, items))
         bodies[(kind, namespace)] = rendered
     return rendered
 
@@ -292,7 +279,7 @@ async def get_apollo_notifications(request: web.Request) -> web.Response:
         changed = apollo.changed_notifications(app, env, watched, version)
     _note(request, app, env, listed, version)
     response = web.Response(body=orjson.dumps(changed))
-    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Type"] = JSON_TYPE
     return response
 
 
@@ -309,7 +296,7 @@ async def get_apollo_services(request: web.Request) -> web.Response:
     home = f"{request.url.origin()}/"
     body = [{"appName": "apollo-configservice", "instanceId": home, "homepageUrl": home}]
     response = web.Response(body=orjson.dumps(body))
-    response.headers["Content-Type"] = "application/json"
+    response.headers["Content-Type"] = JSON_TYPE
     return response
 
 

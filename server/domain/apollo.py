@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from server.domain.formats import JSON_TYPE, render
 from server.domain.validation import NAME_PATTERN
 from server.instances import INSTANCE_PATTERN, parse_labels
+from server.records import Release
 
 DEFAULT_NAMESPACE = "application"
 PROPERTIES_SUFFIX = ".properties"
@@ -204,9 +206,25 @@ def release_key(version: int, checksum: str, complete: bool) -> str:
     return f"{version}-{digest}" if complete else f"{version}-{digest}-public"
 
 
-def flat_json(items: Mapping[str, str]) -> bytes:
-    """The items as one JSON object, keys sorted (the `.json` namespace's content)."""
-    return orjson.dumps({k: items[k] for k in sorted(items)})
+def namespace_file(
+    fmt: str | None, release: Release, items: Mapping[str, str]
+) -> tuple[bytes, str]:
+    """A namespace as one file, (body, content type): the map namespaces as properties text,
+    `.json` the items as one flat JSON object (keys sorted), `.yaml`/`.yml` as YAML."""
+    if fmt == "json":
+        return orjson.dumps({k: items[k] for k in sorted(items)}), JSON_TYPE
+    return render(
+        fmt or "properties", release.app, release.env, release.version, release.checksum, items
+    )
+
+
+def configurations(
+    fmt: str | None, release: Release, items: Mapping[str, str]
+) -> Mapping[str, str]:
+    """A namespace's `configurations`: the items map, or `{"content": its file}`."""
+    if fmt is None:
+        return items
+    return {"content": namespace_file(fmt, release, items)[0].decode("utf-8")}
 
 
 def config_body(

@@ -488,3 +488,36 @@ async def test_a_secrets_rotation_reseals_the_access_keys(api: Api) -> None:
     assert rotated.open("shop/@access-key", key.secret_sealed) == secret
     again = await rotate(store, rotated, new)
     assert again.access_keys == 0
+
+
+async def test_the_meta_server_names_the_public_url_when_set(
+    aiohttp_client: AiohttpClient, tmp_path: Path, sqlite_url: str
+) -> None:
+    config = make_config(sqlite_url, tmp_path)
+    public = dataclasses.replace(
+        config, server=dataclasses.replace(config.server, public_url="https://config.example.com")
+    )
+    client = await aiohttp_client(create_app(public))
+    async with client.get("/services/config?appId=shop") as response:
+        body = await response.json()
+    assert [s["homepageUrl"] for s in body] == ["https://config.example.com/"]
+
+
+async def test_a_key_another_replica_made_signs_within_a_second(api: Api) -> None:
+    await shop(api)
+    path = "/configs/shop/prod/application"
+    secret = "0123456789abcdef0123456789abcdef"
+    refused = await api.call("GET", path, token=None, headers=signed(path, secret))
+    assert refused.status == 401
+    # As another replica writes it: into the store only, this replica's held keys untouched.
+    sealed = api.app[PUBLISHED].keyring.seal("shop/@access-key", secret)
+    async with api.app[STORE].transaction() as q:
+        app_id = await q.app_id("shop")
+        assert app_id is not None
+        await q.insert_access_key(app_id, sealed, "2026-01-01T00:00:00.000000Z", "user:admin")
+    for _ in range(100):  # 10 s at most
+        answer = await api.call("GET", path, token=None, headers=signed(path, secret))
+        if answer.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert answer.status == 200
