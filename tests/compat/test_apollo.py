@@ -25,15 +25,18 @@ ENV = "/api/v1/apps/shop/envs/prod"
 HOLD = 0.5
 
 
-@pytest.fixture
-async def api(
-    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_url: str
+async def start(
+    aiohttp_client: AiohttpClient,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    store_url: str,
+    hold: float,
 ) -> Api:
-    """A running app whose Apollo long polls are held HOLD seconds."""
+    """A running app whose Apollo long polls are held `hold` seconds, signed in as admin."""
     monkeypatch.setenv("CONFIGCENTER_ADMIN_PASSWORD", ADMIN_PASSWORD)
     config = make_config(store_url, tmp_path)
     config = dataclasses.replace(
-        config, compat=dataclasses.replace(config.compat, apollo_hold_seconds=HOLD)
+        config, compat=dataclasses.replace(config.compat, apollo_hold_seconds=hold)
     )
     client = await aiohttp_client(create_app(config))
     response = await client.post(
@@ -41,6 +44,14 @@ async def api(
     )
     assert response.status == 200, await response.text()
     return Api(client, (await response.json())["token"])
+
+
+@pytest.fixture
+async def api(
+    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store_url: str
+) -> Api:
+    """A running app whose Apollo long polls are held HOLD seconds."""
+    return await start(aiohttp_client, monkeypatch, tmp_path, store_url, HOLD)
 
 
 async def shop(api: Api, items: dict[str, str] | None = None) -> int:
@@ -521,3 +532,23 @@ async def test_a_key_another_replica_made_signs_within_a_second(api: Api) -> Non
             break
         await asyncio.sleep(0.1)
     assert answer.status == 200
+
+
+async def test_one_publish_answers_every_waiting_long_poll_at_once(
+    aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sqlite_url: str
+) -> None:
+    api = await start(aiohttp_client, monkeypatch, tmp_path, sqlite_url, hold=60)
+    version = await shop(api)
+    _, read = await api.token_for("read:shop")
+    entries = quote(json.dumps([{"namespaceName": "application", "notificationId": version}]))
+    path = f"/notifications/v2?appId=shop&cluster=prod&notifications={entries}"
+    polls = [asyncio.ensure_future(api.call("GET", path, token=read)) for _ in range(50)]
+    for _ in range(2000):  # until all wait (20 s at most)
+        if api.app[PUBLISHED].waiting == len(polls):
+            break
+        await asyncio.sleep(0.01)
+    assert api.app[PUBLISHED].waiting == len(polls)
+    await api.set_items("shop", "prod", {"pool": "6"})
+    assert (await api.publish("shop", "prod")).status == 201
+    answers = await asyncio.wait_for(asyncio.gather(*polls), 30)
+    assert {(a.status, a.body[0]["notificationId"]) for a in answers} == {(200, version + 1)}
