@@ -58,6 +58,11 @@ class AccessKeyService:
         self._hold = hold_seconds
         self._held: dict[str, tuple[float, list[OpenedKey]]] = {}
         self._reading: dict[str, asyncio.Future[None]] = {}
+        # A deleted app's keys go with it (an app made again under its name has none).
+        ctx.published.add_removal_listener(self._forget)
+
+    def _forget(self, app: str) -> None:
+        self._held.pop(app, None)
 
     async def list_keys(self, principal: Principal, app: str) -> list[AccessKey]:
         """The app's keys, oldest first (never their secrets)."""
@@ -93,7 +98,7 @@ class AccessKeyService:
                 f"created access key {key_id}",
                 app=app,
             )
-        self._held.pop(app, None)
+        self._forget(app)
         return AccessKey(key_id, app, sealed, now, principal.actor), secret
 
     async def delete_key(self, principal: Principal, app: str, key_id: int) -> None:
@@ -115,7 +120,7 @@ class AccessKeyService:
                 f"deleted access key {key_id}",
                 app=app,
             )
-        self._held.pop(app, None)
+        self._forget(app)
 
     async def signed_reader(
         self, app: str, claimed: SignedRequest, path_with_query: str

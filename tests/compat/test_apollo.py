@@ -552,3 +552,14 @@ async def test_one_publish_answers_every_waiting_long_poll_at_once(
     assert (await api.publish("shop", "prod")).status == 201
     answers = await asyncio.wait_for(asyncio.gather(*polls), 30)
     assert {(a.status, a.body[0]["notificationId"]) for a in answers} == {(200, version + 1)}
+
+
+async def test_the_keys_of_a_deleted_app_sign_nothing_for_one_made_again(api: Api) -> None:
+    await shop(api)
+    _, secret = await new_key_secret(api)
+    path = "/configs/shop/prod/application"
+    assert (await api.call("GET", path, token=None, headers=signed(path, secret))).status == 200
+    assert (await api.call("DELETE", "/api/v1/apps/shop")).status == 204
+    await shop(api)
+    again = await api.call("GET", path, token=None, headers=signed(path, secret))
+    assert again.status == 401
