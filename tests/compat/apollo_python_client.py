@@ -17,8 +17,10 @@ from apollo_python.apollo_client import ApolloClient  # type: ignore[import-unty
 
 
 def emit(record: dict[str, object]) -> None:
-    """One JSON line, flushed."""
-    print(json.dumps(record), flush=True)
+    """One JSON line in one write: the client's threads log to the same stdout (a short
+    write to a pipe is never split, so lines do not interleave)."""
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
 
 
 def main() -> None:
