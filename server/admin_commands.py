@@ -298,7 +298,7 @@ async def _secrets_rotate(config: Config, args: argparse.Namespace) -> int:
         await store.close()
     print(
         f"re-encrypted {done.items} items and {done.releases} releases under key "
-        f"{done.new_key_id} (was {done.old_key_id})"
+        f"{done.new_key_id} (was {done.old_key_id}); {done.access_keys} access keys"
     )
     print(
         "next, on every replica: make the new key its secrets.key_file (or "

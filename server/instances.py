@@ -302,6 +302,12 @@ class InstanceRegistry:
         record.delivered_version = version
         self.changed()
 
+    def labels_text(self, app: str, env: str, instance: str) -> str | None:
+        """The labels text an HTTP reader of this replica last named itself with, or None."""
+        held = self._http.get((app, env))
+        record = held.get(instance) if held is not None else None
+        return record.labels_text if record is not None else None
+
     def _warn(self, app: str, env: str, instance: str, reason: str) -> None:
         now = self.clock()
         if now - self._warned_at < WARN_EVERY_SECONDS:

@@ -290,6 +290,21 @@ class User:
 
 
 @dataclass(frozen=True)
+class AccessKey:
+    """An app's Apollo access key: its secret sealed as the store holds it."""
+
+    id: int
+    app: str
+    secret_sealed: str
+    created_at: str
+    created_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape: never the secret."""
+        return {"id": self.id, "created_at": self.created_at, "created_by": self.created_by}
+
+
+@dataclass(frozen=True)
 class Token:
     """An API token or a sign-in session; only the secret's hash is stored."""
 
@@ -361,6 +376,8 @@ class AuditAction(StrEnum):
     REQUEST_WITHDRAW = "request.withdraw"
     TOKEN_CREATE = "token.create"  # noqa: S105 - an action name, not a secret
     TOKEN_REVOKE = "token.revoke"  # noqa: S105
+    ACCESS_KEY_CREATE = "access_key.create"
+    ACCESS_KEY_DELETE = "access_key.delete"
     SESSION_REVOKE = "session.revoke"
     USER_CREATE = "user.create"
     USER_UPDATE = "user.update"

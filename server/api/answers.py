@@ -55,13 +55,14 @@ class ConfigAnswer:
                 release.env,
                 release.version,
                 release.checksum,
-                self._rendered_items(),
+                self.items_shown(),
             )
             self.rendered[fmt] = cached
         return cached
 
-    def _rendered_items(self) -> dict[str, str]:
-        # The text formats have no null: a secret a reader may not see is left out.
+    def items_shown(self) -> dict[str, str]:
+        """The items as text formats (and the compatible APIs) show them: they have no null,
+        so a secret the reader may not see is left out."""
         release = self.release
         if self.reveal or not release.secret_keys:
             return release.items

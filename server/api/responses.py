@@ -85,6 +85,28 @@ class TokenList(Answer):
     tokens: list[Token]
 
 
+class AccessKey(Answer):
+    """An app's Apollo access key as listed: never its secret."""
+
+    id: int
+    created_at: str
+    created_by: str
+
+
+class AccessKeyList(Answer):
+    """GET /api/v1/apps/{app}/access-keys, oldest first."""
+
+    access_keys: list[AccessKey]
+
+
+class NewAccessKey(Answer):
+    """A created access key with its secret (32 hex characters), shown once."""
+
+    id: int
+    secret: str
+    created_at: str
+
+
 class App(Answer):
     """An app and the names of its envs."""
 

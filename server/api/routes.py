@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from server.api import (
+    access_keys,
     apps,
     auth,
     config,
@@ -576,6 +577,35 @@ ROUTES: tuple[Route, ...] = (
         responses={200: r.AuditLog},
         tag="ops",
         query=("app", "actor", "action", "limit", "before"),
+    ),
+    Route(
+        "GET",
+        "/api/v1/apps/{app}/access-keys",
+        access_keys.list_access_keys,
+        "The app's Apollo access keys, never their secrets (owner)",
+        responses={200: r.AccessKeyList},
+        tag="apps",
+    ),
+    Route(
+        "POST",
+        "/api/v1/apps/{app}/access-keys",
+        access_keys.create_access_key,
+        "A new Apollo access key; its secret is shown once (owner)",
+        responses={201: r.NewAccessKey, 409: "limit_exceeded: the app has 5 keys"},
+        tag="apps",
+        links=(
+            Link(
+                201, "delete_access_key", {"app": "$request.path.app", "id": "$response.body#/id"}
+            ),
+        ),
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/apps/{app}/access-keys/{id}",
+        access_keys.delete_access_key,
+        "Delete an Apollo access key: reads it signs are refused (owner)",
+        responses={204: NO_CONTENT, 404: "no such app or access key"},
+        tag="apps",
     ),
     # approvals: env settings and release requests
     Route(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.routes import Route, add_routes
-from server.compat import nacos, spring
+from server.compat import apollo, nacos, spring
 from server.config import CompatSection
 
 
@@ -19,6 +19,8 @@ def compat_routes(section: CompatSection) -> tuple[Route, ...]:
     """The routes of the protocols switched on in `[compat]`."""
     routes: list[Route] = []
     # Each protocol adds its line here: `if section.NAME: routes += NAME.ROUTES`.
+    if section.apollo:
+        routes += apollo.ROUTES
     if section.spring:
         routes += spring.ROUTES
     if section.nacos:

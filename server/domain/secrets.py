@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 
 from server.config import Config
+from server.domain.access_keys import access_key_where
 from server.domain.canonical import canonical_json, checksum_of_canonical
 from server.domain.scopes import Permission, Principal
 from server.errors import AppError, ErrorCode
@@ -224,6 +225,7 @@ class Rotation:
     new_key_id: str
     items: int
     releases: int
+    access_keys: int = 0
 
 
 async def rotate(store: Store, keyring: Keyring, new: bytes) -> Rotation:
@@ -260,6 +262,12 @@ async def rotate(store: Store, keyring: Keyring, new: bytes) -> Rotation:
             if changed:
                 await q.set_release_items(release_id, canonical_json(values))
                 releases += 1
+        access_keys = 0
+        for key in await q.all_access_keys():
+            resealed = target.reseal(access_key_where(key.app), key.secret_sealed)
+            if resealed is not None:
+                await q.set_access_key_secret(key.id, resealed)
+                access_keys += 1
         check = target.seal(CHECK_WHERE, CHECK_TEXT)
         await q.set_secret_key_check(target.current_id, check, utc_now())
         old_id = stored[0] if stored is not None else keyring.current_id
@@ -269,11 +277,11 @@ async def rotate(store: Store, keyring: Keyring, new: bytes) -> Rotation:
             AuditAction.SECRETS_ROTATE,
             "secrets",
             f"re-encrypted {items} items and {releases} releases under key "
-            f"{target.current_id} (was {old_id})",
+            f"{target.current_id} (was {old_id}); {access_keys} access keys",
             None,
             None,
         )
-    return Rotation(old_id, target.current_id, items, releases)
+    return Rotation(old_id, target.current_id, items, releases, access_keys)
 
 
 def check_store_key_text(keyring: Keyring, check: str) -> None:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from server.config import AuthSection
+from server.domain.access_keys import AccessKeyService
 from server.domain.apps import AppService
 from server.domain.auth import AuthService
 from server.domain.compat import CompatReads
@@ -45,6 +46,7 @@ class Services:
     instances: InstanceService
     gray: GrayService
     compat: CompatReads
+    access_keys: AccessKeyService
 
     @classmethod
     def build(cls, ctx: DomainContext, auth: AuthSection) -> Services:
@@ -71,6 +73,7 @@ class Services:
             InstanceService(ctx),
             gray,
             CompatReads(ctx, auth_service),
+            AccessKeyService(ctx),
         )
 
     def close(self) -> None:

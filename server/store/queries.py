@@ -19,6 +19,7 @@ from server.records import (
     gray_from_record,
     gray_record,
 )
+from server.store.access_key_queries import AccessKeyQueries
 from server.store.auth_queries import AuthQueries
 from server.store.db import Connection, Row
 from server.store.maintenance_queries import MaintenanceQueries
@@ -48,7 +49,7 @@ def _release(row: Row, items: dict[str, str] | None = None) -> Release:
     )
 
 
-class Queries(AuthQueries, RequestQueries, MaintenanceQueries):
+class Queries(AuthQueries, RequestQueries, MaintenanceQueries, AccessKeyQueries):
     """The store's queries over one connection (a transaction or a reader)."""
 
     def __init__(self, conn: Connection) -> None:

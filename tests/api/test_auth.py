@@ -151,6 +151,8 @@ _PLACEHOLDERS = {
     "profiles": "prod",
     "label": "main",
     "ext": "properties",
+    # the Apollo routes (server/compat/apollo.py)
+    "namespace": "application",
 }
 
 
