@@ -104,21 +104,24 @@ async def _read_once(url: str, token: str) -> bytes:
 
 
 async def longpoll_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
-    """Per protocol: N clients wait; each publish's notify latency at every one of them."""
-    server = stack.start_server("sqlite")[0]
-    assert server.pid is not None
-    api = await Api.login(server.url, stack.password)
+    """Per protocol: N clients wait; each publish's notify latency at every one of them. Each
+    protocol on a server of its own, started fresh, so that its memory figure is its own."""
     rows = []
-    try:
-        for protocol, count in plan.longpoll_counts:
+    for protocol, count in plan.longpoll_counts:
+        target = f"sqlite-poll-{protocol}"
+        server = stack.start_server(target)[0]
+        assert server.pid is not None
+        api = await Api.login(server.url, stack.password)
+        try:
             app = f"poll-{protocol}"
             await seed_app(api, app, make_items(plan.item_sizes[0], plan.value_bytes))
             token = await api.create_token(f"bench-poll-{protocol}", [f"read:{app}"])
             rows.append(
                 await _longpoll_run(api, server.pid, server.url, token, app, protocol, count, plan)
             )
-    finally:
-        await api.close()
+        finally:
+            await api.close()
+        stack.stop_server(target)
     return rows
 
 

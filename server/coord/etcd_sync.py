@@ -161,9 +161,19 @@ class ReleaseSync:
         snapshot = await self.conn.call(lambda c: c.get_prefix(self.keys.root), within=within)
         events = []
         summaries: dict[str, tuple[int, bytes]] = {}
+        known: dict[bytes, tuple[EnvKey, _Entry]] = {}
         for kv in snapshot:
             if kv.key.startswith(self.keys.releases):
-                await self._apply_value(kv.value)
+                try:
+                    record = decode_release(kv.value)
+                except ValueError as exc:
+                    log.error("ignoring a malformed release record: %s", exc)
+                    continue
+                await self._apply_record(record)
+                release = record.release
+                # The next refresh reads revisions only: these records are known as of now.
+                entry = _Entry(kv.key, release.stamp, kv.mod_revision)
+                known[kv.key] = ((release.app, release.env), entry)
             elif kv.key.startswith(self.keys.instances):
                 self._collect_summary(kv, summaries)
             elif (
@@ -178,6 +188,7 @@ class ReleaseSync:
             self.instances.peer_snapshot(snapshot.header.revision, summaries)
         self.last_revision = max(self.last_revision, snapshot.header.revision)
         self.cluster_id = snapshot.header.cluster_id
+        self._known = known
         self._need_reload = False
         log.info(
             "loaded %d published envs from etcd at revision %d",
