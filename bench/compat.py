@@ -16,7 +16,7 @@ from bench.api import Api, make_items, seed_app
 from bench.longpoll import LongPollJob
 from bench.plan import Plan
 from bench.push import source_ips
-from bench.read import etcd_put, etcd_range_lua, etcd_range_size, run_wrk
+from bench.read import etcd_read_of_size, run_wrk
 from bench.stack import Stack
 from bench.stats import rss_bytes, summary_ms
 
@@ -64,15 +64,13 @@ async def compat_read_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
             server_pids=[server.pid],
             **wrk,
         )
-        key = f"/bench/compat/{protocol}".encode()
-        etcd_put(etcd_port, key, b"x" * len(body))
-        if etcd_range_size(etcd_port, key) != len(body):
-            raise RuntimeError("etcd returned a value of another size")
         etcd = await asyncio.to_thread(
-            run_wrk,
-            f"http://{etcd_host}:{etcd_port}/v3/kv/range",
-            lua=etcd_range_lua(key),
-            server_pids=[etcd_pid] if etcd_pid else [],
+            etcd_read_of_size,
+            etcd_host,
+            etcd_port,
+            etcd_pid,
+            f"/bench/compat/{protocol}".encode(),
+            len(body),
             **wrk,
         )
         for name, result in (("configcenter", ours), ("etcd", etcd)):

@@ -29,7 +29,7 @@ from bench.push import (
     run_push,
     source_ips,
 )
-from bench.read import etcd_put, etcd_range_lua, etcd_range_size, instance_reads_lua, run_wrk
+from bench.read import etcd_read_of_size, instance_reads_lua, run_wrk
 from bench.stack import Stack, etcd_prefix
 from bench.stats import CpuMeter, summary_ms
 from devservices import ServerProcess
@@ -81,15 +81,13 @@ async def read_phase(
                 server_pids=[server.pid],
                 **wrk,
             )
-            key = f"/bench/read/{size}".encode()
-            etcd_put(etcd_port, key, b"x" * len(body))
-            if etcd_range_size(etcd_port, key) != len(body):
-                raise RuntimeError("etcd returned a value of another size")
             etcd = await asyncio.to_thread(
-                run_wrk,
-                f"http://{etcd_host}:{etcd_port}/v3/kv/range",
-                lua=etcd_range_lua(key),
-                server_pids=[etcd_pid] if etcd_pid else [],
+                etcd_read_of_size,
+                etcd_host,
+                etcd_port,
+                etcd_pid,
+                f"/bench/read/{size}".encode(),
+                len(body),
                 **wrk,
             )
             ceiling = stack.start_ceiling(f"read-{size}", body)

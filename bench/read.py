@@ -177,3 +177,19 @@ def etcd_range_size(port: int, key: bytes) -> int:
     finally:
         conn.close()
     return len(base64.b64decode(data["kvs"][0]["value"]))
+
+
+def etcd_read_of_size(
+    host: str, port: int, pid: int | None, key: bytes, size: int, **wrk: Any
+) -> dict[str, Any]:
+    """wrk on etcd's gateway range of a value of `size` bytes put at key (what a read of that
+    size is compared with)."""
+    etcd_put(port, key, b"x" * size)
+    if etcd_range_size(port, key) != size:
+        raise RuntimeError("etcd returned a value of another size")
+    return run_wrk(
+        f"http://{host}:{port}/v3/kv/range",
+        lua=etcd_range_lua(key),
+        server_pids=[pid] if pid else [],
+        **wrk,
+    )

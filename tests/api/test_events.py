@@ -78,6 +78,7 @@ async def test_app_deleted_drops_the_published_config_and_tells_subscribers(
 
 async def test_the_app_runs_its_periodic_tasks(api: Api) -> None:
     assert sorted(api.app[TASKS].names) == [
+        "access-log",
         "instances-sweep",
         "session-sweep",
         "token-last-used",
