@@ -44,7 +44,16 @@ _ports_handed_out: set[int] = set()
 
 @functools.cache
 def _good_ports() -> frozenset[int]:
-    return frozenset(port_for.available_good_ports())
+    ports = frozenset(port_for.available_good_ports())
+    # Under pytest-xdist each worker takes only its share of the ports: a port another worker
+    # left free for a moment (a server restarting on its own port) is never handed out here,
+    # where a new server would take it and answer the restarting one's readiness check.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+    if worker.startswith("gw") and worker[2:].isdigit() and workers > 1:
+        share = int(worker[2:]) % workers
+        ports = frozenset(p for p in ports if p % workers == share)
+    return ports
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ import aetcd
 import pytest
 
 from devservices import EtcdCluster, MariaDBServer, ServerProcess, children_of, free_port
-from devservices.process import Process, wait_until
+from devservices.process import Process, _good_ports, wait_until
 from tests.types import ServerProcessFactory
 
 
@@ -152,3 +152,19 @@ def test_children_of_finds_what_this_process_started_and_its_mark_has_no_digits(
     finally:
         process.kill()
     assert pid not in children_of(os.getpid())
+
+
+def test_each_xdist_worker_takes_only_its_share_of_the_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two workers never pick the same port: one restarting a server on its own port cannot
+    # have another worker's new server take it meanwhile.
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    _good_ports.cache_clear()
+    try:
+        ports = _good_ports()
+        assert len(ports) > 1000
+        assert all(port % 2 == 1 for port in ports)
+    finally:
+        _good_ports.cache_clear()

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devservices import ServerProcess
+from devservices import ServerProcess, free_port
 from devservices.process import REPO_ROOT
 from tests.types import ServerProcessFactory
 
@@ -124,6 +124,10 @@ def drive(tmp_path: Path) -> Iterator[Any]:
             # scripts/setup installs Node: without it this fails, never skips.
             assert NODE is not None, "node is not installed (scripts/setup installs it)"
             script = [NODE, str(HERE / "nacos_node_client.js")]
+            # The Node client shares one connection between every client process of the
+            # machine (cluster-client: a leader on port 7777, the others its followers): a
+            # port of its own keeps this client from reading through another test's leader.
+            env["NODE_CLUSTER_CLIENT_PORT"] = str(free_port())
         driven = Driven([*script, str(server.port), data_id, "prod", mode], cwd, env)
         started.append(driven)
         return driven
