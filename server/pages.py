@@ -89,6 +89,10 @@ def _static_version(directory: Path) -> str:
 
 
 async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if response.status == 101:
+        # A WebSocket upgrade: no page is rendered from it, so none of these applies, and its
+        # headers live as long as the socket (~800 bytes per idle subscriber).
+        return
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if request.path.startswith("/static/"):
