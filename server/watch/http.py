@@ -13,7 +13,7 @@ import logging
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server.api.common import principal, services
-from server.domain.scopes import Permission
+from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_app_name, validate_env_name
 from server.errors import AppError, ErrorCode
 from server.keys import CONFIG, HUB
@@ -24,6 +24,8 @@ from server.watch.messages import Ack, Subscribe, Unsubscribe, parse_op, subscri
 log = logging.getLogger(__name__)
 
 MAX_CLIENT_MESSAGE = 16 * 1024
+# What ends the receive loop (what ends aiohttp's `async for` over a socket).
+_ENDS = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED})
 
 
 async def _subscribe(request: web.Request, hub: Hub, conn: WatchConnection, op: Subscribe) -> None:
@@ -48,27 +50,20 @@ async def _handle(request: web.Request, hub: Hub, conn: WatchConnection, raw: st
         conn.send_error(exc.error, exc.message)
 
 
-async def _serve(request: web.Request, hub: Hub, conn: WatchConnection) -> None:
-    ws = conn.ws
+async def _subscribe_at_open(request: web.Request, hub: Hub, conn: WatchConnection) -> None:
+    # Its own coroutine: the parsed query is freed once it ends, not held for the socket's life.
     try:
         at_open = subscribe_from_query(request.query)
         if at_open is not None:
             await _subscribe(request, hub, conn, at_open)
     except AppError as exc:
         conn.send_error(exc.error, exc.message)
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            await _handle(request, hub, conn, msg.data)
-        elif msg.type == WSMsgType.PONG:
-            conn.pong_received()
-        elif msg.type == WSMsgType.PING:
-            await ws.pong(msg.data)
-        elif msg.type == WSMsgType.BINARY:
-            conn.send_error(ErrorCode.INVALID_JSON, "send text frames with JSON objects")
-        elif msg.type == WSMsgType.ERROR:
-            # aiohttp has closed the socket itself (a message over MAX_CLIENT_MESSAGE: 1009).
-            log.info("ws %d protocol error: %s", conn.id, msg.data)
-            break
+
+
+def _log_open(conn: WatchConnection, caller: Principal) -> None:
+    # Logged from a plain function: logging's caller lookup makes a frame object of its caller,
+    # which from the handler would stay alive with the handler's coroutine for the socket's life.
+    log.info("ws %d open for %s", conn.id, caller.name)
 
 
 async def watch(request: web.Request) -> web.WebSocketResponse:
@@ -87,10 +82,28 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
     )
     hub.add(conn)
     conn.start()
-    log.info("ws %d open for %s", conn.id, caller.name)
+    _log_open(conn, caller)
     code, reason = int(WSCloseCode.OK), ""
     try:
-        await _serve(request, hub, conn)
+        await _subscribe_at_open(request, hub, conn)
+        # The loop in the handler itself, and receive() rather than `async for`: each idle
+        # socket parks two coroutines fewer.
+        while True:
+            msg = await ws.receive()
+            if msg.type == WSMsgType.TEXT:
+                await _handle(request, hub, conn, msg.data)
+            elif msg.type == WSMsgType.PONG:
+                conn.pong_received()
+            elif msg.type == WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                conn.send_error(ErrorCode.INVALID_JSON, "send text frames with JSON objects")
+            elif msg.type == WSMsgType.ERROR:
+                # aiohttp has closed the socket itself (a message over MAX_CLIENT_MESSAGE: 1009).
+                log.info("ws %d protocol error: %s", conn.id, msg.data)
+                break
+            elif msg.type in _ENDS:
+                break
     except Exception:
         log.exception("ws %d failed; closing with 1011", conn.id)
         code, reason = CLOSE_INTERNAL_ERROR, f"internal error (connection {conn.id})"
