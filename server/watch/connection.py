@@ -34,6 +34,26 @@ class WatchConnection:
     and its writer task are made on first use: most sockets never need them.
     """
 
+    # Slots: no instance dict for each of tens of thousands of idle subscribers.
+    __slots__ = (
+        "_closer",
+        "_closing",
+        "_queue",
+        "_queue_size",
+        "_sending",
+        "_stopped",
+        "_transport",
+        "_unanswered_pings",
+        "_writer",
+        "address",
+        "id",
+        "instances",
+        "principal",
+        "revealed",
+        "subscriptions",
+        "ws",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -48,8 +68,9 @@ class WatchConnection:
         self.address = address
         # The subscriptions of an instance that named itself: its record in the registry.
         self.instances: dict[EnvKey, Instance] = {}
-        # The subscriptions whose secret values this principal may see in clear.
-        self.reveals: set[EnvKey] = set()
+        # The subscriptions whose secret values this principal may see in clear: a tuple, as
+        # a socket has a few subscriptions and an empty set alone is 216 bytes.
+        self.revealed: tuple[EnvKey, ...] = ()
         self.subscriptions: dict[EnvKey, int] = {}
         self._transport = transport
         self._queue_size = queue_size
@@ -94,6 +115,13 @@ class WatchConnection:
             self._unanswered_pings += 1
             transport.write(PING_FRAME)
         return True
+
+    def reveal(self, key: EnvKey, shown: bool) -> None:
+        """Whether the secret values of subscription key go to this socket in clear."""
+        if shown and key not in self.revealed:
+            self.revealed = (*self.revealed, key)
+        elif not shown and key in self.revealed:
+            self.revealed = tuple(k for k in self.revealed if k != key)
 
     @property
     def closing(self) -> bool:

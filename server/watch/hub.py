@@ -89,10 +89,7 @@ class Hub:
             )
         # No await between registering and sending the current release: nothing is missed.
         conn.subscriptions[key] = after if after is not None else -1
-        if may_see(conn.principal, app):
-            conn.reveals.add(key)
-        else:
-            conn.reveals.discard(key)
+        conn.reveal(key, may_see(conn.principal, app))
         self._by_key.setdefault(key, set()).add(conn)
         self._forget_instance(conn, key)
         if instance is not None:
@@ -101,7 +98,7 @@ class Hub:
             )
         current = self.published.for_reader(app, env, instance, labels or {})
         if current is not None:
-            conn.offer_release(key, self._variants(current).get(key in conn.reveals))
+            conn.offer_release(key, self._variants(current).get(key in conn.revealed))
             if instance is not None:
                 self.instances.changed()
 
@@ -130,7 +127,7 @@ class Hub:
         """Stop sending an env to a socket."""
         key = (app, env)
         conn.subscriptions.pop(key, None)
-        conn.reveals.discard(key)
+        conn.reveal(key, False)
         self._unlink(conn, key)
         self._forget_instance(conn, key)
 
@@ -162,7 +159,7 @@ class Hub:
             if record is None:
                 continue  # an anonymous subscriber is never in a gray release
             if gray.rule.matches(release.app, release.env, record.instance, record.labels):
-                conn.offer_release(key, clear if key in conn.reveals else masked)
+                conn.offer_release(key, clear if key in conn.revealed else masked)
                 identified = True
         if identified:
             self.instances.changed()
@@ -179,7 +176,7 @@ class Hub:
         clear, masked = messages.get(True), messages.get(False)
         identified = False
         for conn in list(peers):
-            conn.offer_release(key, clear if key in conn.reveals else masked)
+            conn.offer_release(key, clear if key in conn.revealed else masked)
             identified = identified or key in conn.instances
         if identified:
             self.instances.changed()  # their delivered_version moved
