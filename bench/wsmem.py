@@ -4,9 +4,10 @@ Each run starts a fresh SQLite server, connects N lean subscribers (bench/push.p
 processes, waits 1 s and reads the server's RSS, as the push phase does; then the same on the
 bare aiohttp ceiling (bench/ceiling.py). Prints KB per subscriber for both.
 
---trace DIR: the server runs with tracemalloc on (25 frames) and dumps a snapshot before and
-one after the subscribers connect (DIR/before.snap, DIR/idle.snap); the top allocation sites
-of the difference, grouped by traceback, are printed. tracemalloc inflates RSS: the RSS
+--trace DIR: the servers run with tracemalloc on (25 frames) and dump a snapshot before and
+one after the subscribers connect (DIR/before.snap, DIR/idle.snap; the ceiling's in
+DIR/ceiling); the top allocation sites of each difference, by line and by traceback, are
+printed. tracemalloc inflates RSS: the RSS
 figures of a traced run are not comparable with untraced ones.
 """
 
@@ -133,9 +134,20 @@ async def one_run(
             trace_dir,
         )
         stack.stop_server("sqlite-wsmem")
-        if trace_dir is not None or not ceiling_too:
+        if not ceiling_too:
             return {"configcenter": ours}
-        ceiling = stack.start_ceiling("wsmem", body)
+        ceiling_trace = trace_dir / "ceiling" if trace_dir is not None else None
+        if ceiling_trace is not None:
+            _prepare_trace(ceiling_trace)
+        # The ceiling's process takes this process's environment (a traced one: the hook's).
+        saved = dict(os.environ)
+        if ceiling_trace is not None:
+            os.environ.update(PYTHONPATH=str(ceiling_trace), WSMEM_TRACE_DIR=str(ceiling_trace))
+        try:
+            ceiling = stack.start_ceiling("wsmem", body)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
         bare = await _fleet_rss(
             ceiling.pid,
             count,
@@ -146,6 +158,7 @@ async def one_run(
                 urls=(f"{ceiling.url}/watch?ceiling=1",),
                 source_ip=ip,
             ),
+            ceiling_trace,
         )
     return {"configcenter": ours, "ceiling": bare}
 
@@ -188,7 +201,11 @@ def main() -> None:
             result = asyncio.run(one_run(Path(base), args.count, args.trace, not args.no_ceiling))
         print(json.dumps(result), flush=True)
     if args.trace is not None:
+        print("\n==== configcenter")
         print_trace(args.trace, args.top, args.frames)
+        if not args.no_ceiling:
+            print("\n==== ceiling")
+            print_trace(args.trace / "ceiling", args.top, args.frames)
 
 
 if __name__ == "__main__":
