@@ -42,7 +42,7 @@ from server.keys import (
     TASKS,
 )
 from server.metrics import Metrics
-from server.middleware import authenticate, observe
+from server.middleware import observe
 from server.published import PublishedConfigs
 from server.secretbox import SecretKeyError
 from server.store.store import Store
@@ -56,7 +56,7 @@ def create_app(config: Config) -> web.Application:
     """The application: routes, middlewares and resources opened in cleanup_ctx order."""
     # First, so that every later middleware and handler sees the public side of the request.
     edge = behind_proxy(config.server)
-    middlewares: list[Middleware] = [observe, authenticate]
+    middlewares: list[Middleware] = [observe]
     if edge is not None:
         middlewares.insert(0, edge)
     app = web.Application(middlewares=middlewares, client_max_size=config.limits.max_body_bytes)
