@@ -157,7 +157,7 @@ async def ceiling_push(
     delivery_timeout: float,
 ) -> dict[str, Any]:
     """The push ceiling: `count` lean subscribers (the same client as configcenter's), one
-    prebuilt frame broadcast per round."""
+    prebuilt frame broadcast per round; with the ceiling's RSS per idle subscriber."""
     import aiohttp
 
     from bench.push import (
@@ -202,6 +202,8 @@ async def ceiling_push(
             connect_timeout=connect_timeout,
             delivery_timeout=delivery_timeout,
             server_pids=[ceiling.pid],
+            # Its RSS per idle subscriber: what aiohttp and the transport cost per socket alone.
+            rss_pid=ceiling.pid,
         )
 
 

@@ -189,6 +189,14 @@ async def push_phase(
         finally:
             ceiling.stop()
         row["ceiling"] = bare
+        if count == max(plan.push_counts):
+            # The bare server's RSS per idle socket, beside ours: how far from aiohttp's own cost.
+            memory["ceiling_rss_before_mb"] = bare["rss_before_mb"]
+            memory["ceiling_rss_idle_mb"] = bare["rss_idle_mb"]
+            memory["ceiling_kb_per_subscriber"] = bare["rss_kb_per_subscriber"]
+            memory["ratio_ceiling"] = ratio(
+                memory["kb_per_subscriber"], bare["rss_kb_per_subscriber"]
+            )
         row["ceiling_ratio_p50"] = ratio(ours["p50_ms"], bare["p50_ms"])
         row["ceiling_ratio_p99"] = ratio(ours["p99_ms"], bare["p99_ms"])
         if go_missing is None:

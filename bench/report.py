@@ -113,12 +113,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     memory = results.get("memory") or {}
     kb = memory.get("kb_per_subscriber")
     at = memory.get("subscribers", 10_000)
+    bare = memory.get("ceiling_kb_per_subscriber")
     found.append(
         {
-            "name": f"<= {MEMORY_TARGET_KB:g} KB RSS per idle subscriber at {at:,}",
+            "name": f"<= {MEMORY_TARGET_KB:g} KB RSS per idle subscriber at {at:,}"
+            + (f" (bare aiohttp ceiling {bare:g} KB)" if bare is not None else ""),
             "value": kb,
             "unit": "KB",
             "met": kb <= MEMORY_TARGET_KB if kb is not None else None,
+            "ceiling": bare,
+            "ratio_ceiling": memory.get("ratio_ceiling"),
         }
     )
     found += _rollout_targets(results)
@@ -194,6 +198,13 @@ def render(results: dict[str, Any]) -> str:
             f"at {memory['subscribers']:,} ({memory['rss_before_mb']} MB before, "
             f"{memory['rss_idle_mb']} MB idle, {memory['rss_after_pushes_mb']} MB after pushes)",
         ]
+        if "ceiling_kb_per_subscriber" in memory:
+            out.append(
+                f"  bare aiohttp ceiling: {memory['ceiling_kb_per_subscriber']} KB per idle "
+                f"subscriber ({memory['ceiling_rss_before_mb']} MB before, "
+                f"{memory['ceiling_rss_idle_mb']} MB idle); configcenter "
+                f"{_n(memory.get('ratio_ceiling'), 2)}x the ceiling"
+            )
     publish = results.get("publish") or []
     if publish:
         out += [

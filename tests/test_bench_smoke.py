@@ -112,6 +112,10 @@ def test_quick_benchmark_prints_and_writes_every_figure(tmp_path: Path) -> None:
             _latencies_sane(go)
             assert _positive(row["ratio_p99_go"])
     assert _positive(results["memory"]["kb_per_subscriber"])
+    # beside the bare aiohttp ceiling's RSS per idle subscriber (20 sockets may not move a
+    # fresh process's RSS by a page: a number, not necessarily a positive one)
+    assert isinstance(results["memory"]["ceiling_kb_per_subscriber"], int | float)
+    assert "ratio_ceiling" in results["memory"]
 
     # publish: SQLite and MariaDB (and etcd, 3 replicas when cluster mode exists), etcd beside
     expected_targets = ["sqlite", "mariadb"]
