@@ -60,6 +60,9 @@ class Policy:
     """A session cookie counts only from this origin, also on a GET (a WebSocket upgrade)."""
     page: bool = False
     """An admin page route: errors are an HTML page, not the JSON envelope."""
+    observes_itself: bool = False
+    """The handler calls begin_request, authenticate, failure_answer and end_request itself
+    (the WebSocket, open for hours): `observe` adds no coroutine of its own under it."""
 
     @property
     def needs_caller(self) -> bool:
@@ -69,7 +72,7 @@ class Policy:
 
 CALLER = Policy()
 PUBLIC = Policy(Access.PUBLIC)
-WEBSOCKET = Policy(query_token=True, same_origin=True)
+WEBSOCKET = Policy(query_token=True, same_origin=True, observes_itself=True)
 PAGE = Policy(Access.PUBLIC, page=True)
 PROTOCOL = Policy(Access.PROTOCOL)
 # Unmatched requests (404, 405) under /api/v1 need a caller first: without one, nothing
@@ -141,45 +144,73 @@ def loggable(text: str) -> str:
 
 
 @web.middleware
-async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+def observe(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
     """Give the request an id, authenticate it, turn every failure into its answer, log one
     line.
 
-    Authentication is a step here, not a middleware of its own: a middleware's coroutine stays
-    parked under its handler's, for as long as a WebSocket is open (~300 bytes each).
+    Authentication is a step here, not a middleware of its own, and a route whose policy says
+    `observes_itself` (the WebSocket) gets its handler's coroutine as is: a middleware's
+    coroutine stays parked under its handler's for as long as a WebSocket is open (~300 bytes
+    each).
     """
-    given = request.headers.get("X-Request-Id")
-    request_id = given if given and _REQUEST_ID_OK.match(given) else os.urandom(8).hex()
-    request[REQUEST_ID] = request_id
-    started = time.perf_counter()
+    if policy_of(request).observes_itself:
+        return handler(request)
+    return _observed(request, handler)
+
+
+async def _observed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = begin_request(request)
     response: web.StreamResponse
     try:
         await authenticate(request)
         response = await handler(request)
-    except AppError as exc:
+    except Exception as exc:
+        response = failure_answer(request, exc)
+    end_request(request, response, started)
+    return response
+
+
+def begin_request(request: web.Request) -> float:
+    """Give the request its id (the caller's X-Request-Id when well formed); its start time."""
+    given = request.headers.get("X-Request-Id")
+    request[REQUEST_ID] = given if given and _REQUEST_ID_OK.match(given) else os.urandom(8).hex()
+    return time.perf_counter()
+
+
+def failure_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The answer to a request whose handling raised exc (called in its except block); an HTTP
+    exception below 400 (a redirect) is raised again."""
+    if isinstance(exc, AppError):
         response = error_answer(request, exc.code, exc.status, exc.message)
         if exc.retry_after is not None:
             response.headers["Retry-After"] = str(exc.retry_after)
-    except web.HTTPException as exc:
+        return response
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         code = ErrorCode.for_status(exc.status).code
         message = exc.reason if exc.status != 413 else "the request body is too large"
         response = error_answer(request, code, exc.status, message)
         for name, value in exc.headers.items():
             if name not in _BODY_HEADERS:
                 response.headers[name] = value
-    except Exception:
-        log.exception(
-            "rid=%s unhandled error on %s %s", request_id, request.method, loggable(request.path)
-        )
-        response = error_answer(
-            request,
-            ErrorCode.INTERNAL.code,
-            ErrorCode.INTERNAL.status,
-            f"internal error (request id {request_id})",
-        )
+        return response
+    request_id = request[REQUEST_ID]
+    log.exception(
+        "rid=%s unhandled error on %s %s", request_id, request.method, loggable(request.path)
+    )
+    return error_answer(
+        request,
+        ErrorCode.INTERNAL.code,
+        ErrorCode.INTERNAL.status,
+        f"internal error (request id {request_id})",
+    )
+
+
+def end_request(request: web.Request, response: web.StreamResponse, started: float) -> None:
+    """The request id header (unless sent), the metrics and the access line of an answer."""
     elapsed = time.perf_counter() - started
+    request_id = request[REQUEST_ID]
     if not response.prepared:
         response.headers["X-Request-Id"] = request_id
     route = request.match_info.route.resource
@@ -195,7 +226,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         elapsed * 1000,
         str(request.remote),
     )
-    return response
 
 
 def _bearer(request: web.Request, policy: Policy) -> str | None:

@@ -17,6 +17,7 @@ from server.domain.scopes import Permission, Principal
 from server.domain.validation import validate_app_name, validate_env_name
 from server.errors import AppError, ErrorCode
 from server.keys import CONFIG, HUB
+from server.middleware import authenticate, begin_request, end_request, failure_answer
 from server.watch.connection import CLOSE_INTERNAL_ERROR, WatchConnection
 from server.watch.hub import Hub
 from server.watch.messages import Ack, Subscribe, Unsubscribe, parse_op, subscribe_from_query
@@ -66,17 +67,26 @@ def _log_open(conn: WatchConnection, caller: Principal) -> None:
     log.info("ws %d open for %s", conn.id, caller.name)
 
 
-async def watch(request: web.Request) -> web.WebSocketResponse:
+async def watch(request: web.Request) -> web.StreamResponse:
     """Subscribe over a WebSocket; releases are pushed in version order per env."""
-    caller = principal(request)
+    # The route's policy is observes_itself: what the observe middleware does for other
+    # routes is done here, without a coroutine of its own parked under this one.
+    started = begin_request(request)
+    try:
+        await authenticate(request)
+        caller = principal(request)
+        ws = web.WebSocketResponse(
+            # Pings come from the hub's heartbeat; PONGs must reach this loop to count.
+            autoping=False,
+            compress=False,
+            max_msg_size=MAX_CLIENT_MESSAGE,
+        )
+        await ws.prepare(request)
+    except Exception as exc:
+        answer = failure_answer(request, exc)
+        end_request(request, answer, started)
+        return answer
     hub = request.app[HUB]
-    ws = web.WebSocketResponse(
-        # Pings come from the hub's heartbeat; PONGs must reach this loop to count.
-        autoping=False,
-        compress=False,
-        max_msg_size=MAX_CLIENT_MESSAGE,
-    )
-    await ws.prepare(request)
     conn = WatchConnection(
         ws, caller, request.app[CONFIG].limits.send_queue_size, request.transport, request.remote
     )
@@ -116,4 +126,5 @@ async def watch(request: web.Request) -> web.WebSocketResponse:
         log.info(
             "ws %d closed (code %s)", conn.id, code if code != WSCloseCode.OK else ws.close_code
         )
+    end_request(request, ws, started)
     return ws

@@ -161,6 +161,33 @@ async def test_logs_one_line_per_request_without_secrets(
     assert ADMIN_PASSWORD not in text
 
 
+async def test_a_websocket_session_is_observed_as_a_request_though_its_handler_does_it(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="server")
+    refused = await api.client.get(
+        "/api/v1/watch",
+        headers={"Connection": "Upgrade", "Upgrade": "websocket", "X-Request-Id": "ws-refused"},
+    )
+    assert refused.status == 401
+    assert (await refused.json())["error"]["code"] == "unauthorized"
+    assert refused.headers["X-Request-Id"] == "ws-refused"
+    ws = await api.client.ws_connect(
+        f"/api/v1/watch?token={api.token}", headers={"X-Request-Id": "ws-session"}
+    )
+    await ws.close()
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "server.http"]
+
+    # A session keeps a line of its own, written once its handler returns.
+    await wait_until(
+        lambda: any(line.startswith("rid=ws-session GET /api/v1/watch 101 ") for line in lines()),
+        "the WebSocket session's access line",
+    )
+    assert any(line.startswith("rid=ws-refused GET /api/v1/watch 401 ") for line in lines())
+
+
 async def test_quick_successful_reads_are_counted_into_one_line_a_second(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
