@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.answers import ANONYMOUS, ConfigAnswer, Reader
-from server.api.common import int_query, principal, services
+from server.api.common import HELD, int_query, principal, services
 from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
 from server.domain.secrets import may_see
@@ -99,6 +99,7 @@ async def get_config(request: web.Request) -> web.Response:
     # Listed while it waits, with the version it holds.
     _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
     within = float(wait if wait is not None else 30)
+    request[HELD] = True
     try:
         newer = await request.app[PUBLISHED].wait_newer(
             app, env, after, within, reader.identified, reader.labels
