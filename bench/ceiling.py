@@ -5,7 +5,11 @@
 - `GET /read`: the bytes of BODY_FILE, from memory, as JSON (the read ceiling);
 - `GET /watch?…`: a WebSocket that gets `{"type":"release","version":0,…}` on connect;
 - `POST /broadcast?version=N`: one prebuilt text frame `{"type":"release","version":N,…}`
-  written to every socket's transport (the push ceiling), answered once all are written.
+  written to every socket's transport (the push ceiling), answered once all are written;
+- `GET /api/v1/apps/{app}/envs/{env}/config[?after=V&wait=S]`: the body with its version,
+  at once, or once a version newer than V is published (the long-poll ceiling: each waiter
+  wakes on one asyncio.Event and returns the prebuilt bytes), 304 after S seconds;
+- `POST /publish`: the next version, its body built once, every waiter woken.
 
 configcenter's figures are printed as ratios to these: how close each is to the physical
 limit of one aiohttp process here.
@@ -14,6 +18,7 @@ limit of one aiohttp process here.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import sys
 import time
@@ -27,6 +32,27 @@ from devservices.process import LOOPBACK, Process, free_port, http_request, wait
 
 _TRANSPORTS = web.AppKey("transports", set[asyncio.Transport])
 _BODY = web.AppKey("body", bytes)
+
+
+class _Published:
+    """The long-poll ceiling's one env: its version, that version's bytes, and the event
+    its waiters wait on (replaced by each publish)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.template = json.loads(body)
+        self.version = 0
+        self.body = b""
+        self.changed = asyncio.Event()
+        self.publish()
+
+    def publish(self) -> None:
+        self.version += 1
+        self.body = json.dumps({**self.template, "version": self.version}).encode()
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+_PUBLISHED = web.AppKey("published", _Published)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -80,14 +106,43 @@ async def broadcast(request: web.Request) -> web.Response:
     return web.json_response({"version": version, "sent": sent}, status=201)
 
 
+async def poll(request: web.Request) -> web.Response:
+    """The long-poll ceiling: the current bytes, or the next version's once published."""
+    published = request.app[_PUBLISHED]
+    after = request.query.get("after")
+    if after is not None and published.version <= int(after):
+        changed = published.changed
+        try:
+            async with asyncio.timeout(float(request.query.get("wait", "30"))):
+                await changed.wait()
+        except TimeoutError:
+            return web.Response(status=304)
+    return web.Response(body=published.body, content_type="application/json")
+
+
+async def publish(request: web.Request) -> web.Response:
+    """The next version: built once, every waiter woken."""
+    published = request.app[_PUBLISHED]
+    published.publish()
+    return web.json_response({"version": published.version}, status=201)
+
+
+async def _start_published(app: web.Application) -> None:
+    # Its Event belongs to the running loop.
+    app[_PUBLISHED] = _Published(app[_BODY])
+
+
 def make_app(body: bytes) -> web.Application:
     """The ceiling's app."""
     app = web.Application()
     app[_BODY] = body
     app[_TRANSPORTS] = set()
+    app.on_startup.append(_start_published)
     app.router.add_get("/read", read)
     app.router.add_get("/watch", watch)
     app.router.add_post("/broadcast", broadcast)
+    app.router.add_get("/api/v1/apps/{app}/envs/{env}/config", poll)
+    app.router.add_post("/publish", publish)
     return app
 
 

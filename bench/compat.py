@@ -10,15 +10,19 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from bench.api import Api, make_items, seed_app
+from bench.ceiling import CeilingServer
 from bench.longpoll import LongPollJob
 from bench.plan import Plan
+from bench.profiling import Profiler
 from bench.push import source_ips
 from bench.read import etcd_read_of_size, run_wrk
 from bench.stack import Stack
-from bench.stats import rss_bytes, summary_ms
+from bench.stats import CpuMeter, rss_bytes, summary_ms
 
 log = logging.getLogger("bench")
 
@@ -101,9 +105,12 @@ async def _read_once(url: str, token: str) -> bytes:
             return body
 
 
-async def longpoll_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
+async def longpoll_phase(
+    stack: Stack, plan: Plan, profile_dir: Path | None = None
+) -> list[dict[str, Any]]:
     """Per protocol: N clients wait; each publish's notify latency at every one of them. Each
-    protocol on a server of its own, started fresh, so that its memory figure is its own."""
+    protocol on a server of its own, started fresh, so that its memory figure is its own;
+    configcenter's own long poll also against the bare-aiohttp ceiling, same clients."""
     rows = []
     for protocol, count in plan.longpoll_counts:
         target = f"sqlite-poll-{protocol}"
@@ -112,15 +119,54 @@ async def longpoll_phase(stack: Stack, plan: Plan) -> list[dict[str, Any]]:
         api = await Api.login(server.url, stack.password)
         try:
             app = f"poll-{protocol}"
-            await seed_app(api, app, make_items(plan.item_sizes[0], plan.value_bytes))
+            items = make_items(plan.item_sizes[0], plan.value_bytes)
+            await seed_app(api, app, items)
             token = await api.create_token(f"bench-poll-{protocol}", [f"read:{app}"])
-            rows.append(
-                await _longpoll_run(api, server.pid, server.url, token, app, protocol, count, plan)
+
+            async def publish(round_no: int, app: str = app, api: Api = api) -> float:
+                await api.put_item(app, ENV, "round", str(round_no))
+                sent = time.monotonic()
+                await api.publish(app, ENV)
+                return sent
+
+            profile = None
+            if profile_dir is not None and protocol == "config":
+                profile = profile_dir / "longpoll.txt"
+            row = await _longpoll_run(
+                server.pid, server.url, token, app, protocol, count, plan, publish, profile
             )
+            if protocol == "config":
+                body = await _read_once(f"{server.url}/api/v1/apps/{app}/envs/{ENV}/config", token)
+                row["ceiling"] = await _ceiling_longpoll(stack, app, body, count, plan)
+            rows.append(row)
         finally:
             await api.close()
         stack.stop_server(target)
     return rows
+
+
+async def _ceiling_longpoll(
+    stack: Stack, app: str, body: bytes, count: int, plan: Plan
+) -> dict[str, Any]:
+    """The same long polls against bare aiohttp answering prebuilt bytes (bench/ceiling.py)."""
+    import aiohttp
+
+    ceiling = CeilingServer(stack.base_dir / "ceiling-longpoll", body).start()
+    try:
+        async with aiohttp.ClientSession(ceiling.url) as session:
+
+            async def publish(round_no: int) -> float:
+                sent = time.monotonic()
+                async with session.post("/publish") as response:
+                    if response.status != 201:
+                        raise RuntimeError(f"ceiling publish: HTTP {response.status}")
+                return sent
+
+            return await _longpoll_run(
+                ceiling.pid, ceiling.url, "ceiling", app, "config", count, plan, publish
+            )
+    finally:
+        ceiling.stop()
 
 
 class _Fleet:
@@ -135,6 +181,8 @@ class _Fleet:
         assert process.stdout is not None
         async for raw in process.stdout:
             await self.lines.put((index, json.loads(raw)))
+        # A client process ends only when it is stopped: before that, it failed.
+        await self.lines.put((index, {"error": f"exited with {await process.wait()}"}))
 
     async def until(self, key: str, value: int | None, within: float) -> list[dict[str, Any]]:
         """One message with `key` (equal to value, when given) from every process."""
@@ -163,8 +211,18 @@ class _Fleet:
 
 
 async def _longpoll_run(
-    api: Api, server_pid: int, url: str, token: str, app: str, protocol: str, count: int, plan: Plan
+    server_pid: int,
+    url: str,
+    token: str,
+    app: str,
+    protocol: str,
+    count: int,
+    plan: Plan,
+    publish: Callable[[int], Awaitable[float]],
+    profile: Path | None = None,
 ) -> dict[str, Any]:
+    """`count` pollers of `protocol` wait; `publish(round)` (returning when it was sent)
+    changes the env each round. Latencies, server and client CPU per delivery, RSS."""
     per_process = plan.longpolls_per_process
     processes = max(1, -(-count // per_process))
     ips = source_ips(processes)
@@ -189,28 +247,36 @@ async def _longpoll_run(
                 "-m",
                 "bench.longpoll",
                 job.to_json(),
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
         )
     fleet = _Fleet(children)
     latencies: list[float] = []
+    busy = {"server": 0.0, "client": 0.0}
     try:
         await fleet.until("ready", None, plan.connect_timeout)
-        log.info("long polls: %d %s clients waiting", count, protocol)
+        log.info("long polls: %d %s clients waiting on %s", count, protocol, url)
         # The last waits to leave the client reach the server and park.
         await asyncio.sleep(plan.longpoll_settle_seconds)
         rss_waiting = rss_bytes(server_pid)
+        profiler = Profiler(server_pid, profile) if profile is not None else None
         for round_no in range(1, plan.longpoll_rounds + 1):
-            await api.put_item(app, ENV, "round", str(round_no))
-            sent = time.monotonic()
-            await api.publish(app, ENV)
+            # CPU from the publish until every poller has it: answering them, and the new
+            # polls that come in meanwhile.
+            meter = CpuMeter.start({"server": [server_pid], "client": [c.pid for c in children]})
+            sent = await publish(round_no)
             reports = await fleet.until("round", round_no, plan.delivery_timeout)
+            for side, used in meter.seconds().items():
+                busy[side] += used
             latencies += [stamp - sent for report in reports for stamp in report["stamps"]]
             # Everyone polls again with what it now holds before the next publish.
             await asyncio.sleep(plan.longpoll_settle_seconds)
+        profiled = profiler.stop() if profiler is not None else None
     finally:
         await fleet.close()
-    return {
+    delivered = max(1, len(latencies))
+    row: dict[str, Any] = {
         "protocol": protocol,
         "waiting": count,
         "rounds": plan.longpoll_rounds,
@@ -218,7 +284,17 @@ async def _longpoll_run(
         "delivered": len(latencies),
         "expected": count * plan.longpoll_rounds,
         "server_rss_bytes_per_waiting": round((rss_waiting - rss_before) / count),
+        "server_cpu_us_per_delivery": round(busy["server"] / delivered * 1e6, 1),
+        "client_cpu_us_per_delivery": round(busy["client"] / delivered * 1e6, 1),
     }
+    row["limit"] = (
+        "client"
+        if row["client_cpu_us_per_delivery"] > row["server_cpu_us_per_delivery"]
+        else "server"
+    )
+    if profiled is not None:
+        row["profile"] = profiled
+    return row
 
 
 # --- the printed rows and the targets ----------------------------------------------------
@@ -232,6 +308,13 @@ def _n(value: Any, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "n/a"
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else str(value)
+
+
+def _etcd_go_p99(results: dict[str, Any], count: int) -> float | None:
+    for row in results.get("push") or []:
+        if row["target"] == "sqlite" and row["subscribers"] == count and "etcd_go" in row:
+            return float(row["etcd_go"]["p99_ms"])
+    return None
 
 
 def _websocket_p99(results: dict[str, Any], count: int) -> float | None:
@@ -288,6 +371,9 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
         rows = []
         for r in polls:
             ws = _websocket_p99(results, r["waiting"])
+            go = _etcd_go_p99(results, r["waiting"])
+            p99 = r["notify"]["p99_ms"]
+            bare = r.get("ceiling")
             rows.append(
                 [
                     r["protocol"],
@@ -295,14 +381,33 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
                     f"{r['delivered']:,}/{r['expected']:,}",
                     " / ".join(_n(r["notify"][k], 1) for k in ("p50_ms", "p99_ms", "max_ms")),
                     _n(ws, 1),
-                    f"{_n(r['notify']['p99_ms'] / ws if ws else None, 2)}x",
+                    f"{_n(p99 / ws if ws else None, 2)}x",
+                    " / ".join(_n(bare["notify"][k], 1) for k in ("p50_ms", "p99_ms"))
+                    if bare
+                    else "",
+                    f"{_n(p99 / bare['notify']['p99_ms'], 2)}x" if bare else "",
+                    _n(go, 1),
+                    f"{_n(p99 / go if go else None, 2)}x",
                     f"{_n(r['server_rss_bytes_per_waiting'] / 1024, 1)} KB",
+                    f"{_n(bare['server_rss_bytes_per_waiting'] / 1024, 1)} KB" if bare else "",
+                    f"{r['limit']} ({r['server_cpu_us_per_delivery']} / "
+                    f"{r['client_cpu_us_per_delivery']})"
+                    + (
+                        f"; ceiling {bare['limit']} ({bare['server_cpu_us_per_delivery']} / "
+                        f"{bare['client_cpu_us_per_delivery']})"
+                        if bare
+                        else ""
+                    ),
                 ]
             )
         out += [
             "",
             "LONG POLL: clients waiting on one env, notify latency after each publish "
-            "(publish request sent -> answer at the client), SQLite",
+            "(publish request sent -> answer at the client), SQLite, a minimal HTTP client; "
+            "ws: WebSocket push at that count; ceiling: bare aiohttp (uvloop) answering "
+            "the same polls with prebuilt bytes, same clients; etcd Go: etcd's fan-out to "
+            "that many Go watchers; bound by: server or client (CPU µs per answer, server / "
+            "client)",
             *table(
                 [
                     "protocol",
@@ -311,7 +416,13 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
                     "p50/p99/max ms",
                     "ws p99 ms",
                     "p99/ws",
+                    "ceiling p50/p99",
+                    "p99/ceiling",
+                    "etcd Go p99",
+                    "p99/etcd Go",
                     "RSS/waiting",
+                    "ceiling RSS",
+                    "bound by",
                 ],
                 rows,
             ),

@@ -72,7 +72,7 @@ async def _run(
         ),
         "gray": lambda: phases.gray_phase(stack, plan),
         "compat-read": lambda: compat.compat_read_phase(stack, plan),
-        "longpoll": lambda: compat.longpoll_phase(stack, plan),
+        "longpoll": lambda: compat.longpoll_phase(stack, plan, profile_dir),
         "many-envs": lambda: scale.many_envs_phase(stack, plan),
         "instance-read": lambda: phases.instance_read_phase(
             stack, plan, ["sqlite", *cluster_targets[:1]]

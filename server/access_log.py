@@ -4,8 +4,11 @@ A successful GET answered within a second (the config reads services make all da
 line of its own: such requests are counted per (method, path, status, client) and written as
 one line per key each second (`… 200 x7532 in 1.0 s, mean 0.4ms, max 3.1ms from …`), so a
 busy replica writes a few lines a second instead of thousands, and no request is missing
-from the counts. Everything else (writes, errors, slow requests, WebSocket sessions) keeps a
-line of its own with its request id, as the error envelope's message refers to it.
+from the counts. Long polls answered with a 2xx/3xx are counted the same way whatever they
+waited (`… 304 x9120 long polls in 1.0 s, mean 29012.4ms, …`): 10,000 clients polling
+again after a publish would otherwise be 10,000 lines at once. Everything else (writes,
+errors, slow requests, WebSocket sessions) keeps a line of its own with its request id, as
+the error envelope's message refers to it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ SLOW_MS = 1000.0
 
 log = logging.getLogger("server.http")
 
-_Key = tuple[str, str, int, str]
+_Key = tuple[str, str, int, str, bool]
 
 
 class AccessLog:
@@ -31,13 +34,21 @@ class AccessLog:
         self._since = time.monotonic()
 
     def request(
-        self, request_id: str, method: str, path: str, status: int, ms: float, remote: str
+        self,
+        request_id: str,
+        method: str,
+        path: str,
+        status: int,
+        ms: float,
+        remote: str,
+        *,
+        held: bool = False,
     ) -> None:
-        """Log one request (path already made loggable)."""
+        """Log one request (path already made loggable); held: a long poll."""
         if not log.isEnabledFor(logging.INFO):
             return
-        if method in ("GET", "HEAD") and 200 <= status < 400 and ms < SLOW_MS:
-            key = (method, path, status, remote)
+        if 200 <= status < 400 and (held or (method in ("GET", "HEAD") and ms < SLOW_MS)):
+            key = (method, path, status, remote, held)
             counted = self._counted.get(key)
             if counted is None:
                 self._counted[key] = [1.0, ms, ms]
@@ -54,13 +65,14 @@ class AccessLog:
         counted, self._counted = self._counted, {}
         now = time.monotonic()
         seconds, self._since = now - self._since, now
-        for (method, path, status, remote), (count, total, peak) in counted.items():
+        for (method, path, status, remote, held), (count, total, peak) in counted.items():
             log.info(
-                "%s %s %d x%d in %.1f s, mean %.1fms, max %.1fms from %s",
+                "%s %s %d x%d%s in %.1f s, mean %.1fms, max %.1fms from %s",
                 method,
                 path,
                 status,
                 count,
+                " long polls" if held else "",
                 seconds,
                 total / count,
                 peak,

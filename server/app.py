@@ -13,6 +13,7 @@ from aiohttp.typedefs import Middleware
 
 from server.access_log import FLUSH_SECONDS, AccessLog
 from server.api.answers import ConfigAnswers
+from server.api.held_polls import HeldPolls
 from server.api.routes import add_routes
 from server.compat import add_compat_routes
 from server.config import Config
@@ -33,6 +34,7 @@ from server.keys import (
     ANSWERS,
     CONFIG,
     COORDINATOR,
+    HELD_POLLS,
     HUB,
     INSTANCES,
     METRICS,
@@ -82,7 +84,8 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     app[COORDINATOR] = coordinator
     app[PUBLISHED] = published
-    app[ANSWERS] = ConfigAnswers(published)
+    app[ANSWERS] = answers = ConfigAnswers(published)
+    app[HELD_POLLS] = HeldPolls(published, answers)
     app[SERVICES] = services
     app[HUB] = hub
     app[INSTANCES] = instances

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from server.access_log import AccessLog
 from server.api.answers import ConfigAnswers
+from server.api.held_polls import HeldPolls
 from server.config import Config
 from server.coord.base import Coordinator
 from server.domain.services import Services
@@ -21,6 +22,7 @@ STORE = web.AppKey("store", Store)
 COORDINATOR = web.AppKey("coordinator", Coordinator)
 PUBLISHED = web.AppKey("published", PublishedConfigs)
 ANSWERS = web.AppKey("config_answers", ConfigAnswers)
+HELD_POLLS = web.AppKey("held_polls", HeldPolls)
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("hub", Hub)
 INSTANCES = web.AppKey("instances", InstanceRegistry)

@@ -16,7 +16,7 @@ import orjson
 from aiohttp import hdrs, web
 from yarl import URL
 
-from server.api.common import PRINCIPAL, SESSION_SECRET, services
+from server.api.common import HELD, PRINCIPAL, SESSION_SECRET, services
 from server.domain.auth import check_csrf
 from server.errors import AppError, ErrorCode, error_envelope
 from server.keys import ACCESS_LOG, METRICS
@@ -225,6 +225,7 @@ def end_request(request: web.Request, response: web.StreamResponse, started: flo
         response.status,
         elapsed * 1000,
         str(request.remote),
+        held=request.get(HELD, False),
     )
 
 

@@ -27,6 +27,9 @@ class ConfigAnswer:
     headers: dict[str, str]
     json_headers: dict[str, str]
     rendered: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    wired: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    """Per format, the head (all but Date and X-Request-Id) and body a held poll is sent
+    (server/api/held_polls.py), built on first use."""
 
     @classmethod
     def of(cls, release: Release, reveal: bool) -> ConfigAnswer:

@@ -16,6 +16,9 @@ from server.keys import SERVICES
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 SESSION_SECRET = web.RequestKey("session_secret", str)
+HELD = web.RequestKey("held", bool)
+"""Set by a handler that holds the request on purpose (a long poll): its time is the wait,
+so the request log counts it with the quick reads instead of a line of its own."""
 
 Body = TypeVar("Body", bound=BaseModel)
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.answers import ANONYMOUS, ConfigAnswer, Reader
-from server.api.common import int_query, principal, services
+from server.api.common import HELD, int_query, principal, services
+from server.api.held_polls import AlreadySent
 from server.domain.formats import FORMATS
 from server.domain.scopes import Permission
 from server.domain.secrets import may_see
 from server.errors import AppError, ErrorCode, not_found
 from server.instances import Transport
-from server.keys import ANSWERS, INSTANCES, PUBLISHED
+from server.keys import ANSWERS, HELD_POLLS, INSTANCES, PUBLISHED
+from server.middleware import REQUEST_ID
 from server.published import EnvRemoved
 
 MAX_WAIT_SECONDS = 60
@@ -62,7 +64,7 @@ def _answer(request: web.Request, answer: ConfigAnswer, fmt: str) -> web.Respons
     return response
 
 
-async def get_config(request: web.Request) -> web.Response:
+async def get_config(request: web.Request) -> web.StreamResponse:
     """GET …/config[?format=][&after=N&wait=S]: the latest release of an env."""
     app, env = request.match_info["app"], request.match_info["env"]
     who = principal(request)
@@ -99,12 +101,24 @@ async def get_config(request: web.Request) -> web.Response:
     # Listed while it waits, with the version it holds.
     _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
     within = float(wait if wait is not None else 30)
+    request[HELD] = True
+    polls = request.app[HELD_POLLS]
+    held = await polls.hold(request, request[REQUEST_ID], (app, env), after, reveal, fmt, reader)
     try:
         newer = await request.app[PUBLISHED].wait_newer(
             app, env, after, within, reader.identified, reader.labels
         )
     except EnvRemoved:
-        raise not_found(f"env {env!r} of app {app!r}") from None
+        if held is None or held.sent is None:
+            raise not_found(f"env {env!r} of app {app!r}") from None
+        newer = None
+    finally:
+        if held is not None:
+            polls.release(held)
+    if held is not None and held.sent is not None:
+        # Answered when the release was applied (server/api/held_polls.py).
+        _note_reader(request, app, env, reader, Transport.LONGPOLL, held.sent)
+        return AlreadySent()
     if newer is None:
         _note_reader(request, app, env, reader, Transport.LONGPOLL, current)
         return web.Response(status=304, headers=current.headers if current else None)

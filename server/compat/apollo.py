@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from server.api.answers import ANONYMOUS, ConfigAnswer, Reader
-from server.api.common import services
+from server.api.common import HELD, services
 from server.api.routes import Route
 from server.api.spec import Declared, Reply
 from server.domain import apollo
@@ -262,6 +262,7 @@ async def get_apollo_notifications(request: web.Request) -> web.Response:
             raise ApolloRefusal(404, "not found")
         _note(request, app, env, listed, current.version if current is not None else None)
         hold = request.app[CONFIG].compat.apollo_hold_seconds
+        request[HELD] = True
         try:
             newer = await published.wait_newer(
                 app,

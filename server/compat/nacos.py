@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from server.api.answers import ANONYMOUS, ConfigAnswer, Reader
-from server.api.common import services
+from server.api.common import HELD, services
 from server.api.config import INSTANCE_HEADER
 from server.api.routes import Route
 from server.domain import nacos
@@ -230,6 +230,7 @@ async def listen_nacos_configs(request: web.Request) -> web.StreamResponse:
     listener.note(changed)
     if not changed and hold:
         published = request.app[PUBLISHED]
+        request[HELD] = True
         keys = {e.ref.key for e in entries if e.ref is not None}
         clock = asyncio.get_running_loop().time
         deadline = clock() + hold / 1000

@@ -131,6 +131,13 @@ class AuthService:
             raise _unauthorized()
         checking = self._checking.get(digest)
         if checking is not None:
+            if cached is not None and not _expired(cached.expires_at):
+                # Another request is checking this token again: until its read answers, the
+                # principal the store confirmed a second ago stands. A burst of thousands of
+                # requests (long polls answered at once, polling again) would otherwise all
+                # wait on that read, which the busy loop itself delays.
+                self._note_use(cached.principal.token_id)
+                return cached.principal
             # Another request is reading this token; its answer is in the cache afterwards.
             await asyncio.shield(checking)
             cached = self._cache.get(digest)

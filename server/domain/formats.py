@@ -183,6 +183,11 @@ _RENDERERS: dict[str, tuple[_Renderer, str]] = {
 }
 
 
+def content_type_of(fmt: str) -> str:
+    """The content type of a known format's answers."""
+    return _RENDERERS[fmt][1]
+
+
 def render(
     fmt: str, app: str, env: str, version: int, checksum: str, items: Mapping[str, str]
 ) -> tuple[bytes, str]:

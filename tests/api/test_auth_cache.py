@@ -82,6 +82,38 @@ async def test_concurrent_requests_with_one_token_share_one_store_read(
     assert len(reads) == 1
 
 
+async def test_while_a_token_is_read_again_the_principal_it_had_stands(
+    api_factory: AppFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst with one token (10,000 long polls answered at once, polling again) does not
+    # queue behind the one store read that checks it again: until that read answers, the
+    # principal confirmed a second ago stands; the read's answer counts from then on.
+    api = await api_factory(sqlite_url)
+    await api.app_with_env()
+    token_id, secret = await api.token_for("read:shop")
+    assert (await api.call("GET", APP, token=secret)).status == 200
+    await revoke_behind_the_cache(api, token_id)
+    await past_freshness()
+    reading = asyncio.Event()
+    answer_read = asyncio.Event()
+    original = Queries.token_by_hash
+
+    async def held(self: Queries, token_hash: str) -> Token | None:
+        reading.set()
+        await answer_read.wait()
+        return await original(self, token_hash)
+
+    monkeypatch.setattr(Queries, "token_by_hash", held)
+    checking = asyncio.create_task(api.call("GET", APP, token=secret))
+    await asyncio.wait_for(reading.wait(), 5)
+    during = await asyncio.wait_for(api.call("GET", APP, token=secret), 5)
+    assert during.status == 200
+    assert not checking.done()
+    answer_read.set()
+    assert (await checking).status == 401
+    assert (await api.call("GET", APP, token=secret)).status == 401
+
+
 async def test_a_cached_token_outlives_a_store_outage_up_to_the_stale_bound(
     api_factory: AppFactory,
     sqlite_url: str,

@@ -210,3 +210,25 @@ async def test_quick_successful_reads_are_counted_into_one_line_a_second(
     before = len(caplog.records)
     api.app[ACCESS_LOG].flush()
     assert len(caplog.records) == before
+
+
+async def test_long_polls_are_counted_whatever_they_waited(
+    api: Api, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long poll's time is its wait: past the slow threshold it is still counted, not a
+    # line of its own (10,000 pollers answered at once would be 10,000 lines).
+    monkeypatch.setattr("server.access_log.SLOW_MS", 50.0)
+    caplog.set_level(logging.INFO, logger="server")
+    await api.app_with_env()
+    await api.set_items("shop", "prod", {"a": "1"})
+    assert (await api.publish("shop", "prod")).status == 201
+    config = "/api/v1/apps/shop/envs/prod/config"
+    polls = [api.call("GET", f"{config}?after=1&wait=1") for _ in range(3)]
+    assert [a.status for a in await asyncio.gather(*polls)] == [304, 304, 304]
+    api.app[ACCESS_LOG].flush()
+    lines = [r.getMessage() for r in caplog.records if r.name == "server.http"]
+    (counted,) = [line for line in lines if line.startswith(f"GET {config} 304 ")]
+    assert re.match(rf"GET {config} 304 x3 long polls in [\d.]+ s, mean (\d+)\.\dms", counted)
+    mean = float(re.search(r"mean ([\d.]+)ms", counted).group(1))  # type: ignore[union-attr]
+    assert mean >= 900
+    assert not any(line.startswith("rid=") and f"{config} 304" in line for line in lines)
