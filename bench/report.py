@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from bench.compat import compat_sections, compat_targets
+from bench.read import limit_side
 from bench.scale import scale_sections, scale_targets
 
 READ_RATIO_TARGET = 2.0
@@ -211,7 +212,8 @@ def render(results: dict[str, Any]) -> str:
             "",
             "PUBLISH: lone publishes (p50 / p99 ms), then "
             f"{publish[0]['apps']} apps published at once; etcd: a compare-and-put txn of the "
-            "release's size",
+            "release's size; p50 / store: the lone p50 with the etcd lock beside the same "
+            "store (MariaDB) without etcd, its floor",
             *_publish_table(publish),
         ]
     scaling = results.get("scaling") or []
@@ -348,6 +350,9 @@ def _rollout_sections(results: dict[str, Any]) -> list[str]:
         ]
     reads = results.get("instance_read") or []
     if reads:
+        first_read = (results.get("read") or [{}])[0]
+        etcd_rps = first_read.get("etcd", {}).get("rps")
+        ceiling_rps = first_read.get("ceiling", {}).get("rps")
         rows = []
         for r in reads:
             anonymous, named = r["anonymous"], r["named"]
@@ -357,6 +362,8 @@ def _rollout_sections(results: dict[str, Any]) -> list[str]:
                     _n(anonymous["rps"]),
                     _n(named["rps"]),
                     f"{_n(r['ratio'], 2)}x",
+                    f"{_n(named['rps'] / etcd_rps if etcd_rps else None, 2)}x",
+                    f"{_n(named['rps'] / ceiling_rps if ceiling_rps else None, 2)}x",
                     _ms(anonymous, "p50_ms", "p99_ms"),
                     _ms(named, "p50_ms", "p99_ms"),
                     f"{_n(anonymous['server_cpu_us_per_request'])} / "
@@ -364,14 +371,16 @@ def _rollout_sections(results: dict[str, Any]) -> list[str]:
                     _n(r["listed"]),
                 ]
             )
-        header = ["target", "anon req/s", "named req/s", "ratio", "anon p50/p99"]
+        header = ["target", "anon req/s", "named req/s", "ratio", "named /etcd", "/ceiling"]
+        header += ["anon p50/p99"]
         header += ["named p50/p99", "cpu/req anon / named", "listed"]
         out += [
             "",
             f"INSTANCE READS: GET …/config, {reads[0]['connections']} connections (wrk, 1 "
             f"thread, one script), named: X-Config-Instance rotating over "
             f"{reads[0]['instance_ids']:,} ids with X-Config-Labels, anonymous: none; mean of "
-            f"{reads[0]['runs_per_side']} alternating runs per side",
+            f"{reads[0]['runs_per_side']} alternating runs per side; /etcd and /ceiling: named "
+            "req/s beside the READ section's etcd gateway and bare-aiohttp figures",
             *_table(header, rows),
         ]
     churn = results.get("instance_churn")
@@ -389,9 +398,17 @@ def _rollout_sections(results: dict[str, Any]) -> list[str]:
 
 
 def _publish_table(rows_in: list[dict[str, Any]]) -> list[str]:
+    # The same store without etcd is the locked publish's floor: "/ store" is how much the
+    # lock and the distribution to etcd add.
+    store_alone = {
+        r["items"]: r["configcenter"]["sequential"]["p50_ms"]
+        for r in rows_in
+        if r["target"] == "mariadb"
+    }
     rows = []
     for r in rows_in:
         ours, theirs = r["configcenter"], r.get("etcd", {})
+        floor = store_alone.get(r["items"]) if r["target"] in ("etcd", "cluster") else None
         rows.append(
             [
                 r["target"],
@@ -403,9 +420,12 @@ def _publish_table(rows_in: list[dict[str, Any]]) -> list[str]:
                 _n(theirs.get("per_second"), 1),
                 f"{_n(r.get('ratio_p50'), 2)}x",
                 f"{_n(r.get('ratio_per_second'), 2)}x",
+                f"{_n(ours['sequential']['p50_ms'] / floor, 2)}x" if floor else "",
                 f"server {ours['server_cpu_pct']}%, client {ours['client_cpu_pct']}%",
+                limit_side(ours["server_cpu_pct"], ours["client_cpu_pct"]),
             ]
         )
     header = ["target", "items", "p50 / p99", "at once p50 / p99", "pub/s", "etcd p50 / p99"]
-    header += ["etcd txn/s", "p50 ratio", "pub/s ratio", "cpu at once"]
+    header += ["etcd txn/s", "p50 ratio", "pub/s ratio", "p50 / store", "cpu at once"]
+    header += ["bound by (at once)"]
     return _table(header, rows)

@@ -186,6 +186,30 @@ def scale_sections(results: dict[str, Any]) -> list[str]:
             f"{row['rss_before_mb']} -> {row['rss_idle_mb']} MB = {row['kb_per_subscriber']} KB "
             f"per idle subscriber; bound by {row['limit']}",
         ]
+        per_replica = row["subscribers"] // row["replicas"]
+        push = {
+            r["subscribers"]: r
+            for r in results.get("push") or []
+            if r["target"] == "sqlite" and "ceiling" in r
+        }.get(per_replica)
+        if push is not None:
+            bare, go = push["ceiling"]["p99_ms"], push.get("etcd_go", {}).get("p99_ms")
+            ceiling_kb = (results.get("memory") or {}).get("ceiling_kb_per_subscriber")
+            versus = [
+                f"p99 {_n(row['p99_ms'] / bare, 2)}x the bare broadcast's at {per_replica:,} "
+                f"({_n(bare, 1)} ms)"
+            ]
+            if go:
+                versus.append(
+                    f"{_n(row['p99_ms'] / go, 2)}x etcd's fan-out to {per_replica:,} Go "
+                    f"watchers ({_n(go, 1)} ms)"
+                )
+            if ceiling_kb:
+                versus.append(
+                    f"RSS per subscriber {_n(row['kb_per_subscriber'] / ceiling_kb, 2)}x the "
+                    f"bare aiohttp socket's ({ceiling_kb} KB)"
+                )
+            out.append(f"  each replica holds {per_replica:,}: " + "; ".join(versus))
     many = results.get("many_envs")
     if many:
         out += [
