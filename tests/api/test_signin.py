@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
+from argon2.exceptions import VerifyMismatchError
 
 from server.app import create_app
 from server.config import AuthSection
@@ -163,5 +165,17 @@ async def test_a_flood_of_bad_sign_ins_leaves_config_reads_fast(
 
     assert outcomes.count(401) >= 10, "the password checks ran"
     assert set(outcomes) <= {401, 503}
-    p99 = statistics.quantiles(latencies, n=100)[98]
-    assert p99 < 0.050, f"config read p99 {p99 * 1000:.1f} ms during the flood"
+    # On the event loop, each read would wait behind at least one argon2 check (100+ ms
+    # each, 20 attackers); off it, a read is a millisecond or two. Measured against one
+    # check's own time on this machine now, not a fixed bound: a loaded machine slows both.
+    hasher = PasswordHasher()  # the server's parameters (server/domain/passwords.py)
+    stored = hasher.hash("the-password")
+    started = time.perf_counter()
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(stored, "wrong-password")
+    one_check = time.perf_counter() - started
+    median = statistics.median(latencies)
+    assert median < one_check / 4, (
+        f"config read median {median * 1000:.1f} ms during the flood, one argon2 check "
+        f"{one_check * 1000:.1f} ms"
+    )
