@@ -121,9 +121,71 @@ async def read_phase(
             )
             if profile is not None:
                 rows[-1]["profile"] = profile
+            if size == plan.item_sizes[0]:
+                etcd_of_first, bare_of_first = etcd, bare
+        rows[0]["shared_port"] = await _shared_port_read(stack, plan, etcd_of_first, bare_of_first)
     finally:
         await api.close()
     return rows
+
+
+async def _shared_port_read(
+    stack: Stack, plan: Plan, etcd: dict[str, Any], ceiling: dict[str, Any]
+) -> dict[str, Any]:
+    """The headline read served by 2 replicas sharing one port (server.reuse_port, MariaDB and
+    etcd): what serving reads from several processes on this host gives."""
+    import aiohttp
+
+    servers = stack.start_server("etcd_shared", replicas=2, shared_port=True)
+    url = servers[0].url
+    api = await Api.login(url, stack.password)
+    try:
+        # The kernel spreads new connections over both listeners: wait until both answer.
+        seen: set[str] = set()
+        deadline = time.monotonic() + plan.connect_timeout
+        while len(seen) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"shared port: only replicas {seen} answered")
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(
+                    f"{url}/api/v1/cluster", headers={"Authorization": f"Bearer {api.token}"}
+                ) as answer,
+            ):
+                seen.add((await answer.json())["replica"])
+        app = "read-shared"
+        await seed_app(api, app, make_items(plan.item_sizes[0], plan.value_bytes))
+        token = await api.create_token("bench-read-shared", [f"read:{app}"])
+        config_url = f"{url}/api/v1/apps/{app}/envs/{ENV}/config"
+        # Both have the release (the other one through etcd) before the load starts.
+        answered = 0
+        while answered < 20:
+            if time.monotonic() > deadline:
+                raise RuntimeError("shared port: a replica does not serve the release")
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(config_url, headers={"Authorization": f"Bearer {token}"}) as answer,
+            ):
+                answered = answered + 1 if answer.status == 200 else 0
+        result = await asyncio.to_thread(
+            run_wrk,
+            config_url,
+            headers={"Authorization": f"Bearer {token}"},
+            server_pids=[s.pid for s in servers if s.pid is not None],
+            seconds=plan.read_seconds,
+            connections=plan.read_connections,
+        )
+    finally:
+        await api.close()
+    stack.stop_server("etcd_shared")
+    if result["socket_errors"] or result["bad_status"]:
+        raise RuntimeError(f"shared-port read had errors: {result}")
+    return {
+        "replicas": len(servers),
+        **result,
+        "ratio": ratio(result["rps"], etcd["rps"]),
+        "ratio_ceiling": ratio(result["rps"], ceiling["rps"]),
+    }
 
 
 async def _check_not_modified(base_url: str, app: str, token: str, etag: str) -> None:

@@ -274,12 +274,22 @@ def _read_section(read: list[dict[str, Any]]) -> list[str]:
         )
     header = ["items", "bytes", "req/s", "req/s 304", "etcd req/s", "ratio", "ratio 304"]
     header += ["ceiling req/s", "/ceiling", "cpu/req", "bound by (ours)", "bound by (etcd)"]
-    return [
+    out = [
         f"READ: authenticated GET …/config, {read[0]['connections']} connections "
         "(wrk, 1 thread); etcd: gateway range of a value of the same size; ceiling: bare "
         "aiohttp (uvloop) returning the same bytes; % = of one core",
         *_table(header, rows),
     ]
+    shared = read[0].get("shared_port")
+    if shared:
+        out.append(
+            f"  {read[0]['items']} items from {shared['replicas']} replicas sharing one port "
+            f"(server.reuse_port, MariaDB + etcd): {_n(shared['rps'])} req/s = "
+            f"{_n(shared['ratio'], 2)}x etcd, {_n(shared['ratio_ceiling'], 2)}x the one-process "
+            f"ceiling; {shared['limit']} (servers {shared['server_cpu_pct']}%, wrk "
+            f"{shared['client_cpu_pct']}%)"
+        )
+    return out
 
 
 def _push_section(push: list[dict[str, Any]]) -> list[str]:
@@ -362,8 +372,8 @@ def _rollout_sections(results: dict[str, Any]) -> list[str]:
                     _n(anonymous["rps"]),
                     _n(named["rps"]),
                     f"{_n(r['ratio'], 2)}x",
-                    f"{_n(named['rps'] / etcd_rps if etcd_rps else None, 2)}x",
-                    f"{_n(named['rps'] / ceiling_rps if ceiling_rps else None, 2)}x",
+                    f"{_n(named['rps'] / etcd_rps, 2)}x" if etcd_rps else "n/a",
+                    f"{_n(named['rps'] / ceiling_rps, 2)}x" if ceiling_rps else "n/a",
                     _ms(anonymous, "p50_ms", "p99_ms"),
                     _ms(named, "p50_ms", "p99_ms"),
                     f"{_n(anonymous['server_cpu_us_per_request'])} / "

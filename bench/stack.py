@@ -8,7 +8,13 @@ import logging
 from pathlib import Path
 
 from bench.ceiling import CeilingServer
-from devservices import DEFAULT_ADMIN_PASSWORD, EtcdCluster, MariaDBServer, ServerProcess
+from devservices import (
+    DEFAULT_ADMIN_PASSWORD,
+    EtcdCluster,
+    MariaDBServer,
+    ServerProcess,
+    free_port,
+)
 
 log = logging.getLogger("bench")
 
@@ -73,9 +79,14 @@ class Stack:
         return self._mariadb
 
     def start_server(
-        self, name: str, replicas: int = 1, env: dict[str, str] | None = None
+        self,
+        name: str,
+        replicas: int = 1,
+        env: dict[str, str] | None = None,
+        shared_port: bool = False,
     ) -> list[ServerProcess]:
-        """Start a named target: sqlite, mariadb, etcd (MariaDB + etcd) or cluster (3 of them)."""
+        """Start a named target: sqlite, mariadb, etcd (MariaDB + etcd) or cluster (3 of them);
+        shared_port: the replicas listen on one port (server.reuse_port)."""
         if name in self.servers:
             return self.servers[name]
         base = self.base_dir / name
@@ -87,17 +98,20 @@ class Stack:
         if name.startswith(("etcd", "cluster")):
             etcd_endpoints = list(self.etcd.client_endpoints)
         processes = []
+        port = free_port() if shared_port else None
         for i in range(replicas):
             process = ServerProcess(
                 base / f"replica{i}",
                 store_url,
                 etcd_endpoints=etcd_endpoints,
+                port=port,
                 # Targets share the one etcd: each deployment gets a prefix of its own.
                 # 10,000 subscribers plus the load generators' own connections: above the
                 # default cap of 10,000 open connections.
                 env={
                     "CONFIGCENTER_ETCD_PREFIX": etcd_prefix(name),
                     "CONFIGCENTER_SERVER_MAX_CONNECTIONS": "19000",
+                    **({"CONFIGCENTER_SERVER_REUSE_PORT": "true"} if shared_port else {}),
                     **(env or {}),
                 },
                 admin_password=self.password,

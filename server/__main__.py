@@ -67,8 +67,14 @@ class BriefParserErrors(logging.Filter):
         return True
 
 
-def _listen(host: str, port: int) -> list[socket.socket]:
-    """Bound, listening sockets for every address of host:port, as aiohttp would make them."""
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before accept: a restarted replica's thousands of
+subscribers come back at once (aiohttp's default of 128 drops most of them for a retry)."""
+
+
+def _listen(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
+    """Bound, listening sockets for every address of host:port, as aiohttp would make them;
+    with reuse_port, other processes may listen on it too (SO_REUSEPORT)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
@@ -76,10 +82,12 @@ def _listen(host: str, port: int) -> list[socket.socket]:
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
-            sock.listen(128)
+            sock.listen(LISTEN_BACKLOG)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -106,7 +114,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     host, port = config.server.host, config.server.port
     # Bound here, before the app starts, so a taken port is one clear line, not a traceback.
     try:
-        sockets = _listen(host, port)
+        sockets = _listen(host, port, config.server.reuse_port)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             message = f"port {port} is in use; set CONFIGCENTER_SERVER_PORT or --port"

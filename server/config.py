@@ -31,6 +31,9 @@ class ServerSection:
     heartbeat_seconds: float = 20.0
     max_connections: int = 10_000
     idle_timeout: float = 10.0
+    # Several server processes on one host may listen on the same port (SO_REUSEPORT; the
+    # kernel spreads new connections over them): each is a replica, so this needs etcd.
+    reuse_port: bool = False
     # When set, GET /metrics needs `Authorization: Bearer <metrics_token>`.
     metrics_token: str = ""
     # Peers (IP addresses or CIDR networks) whose X-Forwarded-Proto/-Host/-For are believed.
@@ -256,6 +259,11 @@ def _check(config: Config) -> Config:
     if not 0 <= config.server.port <= 65535:
         raise ConfigError(f"[server] port: out of range: {config.server.port}")
     _check_trusted_proxies(config.server.trusted_proxies)
+    if config.server.reuse_port and config.standalone:
+        raise ConfigError(
+            "[server] reuse_port: needs [etcd] endpoints: every process sharing the port is a "
+            "replica, and replicas learn each other's releases through etcd"
+        )
     if config.server.public_url:
         parse_public_url(config.server.public_url)
     if not config.etcd.prefix.startswith("/") or config.etcd.prefix.endswith("/"):

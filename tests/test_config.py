@@ -79,6 +79,7 @@ def test_serve_flags_override_the_file_and_the_environment() -> None:
         ("", {"CONFIGCENTER_ETCD_LOCK_TTL": "1"}, "lock_ttl"),
         ("", {"CONFIGCENTER_COMPAT_NACOS": "maybe"}, "[compat] nacos: expected true or false"),
         ("[compat]\napollo = 1\n", {}, "[compat] apollo: expected true or false"),
+        ("[server]\nreuse_port = true\n", {}, "[server] reuse_port: needs [etcd] endpoints"),
     ],
 )
 def test_bad_config_is_one_clear_error(

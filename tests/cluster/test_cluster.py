@@ -11,6 +11,7 @@ import aetcd
 import aiohttp
 import pytest
 
+from devservices import ServerProcess, free_port
 from server.coord.etcd_keys import decode_release
 from tests.cluster.helpers import (
     KEYS,
@@ -473,3 +474,33 @@ def _start_all(cluster: Cluster) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("etcd did not come back healthy")
         time.sleep(0.1)
+
+
+async def test_replicas_on_one_host_share_a_port_with_reuse_port(cluster: Cluster) -> None:
+    # Two more replicas listen on one port (server.reuse_port): both start, and the kernel
+    # spreads new connections over them.
+    port = free_port()
+    shared = [
+        ServerProcess(
+            cluster.base_dir / f"shared{n}",
+            cluster.store_url,
+            etcd_endpoints=cluster.etcd.client_endpoints,
+            port=port,
+            env=cluster.env({"CONFIGCENTER_SERVER_REUSE_PORT": "true"}),
+        )
+        for n in (1, 2)
+    ]
+    for server in shared:
+        cluster.extras.append(server)
+        await asyncio.to_thread(server.start)
+    token = await asyncio.to_thread(cluster.replicas[0].admin_token)
+    headers = {"Authorization": f"Bearer {token}"}
+    answered_by: set[str] = set()
+    url = f"http://127.0.0.1:{port}/api/v1/cluster"
+    for _ in range(200):  # a new connection each: the kernel picks the listener
+        async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as got:
+            assert got.status == 200
+            answered_by.add((await got.json())["replica"])
+        if len(answered_by) == 2:
+            break
+    assert len(answered_by) == 2, answered_by
