@@ -7,8 +7,8 @@ and fencing), `etcd_sync` (watch, reload, scheduled refresh and repair), `etcd_m
 A publish: acquire the lock of (app, env) -> fence (epoch = etcd cluster id, token = the
 claim's create_revision) -> the store commits version = latest + 1, refusing a fence older
 than the env's recorded one -> `distribute` writes `{prefix}/releases/{app}/{env}` in a
-transaction that compares the claim's create_revision (the claim is still ours) -> every
-replica's watch applies it -> the lock is released (lease revoked). The store is the source
+transaction that compares the claim's create_revision (the claim is still ours) and deletes
+the claim, which releases the lock -> every replica's watch applies it. The store is the source
 of truth; etcd is the fast path and is repaired from the store.
 
 What each failure (a holder killed or paused, etcd members or all of etcd, the store, a
@@ -179,15 +179,24 @@ class EtcdCoordinator:
 
             async def write(c: aetcd.Client) -> bool:
                 t = c.transactions
-                ok, _ = await c.transaction(
+                # The record and the claim's delete in one transaction, guarded by the fence:
+                # the lock is released at the revision the record appears, with no write of
+                # its own (a holder whose claim is gone writes neither).
+                ok, responses = await c.transaction(
                     compare=[t.create(hold.key) == hold.token],
-                    success=[t.put(key, value)],
-                    failure=[],
+                    success=[t.put(key, value), t.delete(hold.key)],
+                    failure=[t.get(key)],
                 )
-                return bool(ok)
+                if ok:
+                    return True
+                # A retry of a transaction etcd applied before its answer was lost finds the
+                # claim gone and the record ours: written (and the claim deleted) all the same.
+                found = responses[0][0] if responses and responses[0] else None
+                return found is not None and found[0] == value
 
             try:
                 written = await self.conn.call(write, within=ETCD_WITHIN)
+                hold.released = written
                 if not written:
                     self.fenced_out += 1
             except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:

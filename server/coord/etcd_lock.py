@@ -5,7 +5,8 @@ Modelled on etcd's concurrency.Session and concurrency.Mutex, with the two thing
 
 - **Keep-alive.** A replica holds one session lease (TTL `lock_ttl`, granted on its first
   publish) and refreshes it every TTL/3; every claim it makes is on that lease, so a publish
-  costs no lease grant and no revoke, only its claim and its release (a delete). A replica
+  costs no lease grant and no revoke, only its claim (released by distribute's transaction,
+  which deletes it with the record's write; by a delete of its own otherwise). A replica
   that dies or stops refreshing (kill -9, a GC pause, SIGSTOP, a partition) loses the session;
   etcd deletes its claims and the next waiter proceeds at most `lock_ttl` (+ etcd's 0.5 s
   expiry tick) later. A lost session is never reused: the next publish grants a new one.
@@ -116,6 +117,9 @@ class Hold:
     acquired_at: float = 0.0
     # Set when the lease the claim is on is gone (its session's event).
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the claim was deleted with the release record (distribute's transaction):
+    # the lock is free already and needs no delete of its own.
+    released: bool = False
 
 
 @dataclass
@@ -185,7 +189,8 @@ class PublishLocks:
                     yield Fence(hold.epoch, hold.token)
                 finally:
                     self._holds.pop(env_key, None)
-                    await self._release(hold)
+                    if not hold.released:
+                        await self._release(hold)
             finally:
                 local.release()
         finally:
