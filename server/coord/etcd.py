@@ -37,12 +37,14 @@ import aetcd.utils
 
 from server.config import EtcdSection
 from server.coord.base import ReleaseSource
+from server.coord.etcd_batch import TxnBatch
 from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable
 from server.coord.etcd_instances import InstanceShare
 from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import (
     ETCD_WITHIN,
     FAULT_DISTRIBUTE_HOLD_ENV,
+    TXN,
     PublishLocks,
     fault_hold_seconds,
     unavailable,
@@ -78,11 +80,13 @@ class EtcdCoordinator:
         self.replica_id = f"{urlsplit(self.address).netloc}-{os.getpid()}"
         self.started_at = time.time()
         self.conn = EtcdConnection(config.endpoints, EtcdAccess.from_config(config))
+        self.batch = TxnBatch(self.conn, ETCD_WITHIN)
         self.locks = PublishLocks(
             self.conn,
             self.keys,
             config.lock_ttl,
             self.replica_id,
+            batch=self.batch,
             fault_hold=fault_hold_seconds(),
         )
         self.membership = Membership(
@@ -154,6 +158,7 @@ class EtcdCoordinator:
     async def close(self) -> None:
         await self.tasks.close()
         await self.locks.close()
+        await self.batch.close()
         await self.membership.close()
         await self.conn.close()
 
@@ -177,15 +182,18 @@ class EtcdCoordinator:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(hold.lost.wait(), self.fault_distribute_hold)
 
-            async def write(c: aetcd.Client) -> bool:
-                t = c.transactions
+            async def write() -> bool:
+                t = TXN
                 # The record and the claim's delete in one transaction, guarded by the fence:
                 # the lock is released at the revision the record appears, with no write of
-                # its own (a holder whose claim is gone writes neither).
-                ok, responses = await c.transaction(
+                # its own (a holder whose claim is gone writes neither). It goes with this
+                # replica's other concurrent transactions (etcd_batch).
+                ok, responses = await self.batch.run(
                     compare=[t.create(hold.key) == hold.token],
                     success=[t.put(key, value), t.delete(hold.key)],
                     failure=[t.get(key)],
+                    keys=frozenset({key, hold.key}),
+                    size=len(value),
                 )
                 if ok:
                     return True
@@ -195,7 +203,7 @@ class EtcdCoordinator:
                 return found is not None and found[0] == value
 
             try:
-                written = await self.conn.call(write, within=ETCD_WITHIN)
+                written = await write()
                 hold.released = written
                 if not written:
                     self.fenced_out += 1

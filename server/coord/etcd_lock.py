@@ -60,6 +60,7 @@ import aetcd.utils
 import orjson
 from aetcd.rpc import AioRpcError, StatusCode
 
+from server.coord.etcd_batch import TxnBatch
 from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, decode_json
 from server.errors import AppError, ErrorCode
@@ -73,6 +74,8 @@ FAULT_DISTRIBUTE_HOLD_ENV = "CONFIGCENTER_FAULT_HOLD_DISTRIBUTE_SECONDS"
 ETCD_WITHIN = 4.0
 # A waiter re-reads the queue this often even without a deletion event.
 WAIT_POLL = 2.0
+# Builds transaction operations and compares (no client needed until they are sent).
+TXN = aetcd.client.Transactions()
 
 
 def fault_hold_seconds(environ: dict[str, str] | None = None, name: str = FAULT_HOLD_ENV) -> float:
@@ -142,9 +145,12 @@ class PublishLocks:
         ttl: int,
         replica_id: str,
         *,
+        batch: TxnBatch | None = None,
         fault_hold: float = 0.0,
     ) -> None:
         self.conn = conn
+        # Claims go with this replica's other concurrent transactions (one gRPC call).
+        self.batch = batch or TxnBatch(conn, ETCD_WITHIN)
         self.keys = keys
         self.ttl = ttl
         self.replica_id = replica_id
@@ -284,17 +290,15 @@ class PublishLocks:
         directory = self.keys.lock_dir(hold.app, hold.env)
         claims_range = (directory, aetcd.utils.prefix_range_end(directory))
 
-        async def create(c: aetcd.Client) -> tuple[bool, list[Any]]:
-            t = c.transactions
-            result: tuple[bool, list[Any]] = await c.transaction(
+        t = TXN
+        try:
+            _, responses = await self.batch.run(
                 compare=[t.create(hold.key) == 0],
                 success=[t.put(hold.key, info, lease=hold.lease_id), t.get(*claims_range)],
                 failure=[t.get(*claims_range)],
+                keys=frozenset({hold.key}),
+                size=len(info),
             )
-            return result
-
-        try:
-            _, responses = await self.conn.call(create, within=ETCD_WITHIN)
         except EtcdUnavailable as exc:
             raise unavailable(exc) from None
         except aetcd.exceptions.ClientError as exc:
