@@ -10,8 +10,9 @@ import pytest
 
 from devservices import EtcdCluster
 from server.coord.etcd_batch import TxnBatch, TxnResult
-from server.coord.etcd_conn import EtcdConnection
+from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_lock import TXN
+from tests.coord.helpers import dead_endpoint
 
 pytestmark = pytest.mark.etcd
 
@@ -83,3 +84,16 @@ async def test_transactions_on_one_key_are_not_joined(
     assert (ok1, ok2) == (True, False)
     ((value, _),) = responses[-1]
     assert value == b"first"
+
+
+async def test_close_answers_every_caller(prefix: str) -> None:
+    conn = EtcdConnection([dead_endpoint()])
+    batch = TxnBatch(conn, within=30.0)
+    tasks = [put_if_absent(batch, f"{prefix}/k{i}".encode(), b"v") for i in range(3)]
+    await asyncio.sleep(0.1)  # the first is in flight (retrying), the others queued
+    assert not any(task.done() for task in tasks)
+    await batch.close()
+    for task in tasks:
+        with pytest.raises(EtcdUnavailable):
+            await asyncio.wait_for(task, 5)
+    await conn.close()
