@@ -7,8 +7,8 @@ and fencing), `etcd_sync` (watch, reload, scheduled refresh and repair), `etcd_m
 A publish: acquire the lock of (app, env) -> fence (epoch = etcd cluster id, token = the
 claim's create_revision) -> the store commits version = latest + 1, refusing a fence older
 than the env's recorded one -> `distribute` writes `{prefix}/releases/{app}/{env}` in a
-transaction that compares the claim's create_revision (the claim is still ours) -> every
-replica's watch applies it -> the lock is released (lease revoked). The store is the source
+transaction that compares the claim's create_revision (the claim is still ours) and deletes
+the claim, which releases the lock -> every replica's watch applies it. The store is the source
 of truth; etcd is the fast path and is repaired from the store.
 
 What each failure (a holder killed or paused, etcd members or all of etcd, the store, a
@@ -37,12 +37,14 @@ import aetcd.utils
 
 from server.config import EtcdSection
 from server.coord.base import ReleaseSource
+from server.coord.etcd_batch import TxnBatch
 from server.coord.etcd_conn import EtcdAccess, EtcdConnection, EtcdUnavailable
 from server.coord.etcd_instances import InstanceShare
 from server.coord.etcd_keys import Keys, encode_event, encode_release
 from server.coord.etcd_lock import (
     ETCD_WITHIN,
     FAULT_DISTRIBUTE_HOLD_ENV,
+    TXN,
     PublishLocks,
     fault_hold_seconds,
     unavailable,
@@ -78,11 +80,13 @@ class EtcdCoordinator:
         self.replica_id = f"{urlsplit(self.address).netloc}-{os.getpid()}"
         self.started_at = time.time()
         self.conn = EtcdConnection(config.endpoints, EtcdAccess.from_config(config))
+        self.batch = TxnBatch(self.conn, ETCD_WITHIN)
         self.locks = PublishLocks(
             self.conn,
             self.keys,
             config.lock_ttl,
             self.replica_id,
+            batch=self.batch,
             fault_hold=fault_hold_seconds(),
         )
         self.membership = Membership(
@@ -154,6 +158,7 @@ class EtcdCoordinator:
     async def close(self) -> None:
         await self.tasks.close()
         await self.locks.close()
+        await self.batch.close()
         await self.membership.close()
         await self.conn.close()
 
@@ -177,17 +182,29 @@ class EtcdCoordinator:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(hold.lost.wait(), self.fault_distribute_hold)
 
-            async def write(c: aetcd.Client) -> bool:
-                t = c.transactions
-                ok, _ = await c.transaction(
+            async def write() -> bool:
+                t = TXN
+                # The record and the claim's delete in one transaction, guarded by the fence:
+                # the lock is released at the revision the record appears, with no write of
+                # its own (a holder whose claim is gone writes neither). It goes with this
+                # replica's other concurrent transactions (etcd_batch).
+                ok, responses = await self.batch.run(
                     compare=[t.create(hold.key) == hold.token],
-                    success=[t.put(key, value)],
-                    failure=[],
+                    success=[t.put(key, value), t.delete(hold.key)],
+                    failure=[t.get(key)],
+                    keys=frozenset({key, hold.key}),
+                    size=len(value),
                 )
-                return bool(ok)
+                if ok:
+                    return True
+                # A retry of a transaction etcd applied before its answer was lost finds the
+                # claim gone and the record ours: written (and the claim deleted) all the same.
+                found = responses[0][0] if responses and responses[0] else None
+                return found is not None and found[0] == value
 
             try:
-                written = await self.conn.call(write, within=ETCD_WITHIN)
+                written = await write()
+                hold.released = written
                 if not written:
                     self.fenced_out += 1
             except (EtcdUnavailable, aetcd.exceptions.ClientError) as exc:

@@ -5,7 +5,8 @@ Modelled on etcd's concurrency.Session and concurrency.Mutex, with the two thing
 
 - **Keep-alive.** A replica holds one session lease (TTL `lock_ttl`, granted on its first
   publish) and refreshes it every TTL/3; every claim it makes is on that lease, so a publish
-  costs no lease grant and no revoke, only its claim and its release (a delete). A replica
+  costs no lease grant and no revoke, only its claim (released by distribute's transaction,
+  which deletes it with the record's write; by a delete of its own otherwise). A replica
   that dies or stops refreshing (kill -9, a GC pause, SIGSTOP, a partition) loses the session;
   etcd deletes its claims and the next waiter proceeds at most `lock_ttl` (+ etcd's 0.5 s
   expiry tick) later. A lost session is never reused: the next publish grants a new one.
@@ -59,6 +60,7 @@ import aetcd.utils
 import orjson
 from aetcd.rpc import AioRpcError, StatusCode
 
+from server.coord.etcd_batch import TxnBatch
 from server.coord.etcd_conn import EtcdConnection, EtcdUnavailable
 from server.coord.etcd_keys import Keys, decode_json
 from server.errors import AppError, ErrorCode
@@ -72,6 +74,8 @@ FAULT_DISTRIBUTE_HOLD_ENV = "CONFIGCENTER_FAULT_HOLD_DISTRIBUTE_SECONDS"
 ETCD_WITHIN = 4.0
 # A waiter re-reads the queue this often even without a deletion event.
 WAIT_POLL = 2.0
+# Builds transaction operations and compares (no client needed until they are sent).
+TXN = aetcd.client.Transactions()
 
 
 def fault_hold_seconds(environ: dict[str, str] | None = None, name: str = FAULT_HOLD_ENV) -> float:
@@ -116,6 +120,9 @@ class Hold:
     acquired_at: float = 0.0
     # Set when the lease the claim is on is gone (its session's event).
     lost: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when the claim was deleted with the release record (distribute's transaction):
+    # the lock is free already and needs no delete of its own.
+    released: bool = False
 
 
 @dataclass
@@ -138,9 +145,12 @@ class PublishLocks:
         ttl: int,
         replica_id: str,
         *,
+        batch: TxnBatch | None = None,
         fault_hold: float = 0.0,
     ) -> None:
         self.conn = conn
+        # Claims go with this replica's other concurrent transactions (one gRPC call).
+        self.batch = batch or TxnBatch(conn, ETCD_WITHIN)
         self.keys = keys
         self.ttl = ttl
         self.replica_id = replica_id
@@ -185,7 +195,8 @@ class PublishLocks:
                     yield Fence(hold.epoch, hold.token)
                 finally:
                     self._holds.pop(env_key, None)
-                    await self._release(hold)
+                    if not hold.released:
+                        await self._release(hold)
             finally:
                 local.release()
         finally:
@@ -279,17 +290,15 @@ class PublishLocks:
         directory = self.keys.lock_dir(hold.app, hold.env)
         claims_range = (directory, aetcd.utils.prefix_range_end(directory))
 
-        async def create(c: aetcd.Client) -> tuple[bool, list[Any]]:
-            t = c.transactions
-            result: tuple[bool, list[Any]] = await c.transaction(
+        t = TXN
+        try:
+            _, responses = await self.batch.run(
                 compare=[t.create(hold.key) == 0],
                 success=[t.put(hold.key, info, lease=hold.lease_id), t.get(*claims_range)],
                 failure=[t.get(*claims_range)],
+                keys=frozenset({hold.key}),
+                size=len(info),
             )
-            return result
-
-        try:
-            _, responses = await self.conn.call(create, within=ETCD_WITHIN)
         except EtcdUnavailable as exc:
             raise unavailable(exc) from None
         except aetcd.exceptions.ClientError as exc:

@@ -146,6 +146,33 @@ async def test_lock_is_kept_alive_while_held(node_factory: NodeFactory) -> None:
 
 
 @pytest.mark.etcd
+async def test_distribute_deletes_the_claim_with_the_record(
+    node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
+) -> None:
+    a = await node_factory("etcd")
+    b = await node_factory("etcd")
+    async with a.coordinator.publish_lock("shop", "prod") as fence:
+        hold = a.etcd.locks.held("shop", "prod")
+        assert hold is not None
+        release = await store.commit(make_release("shop", "prod", 1))
+        await a.coordinator.distribute(release, fence)
+        # One transaction wrote the record and released the lock: the claim is gone before
+        # the block ends, and another replica's publish may go ahead.
+        assert await raw_etcd.get(hold.key) is None
+        record = await raw_etcd.get(a.etcd.keys.release("shop", "prod"))
+        assert record is not None
+        assert record.mod_revision > hold.token
+        await asyncio.wait_for(_hold_once(b, "shop", "prod"), 10)
+    assert a.etcd.fenced_out == 0
+    assert list(await raw_etcd.get_prefix(a.etcd.keys.lock_dir("shop", "prod"))) == []
+
+
+async def _hold_once(node: Node, app: str, env: str) -> None:
+    async with node.coordinator.publish_lock(app, env):
+        pass
+
+
+@pytest.mark.etcd
 async def test_a_holder_whose_lease_expired_cannot_write_etcd(
     node_factory: NodeFactory, store: StoreReleases, raw_etcd: aetcd.Client
 ) -> None:
