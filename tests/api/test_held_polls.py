@@ -4,8 +4,12 @@ the same answer as the handler's, written to the connection, which stays usable.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from server.keys import HELD_POLLS
+import pytest
+
+from server.api.held_polls import HeldPolls
+from server.keys import HELD_POLLS, PUBLISHED
 from tests.api.helpers import Api, AppFactory
 from tests.client.helpers import wait_until
 
@@ -52,14 +56,28 @@ async def published(api: Api, items: dict[str, str]) -> None:
     assert (await api.publish("shop", "prod")).status == 201
 
 
-async def test_a_held_poll_gets_the_handlers_answer_and_keeps_its_connection(
-    api_factory: AppFactory, sqlite_url: str
-) -> None:
+@dataclass
+class Polling:
+    """An app whose shop/prod has version 1, its held polls, and a read token."""
+
+    api: Api
+    polls: HeldPolls
+    token: str
+
+
+@pytest.fixture
+async def polling(api_factory: AppFactory, sqlite_url: str) -> Polling:
     api = await api_factory(sqlite_url)
     await api.app_with_env()
     await published(api, {"a": "1"})
-    polls = api.app[HELD_POLLS]
     _, token = await api.token_for("read:shop")
+    return Polling(api, api.app[HELD_POLLS], token)
+
+
+async def test_a_held_poll_gets_the_handlers_answer_and_keeps_its_connection(
+    polling: Polling,
+) -> None:
+    api, polls, token = polling.api, polling.polls, polling.token
     for fmt in ("", "&format=properties"):
         version = int((await api.call("GET", CONFIG)).headers["X-Config-Version"])
         held = await RawHttp.open(api)
@@ -93,19 +111,13 @@ async def test_a_held_poll_gets_the_handlers_answer_and_keeps_its_connection(
     assert polls.held == 0
 
 
-async def test_polls_that_cannot_be_held_are_answered_by_their_handler(
-    api_factory: AppFactory, sqlite_url: str
-) -> None:
-    api = await api_factory(sqlite_url)
-    await api.app_with_env()
-    await published(api, {"a": "1"})
-    polls = api.app[HELD_POLLS]
-    _, token = await api.token_for("read:shop")
+async def test_polls_that_cannot_be_held_are_answered_by_their_handler(polling: Polling) -> None:
+    api, polls, token = polling.api, polling.polls, polling.token
     closing = await RawHttp.open(api)
     closing.send(f"{CONFIG}?after=1&wait=10", token, "Connection: close")
     old = await RawHttp.open(api)
     old.send(f"{CONFIG}?after=1&wait=10", token, version="1.0")
-    await asyncio.sleep(0.2)
+    await wait_until(lambda: api.app[PUBLISHED].waiting == 2, "both polls wait", 5)
     assert polls.held == 0
     await published(api, {"a": "2"})
     for connection in (closing, old):
@@ -116,14 +128,8 @@ async def test_polls_that_cannot_be_held_are_answered_by_their_handler(
     assert polls.sent == 0
 
 
-async def test_a_held_poll_that_times_out_or_whose_client_left_is_let_go(
-    api_factory: AppFactory, sqlite_url: str
-) -> None:
-    api = await api_factory(sqlite_url)
-    await api.app_with_env()
-    await published(api, {"a": "1"})
-    polls = api.app[HELD_POLLS]
-    _, token = await api.token_for("read:shop")
+async def test_a_held_poll_that_times_out_or_whose_client_left_is_let_go(polling: Polling) -> None:
+    api, polls, token = polling.api, polling.polls, polling.token
     timing_out = await RawHttp.open(api)
     timing_out.send(f"{CONFIG}?after=1&wait=1", token)
     leaving = await RawHttp.open(api)
