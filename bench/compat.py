@@ -110,7 +110,7 @@ async def longpoll_phase(
 ) -> list[dict[str, Any]]:
     """Per protocol: N clients wait; each publish's notify latency at every one of them. Each
     protocol on a server of its own, started fresh, so that its memory figure is its own;
-    configcenter's own long poll also against the bare-aiohttp ceiling, same clients."""
+    each beside the bare-aiohttp long-poll ceiling holding as many polls, same clients."""
     rows = []
     for protocol, count in plan.longpoll_counts:
         target = f"sqlite-poll-{protocol}"
@@ -135,9 +135,10 @@ async def longpoll_phase(
             row = await _longpoll_run(
                 server.pid, server.url, token, app, protocol, count, plan, publish, profile
             )
-            if protocol == "config":
-                body = await _read_once(f"{server.url}/api/v1/apps/{app}/envs/{ENV}/config", token)
-                row["ceiling"] = await _ceiling_longpoll(stack, app, body, count, plan)
+            # Each protocol's row beside bare aiohttp holding as many polls (configcenter's
+            # poll shape: the bare server speaks no protocol of its own).
+            body = await _read_once(f"{server.url}/api/v1/apps/{app}/envs/{ENV}/config", token)
+            row["ceiling"] = await _ceiling_longpoll(stack, f"{app}-ceiling", body, count, plan)
             rows.append(row)
         finally:
             await api.close()
@@ -151,7 +152,7 @@ async def _ceiling_longpoll(
     """The same long polls against bare aiohttp answering prebuilt bytes (bench/ceiling.py)."""
     import aiohttp
 
-    ceiling = CeilingServer(stack.base_dir / "ceiling-longpoll", body).start()
+    ceiling = CeilingServer(stack.base_dir / f"ceiling-{app}", body).start()
     try:
         async with aiohttp.ClientSession(ceiling.url) as session:
 
@@ -404,10 +405,10 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
             "",
             "LONG POLL: clients waiting on one env, notify latency after each publish "
             "(publish request sent -> answer at the client), SQLite, a minimal HTTP client; "
-            "ws: WebSocket push at that count; ceiling: bare aiohttp (uvloop) answering "
-            "the same polls with prebuilt bytes, same clients; etcd Go: etcd's fan-out to "
-            "that many Go watchers; bound by: server or client (CPU µs per answer, server / "
-            "client)",
+            "ws: WebSocket push at that count; ceiling: bare aiohttp (uvloop) answering as "
+            "many polls (of /config's shape) with prebuilt bytes, same clients; etcd Go: "
+            "etcd's fan-out to that many Go watchers; bound by: server or client (CPU µs per "
+            "answer, server / client)",
             *table(
                 [
                     "protocol",
