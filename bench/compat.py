@@ -382,13 +382,13 @@ def compat_sections(results: dict[str, Any], table: Any) -> list[str]:
                     f"{r['delivered']:,}/{r['expected']:,}",
                     " / ".join(_n(r["notify"][k], 1) for k in ("p50_ms", "p99_ms", "max_ms")),
                     _n(ws, 1),
-                    f"{_n(p99 / ws if ws else None, 2)}x",
+                    f"{_n(p99 / ws, 2)}x" if ws else "n/a",
                     " / ".join(_n(bare["notify"][k], 1) for k in ("p50_ms", "p99_ms"))
                     if bare
                     else "",
                     f"{_n(p99 / bare['notify']['p99_ms'], 2)}x" if bare else "",
                     _n(go, 1),
-                    f"{_n(p99 / go if go else None, 2)}x",
+                    f"{_n(p99 / go, 2)}x" if go else "n/a",
                     f"{_n(r['server_rss_bytes_per_waiting'] / 1024, 1)} KB",
                     f"{_n(bare['server_rss_bytes_per_waiting'] / 1024, 1)} KB" if bare else "",
                     f"{r['limit']} ({r['server_cpu_us_per_delivery']} / "
