@@ -12,11 +12,21 @@ from server.domain import auth as auth_module
 from server.keys import STORE
 from server.records import Token
 from server.store.queries import Queries
-from tests.api.helpers import AppFactory
+from tests.api.helpers import Api, AppFactory
 from tests.api.test_events import revoke_behind_the_cache
 from tests.api.test_watch import connect
 
 APP = "/api/v1/apps/shop"
+
+
+async def cached_token(api_factory: AppFactory, sqlite_url: str) -> tuple[Api, int, str]:
+    """An app with shop/prod and a read token whose principal one read has cached:
+    (api, token id, secret)."""
+    api = await api_factory(sqlite_url)
+    await api.app_with_env()
+    token_id, secret = await api.token_for("read:shop")
+    assert (await api.call("GET", APP, token=secret)).status == 200
+    return api, token_id, secret
 
 
 async def past_freshness() -> None:
@@ -27,10 +37,7 @@ async def past_freshness() -> None:
 async def test_a_token_revoked_behind_the_cache_is_refused_after_the_fresh_window(
     api_factory: AppFactory, sqlite_url: str
 ) -> None:
-    api = await api_factory(sqlite_url)
-    await api.app_with_env()
-    token_id, secret = await api.token_for("read:shop")
-    assert (await api.call("GET", APP, token=secret)).status == 200
+    api, token_id, secret = await cached_token(api_factory, sqlite_url)
     # No event: as if the replica that revoked it died before announcing it.
     await revoke_behind_the_cache(api, token_id)
 
@@ -62,10 +69,7 @@ async def test_the_sockets_of_a_token_revoked_behind_the_cache_are_closed(
 async def test_concurrent_requests_with_one_token_share_one_store_read(
     api_factory: AppFactory, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api = await api_factory(sqlite_url)
-    await api.app_with_env()
-    _, secret = await api.token_for("read:shop")
-    assert (await api.call("GET", APP, token=secret)).status == 200
+    api, _, secret = await cached_token(api_factory, sqlite_url)
     await past_freshness()
     reads: list[str] = []
     original = Queries.token_by_hash
@@ -88,10 +92,7 @@ async def test_while_a_token_is_read_again_the_principal_it_had_stands(
     # A burst with one token (10,000 long polls answered at once, polling again) does not
     # queue behind the one store read that checks it again: until that read answers, the
     # principal confirmed a second ago stands; the read's answer counts from then on.
-    api = await api_factory(sqlite_url)
-    await api.app_with_env()
-    token_id, secret = await api.token_for("read:shop")
-    assert (await api.call("GET", APP, token=secret)).status == 200
+    api, token_id, secret = await cached_token(api_factory, sqlite_url)
     await revoke_behind_the_cache(api, token_id)
     await past_freshness()
     reading = asyncio.Event()
